@@ -1,0 +1,21 @@
+/*
+ * libkotte — shared session and credential stores for Kotte.
+ *
+ * The umbrella header: include only this one.
+ *
+ *   kotte/common.h   error codes, version, export macro
+ *   kotte/core.h     allocator, logging, clock, random tokens
+ *   kotte/runtime.h  a library-owned libuv loop thread for blocking calls
+ *   kotte/session.h  the session store and its built-in backends
+ *
+ * Backend writers additionally include kotte/sys/session_backend.h.
+ */
+#ifndef KOTTE_H
+#define KOTTE_H
+
+#include "kotte/common.h"
+#include "kotte/core.h"
+#include "kotte/runtime.h"
+#include "kotte/session.h"
+
+#endif /* KOTTE_H */

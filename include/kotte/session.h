@@ -1,0 +1,293 @@
+/*
+ * libkotte — the session store.
+ *
+ * A kotte_session_store wraps one backend (memory, json_file, postgresql or
+ * your own, see kotte/sys/session_backend.h) and owns the semantics, so all
+ * backends behave alike:
+ *
+ *  - ids are 256-bit CSPRNG tokens, base64url, 43 characters;
+ *  - every session has an idle expiry that each get/update/touch slides
+ *    (default 1800 s) and an absolute maximum age that nothing extends
+ *    (default 3600 s); a session is alive while now <= its expiry;
+ *  - session data is a JSON object (text), at most max_data_size bytes;
+ *  - update merges top-level keys atomically inside the backend;
+ *  - an update or touch of a deleted or expired session fails with
+ *    KOTTE_ENOTFOUND and never brings it back ("logout wins").
+ *
+ * Two ways to call it:
+ *
+ *  - asynchronous, on a libuv loop the caller runs: every call that
+ *    returns 0 ends in exactly one callback, on the loop thread, never
+ *    before the call has returned; a call that returns non-zero never calls
+ *    back. Concurrent operations have no ordering guarantee between them.
+ *  - blocking (*_sync), for a store opened on a kotte_runtime: callable from
+ *    any thread except the runtime's loop thread, with a per-call timeout in
+ *    milliseconds (negative: the runtime's default). On KOTTE_ETIMEDOUT the
+ *    operation may still complete later in the backend.
+ */
+#ifndef KOTTE_SESSION_H
+#define KOTTE_SESSION_H
+
+#include <uv.h>
+
+#include "kotte/core.h"
+#include "kotte/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kotte_session_store kotte_session_store;
+typedef struct kotte_session_backend kotte_session_backend;
+
+/** One session, owned by whoever received it; release with kotte_session_free(). */
+typedef struct kotte_session kotte_session;
+
+/** A list of sessions, owned by the receiver; release with kotte_session_list_free(). */
+typedef struct kotte_session_list kotte_session_list;
+
+/** Length of a session id (a kotte token), without the NUL. */
+#define KOTTE_SESSION_ID_LEN KOTTE_TOKEN_LEN
+
+#define KOTTE_SESSION_OPTIONS_VERSION 1
+
+/** Store options. Initialise with KOTTE_SESSION_OPTIONS_INIT; fields are only ever appended. */
+typedef struct kotte_session_options {
+  unsigned int version;
+  /** Idle timeout in seconds that get/update/touch slide (Kotte: 1800). */
+  int64_t idle_timeout_s;
+  /** Absolute maximum age in seconds from creation (Kotte: 3600). */
+  int64_t max_age_s;
+  /** Largest serialised session data in bytes (default 65536). */
+  size_t max_data_size;
+  /** Sessions purged per backend round by kotte_session_purge_expired() (default 500). */
+  unsigned int purge_batch;
+  /** Clock for expiry decisions; NULL = kotte_clock_now(). */
+  kotte_clock_fn clock;
+  void *clock_ctx;
+} kotte_session_options;
+
+#define KOTTE_SESSION_OPTIONS_INIT                                           \
+  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL }
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+/* ------------------------------------------------------------------ */
+
+/** The session id (43 characters). Never NULL. */
+KOTTE_EXTERN const char *kotte_session_id(const kotte_session *s);
+/** The owning user's id. Never NULL. */
+KOTTE_EXTERN const char *kotte_session_user_id(const kotte_session *s);
+/** The data: a NUL-terminated, compact JSON object. Never NULL. */
+KOTTE_EXTERN const char *kotte_session_data(const kotte_session *s);
+/** Creation time (µs since the epoch, UTC). */
+KOTTE_EXTERN kotte_time kotte_session_created_at(const kotte_session *s);
+/** Time of the last sliding access. */
+KOTTE_EXTERN kotte_time kotte_session_last_activity(const kotte_session *s);
+/** When the session expires unless used again: min(last_activity + idle, max_expires_at). */
+KOTTE_EXTERN kotte_time kotte_session_expires_at(const kotte_session *s);
+/** The absolute expiry (created_at + max age), never extended. */
+KOTTE_EXTERN kotte_time kotte_session_max_expires_at(const kotte_session *s);
+/** Frees @p s. NULL is a no-op. Any thread. */
+KOTTE_EXTERN void kotte_session_free(kotte_session *s);
+
+/** Number of sessions in @p list (0 for NULL). */
+KOTTE_EXTERN size_t kotte_session_list_count(const kotte_session_list *list);
+/** The i-th session, owned by the list; NULL when out of range. */
+KOTTE_EXTERN const kotte_session *kotte_session_list_get(const kotte_session_list *list, size_t i);
+/** Frees the list and its sessions. NULL is a no-op. */
+KOTTE_EXTERN void kotte_session_list_free(kotte_session_list *list);
+
+/* ------------------------------------------------------------------ */
+/* Built-in backends                                                   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * An in-process backend: a hash table, O(1) get and update, thread-safe.
+ * Nothing survives the process. *out is owned by the caller until a store
+ * takes it. Returns 0 or KOTTE_ENOMEM. Any thread.
+ */
+KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
+
+/**
+ * A file backend: an append-only journal at @p path with compaction.
+ *
+ *  - every acknowledged create/set/update/delete/regenerate was written and
+ *    fdatasync'd before its callback ran, so it survives kill -9;
+ *  - a crash at any moment leaves a journal that loads: an incomplete last
+ *    record (a write that was never acknowledged) is dropped;
+ *  - several processes may share one path: each operation holds an
+ *    advisory lock on "<path>.lock" and first reads what others appended;
+ *  - files are created with mode 0600;
+ *  - a corrupt or foreign file fails with KOTTE_ECORRUPT (and the path in
+ *    kotte_error_detail()) and is never overwritten or emptied;
+ *  - the cost of one write does not depend on the number of sessions;
+ *    the journal is compacted (rewritten to a temporary file, fsync'd and
+ *    renamed) when it holds more than twice the live records.
+ *
+ * Work runs on @p loop's thread pool, one batch at a time, in submission
+ * order. Slides of the idle expiry are appended without fsync: a crash may
+ * lose the last slides, which only makes sessions expire sooner.
+ *
+ * Loads the journal now (on the calling thread). Returns 0, KOTTE_EINVAL,
+ * KOTTE_ENOMEM, KOTTE_EIO, KOTTE_ELOCK or KOTTE_ECORRUPT.
+ */
+KOTTE_EXTERN int kotte_session_backend_json_file_new(kotte_session_backend **out,
+                                                     uv_loop_t *loop, const char *path);
+
+/** Frees a backend that no store took. NULL is a no-op. */
+KOTTE_EXTERN void kotte_session_backend_free(kotte_session_backend *backend);
+
+/* ------------------------------------------------------------------ */
+/* Store lifecycle                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Creates a store on @p loop. Call on the loop's thread (or before the
+ * loop runs). On success the store owns @p backend (also on its way out);
+ * on failure the caller still owns it. @p opts may be NULL for defaults.
+ * Returns 0, KOTTE_EINVAL, KOTTE_EVERSION (options or backend version) or
+ * KOTTE_ENOMEM. Free with kotte_session_store_free().
+ */
+KOTTE_EXTERN int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
+                                         kotte_session_backend *backend,
+                                         const kotte_session_options *opts);
+
+/**
+ * Like kotte_session_store_new() on @p rt's loop, and enables the *_sync
+ * calls. Any thread but the loop thread.
+ */
+KOTTE_EXTERN int kotte_session_store_open(kotte_session_store **out, kotte_runtime *rt,
+                                          kotte_session_backend *backend,
+                                          const kotte_session_options *opts);
+
+/**
+ * Frees the store. Operations still in flight end with KOTTE_ECANCELED in
+ * their callbacks; memory is released after the last of them and after
+ * libuv's close callbacks. For a store from kotte_session_store_new(): call
+ * on the loop thread (also from inside a callback) and keep running the
+ * loop. For one from kotte_session_store_open(): call from any thread but
+ * the loop thread; it returns once everything is released. NULL is a no-op.
+ */
+KOTTE_EXTERN void kotte_session_store_free(kotte_session_store *store);
+
+/** The backend's name ("memory", "json_file", ...). Never NULL. */
+KOTTE_EXTERN const char *kotte_session_store_backend_name(const kotte_session_store *store);
+
+/* ------------------------------------------------------------------ */
+/* Asynchronous API (loop thread only)                                 */
+/* ------------------------------------------------------------------ */
+
+/** Receives a session (owned by the callee, NULL unless status is 0). */
+typedef void (*kotte_session_cb)(int status, kotte_session *session, void *userdata);
+/** Receives only a status. */
+typedef void (*kotte_session_status_cb)(int status, void *userdata);
+/** Receives a count (of deleted or purged sessions). */
+typedef void (*kotte_session_count_cb)(int status, uint64_t count, void *userdata);
+/** Receives a list (owned by the callee, NULL unless status is 0). */
+typedef void (*kotte_session_list_cb)(int status, kotte_session_list *list, void *userdata);
+
+/**
+ * Creates a session for @p user_id (non-empty, at most 255 bytes) with
+ * @p data_json (a JSON object; NULL means {}). The id is fresh from the
+ * CSPRNG. Errors: KOTTE_EINVAL, KOTTE_EBADJSON, KOTTE_ETOOBIG, backend errors.
+ */
+KOTTE_EXTERN int kotte_session_create(kotte_session_store *store, const char *user_id,
+                                      const char *data_json, kotte_session_cb cb, void *userdata);
+
+/**
+ * Returns the session and slides its idle expiry. KOTTE_ENOTFOUND when it
+ * is unknown, deleted or expired; KOTTE_EBADID for an id of the wrong shape.
+ */
+KOTTE_EXTERN int kotte_session_get(kotte_session_store *store, const char *id,
+                                   kotte_session_cb cb, void *userdata);
+
+/**
+ * Merges the top-level keys of @p patch_json (a JSON object) into the
+ * session's data, atomically in the backend, slides the idle expiry and
+ * returns the merged session. A key whose value is JSON null is stored as
+ * null (not removed), as Python's dict.update does. KOTTE_ETOOBIG if the
+ * merged data would exceed the limit (the session is then unchanged).
+ */
+KOTTE_EXTERN int kotte_session_update(kotte_session_store *store, const char *id,
+                                      const char *patch_json, kotte_session_cb cb,
+                                      void *userdata);
+
+/**
+ * Creates or replaces the session @p id (which must have the token shape)
+ * with @p data_json, owned by @p user_id, with an idle timeout of
+ * @p ttl_s seconds (0: the store's idle timeout). A replaced session keeps
+ * its creation time and absolute expiry; a new one gets a fresh maximum
+ * age. The caller chooses the id: never pass one a client supplied
+ * (session fixation).
+ */
+KOTTE_EXTERN int kotte_session_set(kotte_session_store *store, const char *id,
+                                   const char *user_id, const char *data_json, int64_t ttl_s,
+                                   kotte_session_cb cb, void *userdata);
+
+/** Deletes the session. KOTTE_ENOTFOUND if there was none. */
+KOTTE_EXTERN int kotte_session_delete(kotte_session_store *store, const char *id,
+                                      kotte_session_status_cb cb, void *userdata);
+
+/** Slides the idle expiry without returning the data. KOTTE_ENOTFOUND if dead. */
+KOTTE_EXTERN int kotte_session_touch(kotte_session_store *store, const char *id,
+                                     kotte_session_status_cb cb, void *userdata);
+
+/**
+ * Moves a live session to a fresh id (same data, same creation time and
+ * absolute expiry) atomically; the old id is dead afterwards. Use it at
+ * privilege changes, such as login. Returns the session under its new id.
+ */
+KOTTE_EXTERN int kotte_session_regenerate(kotte_session_store *store, const char *id,
+                                          kotte_session_cb cb, void *userdata);
+
+/** Lists the live sessions of @p user_id (no sliding), oldest first. */
+KOTTE_EXTERN int kotte_session_list_user(kotte_session_store *store, const char *user_id,
+                                         kotte_session_list_cb cb, void *userdata);
+
+/** Deletes every session of @p user_id; the callback gets how many. */
+KOTTE_EXTERN int kotte_session_delete_user(kotte_session_store *store, const char *user_id,
+                                           kotte_session_count_cb cb, void *userdata);
+
+/**
+ * Deletes expired sessions in batches of purge_batch, one backend round
+ * per loop turn so that other operations interleave; the callback gets
+ * the total.
+ */
+KOTTE_EXTERN int kotte_session_purge_expired(kotte_session_store *store,
+                                             kotte_session_count_cb cb, void *userdata);
+
+/* ------------------------------------------------------------------ */
+/* Blocking API (stores from kotte_session_store_open(); any thread but */
+/* the loop thread). Return 0 or a negative code; *out is set on 0.    */
+/* ------------------------------------------------------------------ */
+
+KOTTE_EXTERN int kotte_session_create_sync(kotte_session_store *store, const char *user_id,
+                                           const char *data_json, kotte_session **out,
+                                           int timeout_ms);
+KOTTE_EXTERN int kotte_session_get_sync(kotte_session_store *store, const char *id,
+                                        kotte_session **out, int timeout_ms);
+KOTTE_EXTERN int kotte_session_update_sync(kotte_session_store *store, const char *id,
+                                           const char *patch_json, kotte_session **out,
+                                           int timeout_ms);
+KOTTE_EXTERN int kotte_session_set_sync(kotte_session_store *store, const char *id,
+                                        const char *user_id, const char *data_json,
+                                        int64_t ttl_s, kotte_session **out, int timeout_ms);
+KOTTE_EXTERN int kotte_session_delete_sync(kotte_session_store *store, const char *id,
+                                           int timeout_ms);
+KOTTE_EXTERN int kotte_session_touch_sync(kotte_session_store *store, const char *id,
+                                          int timeout_ms);
+KOTTE_EXTERN int kotte_session_regenerate_sync(kotte_session_store *store, const char *id,
+                                               kotte_session **out, int timeout_ms);
+KOTTE_EXTERN int kotte_session_list_user_sync(kotte_session_store *store, const char *user_id,
+                                              kotte_session_list **out, int timeout_ms);
+KOTTE_EXTERN int kotte_session_delete_user_sync(kotte_session_store *store,
+                                                const char *user_id, uint64_t *count,
+                                                int timeout_ms);
+KOTTE_EXTERN int kotte_session_purge_expired_sync(kotte_session_store *store, uint64_t *count,
+                                                  int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KOTTE_SESSION_H */

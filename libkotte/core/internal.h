@@ -1,0 +1,39 @@
+/* Private helpers shared by every libkotte subsystem. Not installed. */
+#ifndef KOTTE_CORE_INTERNAL_H
+#define KOTTE_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "kotte.h"
+
+#if defined(__GNUC__)
+#  define KOTTE__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#  define KOTTE__PRINTF(f, a)
+#endif
+
+/* Allocation through the hook set by kotte_set_allocator(). */
+void *kotte__malloc(size_t n);
+void *kotte__calloc(size_t count, size_t n);
+void *kotte__realloc(void *p, size_t n);
+void kotte__free(void *p);
+char *kotte__strdup(const char *s);
+char *kotte__strndup(const char *s, size_t n);
+
+/* Sets the thread's kotte_error_detail() message and returns @p code. */
+int kotte__fail(int code, const char *fmt, ...) KOTTE__PRINTF(2, 3);
+void kotte__clear_detail(void);
+
+/* Logging through the hook; cheap when no hook is installed. */
+int kotte__log_enabled(kotte_log_level level);
+void kotte__log(kotte_log_level level, const char *fmt, ...) KOTTE__PRINTF(2, 3);
+
+/* One-time library initialisation (libsodium, cJSON hooks). 0 or KOTTE_EINTERNAL. */
+int kotte__init(void);
+
+/* Length-checked user id: non-empty, at most 255 bytes, no NUL inside. */
+#define KOTTE__MAX_USER_ID 255
+int kotte__user_id_valid(const char *user_id);
+
+#endif

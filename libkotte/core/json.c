@@ -1,0 +1,85 @@
+/* JSON helpers over cJSON: validation, normalisation and top-level merge. */
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "core/json.h"
+
+int kotte__json_parse_object(const char *text, size_t len, cJSON **out) {
+  *out = NULL;
+  if (text == NULL) return KOTTE_EBADJSON;
+  const char *end = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (j == NULL) return KOTTE_EBADJSON;
+  /* Anything but whitespace after the value is an error. */
+  while (end && end < text + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+    end++;
+  if (!cJSON_IsObject(j) || (end && end < text + len)) {
+    cJSON_Delete(j);
+    return KOTTE_EBADJSON;
+  }
+  *out = j;
+  return 0;
+}
+
+int kotte__json_print(const cJSON *j, size_t max, char **out, size_t *out_len) {
+  char *s = cJSON_PrintUnformatted(j);
+  if (s == NULL) return KOTTE_ENOMEM;
+  size_t n = strlen(s);
+  if (max && n > max) {
+    cJSON_free(s);
+    return KOTTE_ETOOBIG;
+  }
+  /* Copy into our allocator's memory so every string a caller frees comes
+   * from kotte__malloc (cJSON_free and kotte__free are the same hook, but
+   * keeping one owner is simpler to audit). */
+  *out = kotte__strndup(s, n);
+  cJSON_free(s);
+  if (*out == NULL) return KOTTE_ENOMEM;
+  if (out_len) *out_len = n;
+  return 0;
+}
+
+int kotte__json_normalize_object(const char *text, size_t max, char **out, size_t *out_len) {
+  *out = NULL;
+  if (text == NULL) text = "{}";
+  size_t len = strlen(text);
+  /* Compact printing never grows a document by more than a few bytes per
+   * value, but an input far beyond the limit is refused before parsing. */
+  if (max && len > 4 * max + 1024) return KOTTE_ETOOBIG;
+  cJSON *j;
+  int rc = kotte__json_parse_object(text, len, &j);
+  if (rc != 0) return rc;
+  rc = kotte__json_print(j, max, out, out_len);
+  cJSON_Delete(j);
+  return rc;
+}
+
+int kotte__json_merge_into(cJSON *base, const cJSON *patch) {
+  for (const cJSON *item = patch->child; item; item = item->next) {
+    cJSON *copy = cJSON_Duplicate(item, 1);
+    if (copy == NULL) return KOTTE_ENOMEM;
+    if (cJSON_GetObjectItemCaseSensitive(base, item->string)) {
+      if (!cJSON_ReplaceItemInObjectCaseSensitive(base, item->string, copy)) {
+        cJSON_Delete(copy);
+        return KOTTE_ENOMEM;
+      }
+    } else if (!cJSON_AddItemToObject(base, item->string, copy)) {
+      cJSON_Delete(copy);
+      return KOTTE_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+int kotte__json_merge(const char *base, size_t base_len, const char *patch, size_t patch_len,
+                      size_t max, char **out, size_t *out_len) {
+  cJSON *b = NULL, *p = NULL;
+  *out = NULL;
+  int rc = kotte__json_parse_object(base, base_len, &b);
+  if (rc == 0) rc = kotte__json_parse_object(patch, patch_len, &p);
+  if (rc == 0) rc = kotte__json_merge_into(b, p);
+  if (rc == 0) rc = kotte__json_print(b, max, out, out_len);
+  cJSON_Delete(b);
+  cJSON_Delete(p);
+  return rc;
+}

@@ -1,0 +1,25 @@
+/* Private JSON helpers over cJSON. */
+#ifndef KOTTE_CORE_JSON_H
+#define KOTTE_CORE_JSON_H
+
+#include <cjson/cJSON.h>
+
+#include "core/internal.h"
+
+/* Parses exactly one JSON object from text[0..len). KOTTE_EBADJSON otherwise. */
+int kotte__json_parse_object(const char *text, size_t len, cJSON **out);
+
+/* Compact text of @p j in kotte__malloc memory; KOTTE_ETOOBIG above @p max (0: no limit). */
+int kotte__json_print(const cJSON *j, size_t max, char **out, size_t *out_len);
+
+/* Validates @p text (NULL means "{}") as an object and returns it compact. */
+int kotte__json_normalize_object(const char *text, size_t max, char **out, size_t *out_len);
+
+/* Sets every top-level key of @p patch on @p base (replacing existing ones). */
+int kotte__json_merge_into(cJSON *base, const cJSON *patch);
+
+/* Merges object texts: the compact result, or KOTTE_ETOOBIG above @p max. */
+int kotte__json_merge(const char *base, size_t base_len, const char *patch, size_t patch_len,
+                      size_t max, char **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,84 @@
+/* Blocking calls with timeouts over the asynchronous API. */
+#include "core/internal.h"
+#include "runtime/runtime_internal.h"
+
+void *kotte__sync_new(size_t size, int (*start)(kotte__sync *s)) {
+  kotte__sync *s = kotte__calloc(1, size);
+  if (s == NULL) return NULL;
+  if (uv_mutex_init(&s->mu) != 0) {
+    kotte__free(s);
+    return NULL;
+  }
+  if (uv_cond_init(&s->cv) != 0) {
+    uv_mutex_destroy(&s->mu);
+    kotte__free(s);
+    return NULL;
+  }
+  atomic_init(&s->refs, 2);
+  s->start = start;
+  return s;
+}
+
+static void unref(kotte__sync *s) {
+  if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+  if (s->result && s->result_free) s->result_free(s->result);
+  if (s->destroy) s->destroy(s);
+  uv_cond_destroy(&s->cv);
+  uv_mutex_destroy(&s->mu);
+  kotte__free(s);
+}
+
+void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t count) {
+  uv_mutex_lock(&s->mu);
+  s->status = status;
+  s->result = result;
+  s->count = count;
+  s->done = 1;
+  uv_cond_signal(&s->cv);
+  uv_mutex_unlock(&s->mu);
+  unref(s);
+}
+
+static void start_on_loop(void *arg) {
+  kotte__sync *s = arg;
+  int rc = s->start(s);
+  if (rc != 0) kotte__sync_complete(s, rc, NULL, 0);
+}
+
+int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **result,
+                    uint64_t *count) {
+  if (kotte_runtime_on_loop_thread(rt)) {
+    atomic_store(&s->refs, 1);
+    unref(s);
+    return KOTTE_EDEADLK;
+  }
+  int rc = kotte_runtime_post(rt, start_on_loop, s);
+  if (rc != 0) {
+    atomic_store(&s->refs, 1);
+    unref(s);
+    return rc;
+  }
+  if (timeout_ms < 0) timeout_ms = kotte_runtime_default_timeout(rt);
+  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  uv_mutex_lock(&s->mu);
+  while (!s->done) {
+    uint64_t now = uv_hrtime();
+    if (now >= deadline || uv_cond_timedwait(&s->cv, &s->mu, deadline - now) != 0) {
+      if (!s->done) break;
+    }
+  }
+  if (s->done) {
+    rc = s->status;
+    if (result) {
+      *result = s->result;
+      s->result = NULL;
+    }
+    if (count) *count = s->count;
+  } else {
+    s->abandoned = 1;
+    rc = KOTTE_ETIMEDOUT;
+  }
+  uv_mutex_unlock(&s->mu);
+  unref(s);
+  return rc;
+}

@@ -1,0 +1,436 @@
+/* The json_file backend: the shared index, kept in step with a journal
+ * file. Operations queue up on the loop thread; one libuv thread-pool work
+ * item at a time takes the whole queue, applies it under the file lock with
+ * a single append and a single fdatasync (group commit), and the results
+ * are delivered on the loop thread in submission order. */
+#include <string.h>
+
+#include "session/journal.h"
+
+typedef enum job_kind { J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE } job_kind;
+
+typedef struct job job;
+struct job {
+  job_kind kind;
+  job *next;
+  void *ctx;
+  kotte_session_backend_record_cb record_cb;
+  kotte_session_backend_count_cb count_cb;
+  kotte_session_backend_list_cb list_cb;
+  /* arguments */
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  char new_id[KOTTE_SESSION_ID_LEN + 1];
+  char *user_id;
+  char *data; /* put: data; update: patch */
+  size_t data_len;
+  kotte_session_record rec; /* put: times */
+  int flag;                 /* put: replace; get: slide */
+  kotte_time now;
+  size_t max_size;
+  unsigned int limit;
+  /* results */
+  int status;
+  uint64_t count;
+  kotte_session_record *out; /* deep copies: `n_out` records */
+  size_t n_out;
+};
+
+typedef struct jf_backend {
+  kotte_session_backend base; /* first */
+  uv_loop_t *loop;
+  uv_work_t work;
+  uv_mutex_t mu; /* guards `queue` (loop thread and worker) */
+  job *queue, *queue_tail;
+  job *batch;     /* owned by the worker while it runs, then by after_work */
+  int working;    /* loop thread only */
+  int in_deliver; /* loop thread only: re-entrancy guard for free() */
+  int free_asked; /* loop thread only */
+  kt_table table; /* worker only (and the loader before any work) */
+  kj journal;
+} jf_backend;
+
+#define JF(be) ((jf_backend *)(be))
+
+/* ---- deep copies for results ------------------------------------------- */
+
+static int copy_out(job *jb, const kotte_session_record *recs, size_t n) {
+  jb->out = kotte__calloc(n ? n : 1, sizeof *jb->out);
+  if (jb->out == NULL) return KOTTE_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    kotte_session_record *o = &jb->out[i];
+    *o = recs[i];
+    o->id = kotte__strdup(recs[i].id);
+    o->user_id = kotte__strdup(recs[i].user_id);
+    o->data = kotte__strndup(recs[i].data, recs[i].data_len);
+    jb->n_out = i + 1;
+    if (!o->id || !o->user_id || !o->data) return KOTTE_ENOMEM;
+  }
+  return 0;
+}
+
+static int copy_entry(job *jb, const kt_entry *e) {
+  kotte_session_record r;
+  kt_record(e, &r);
+  return copy_out(jb, &r, 1);
+}
+
+static void job_free(job *jb) {
+  for (size_t i = 0; i < jb->n_out; i++) {
+    kotte__free((char *)jb->out[i].id);
+    kotte__free((char *)jb->out[i].user_id);
+    kotte__free((char *)jb->out[i].data);
+  }
+  kotte__free(jb->out);
+  kotte__free(jb->user_id);
+  kotte__free(jb->data);
+  kotte__free(jb);
+}
+
+/* ---- the worker --------------------------------------------------------- */
+
+typedef struct purge_ctx {
+  kj_buf *buf;
+  size_t *lines;
+} purge_ctx;
+
+static void purge_visit(const kt_entry *e, void *ctx) {
+  purge_ctx *p = ctx;
+  kj_buf_del(p->buf, e->id);
+  (*p->lines)++;
+}
+
+/* Applies one job to the table and writes its journal lines into @p b.
+ * Returns 1 if the job must be durable before it is acknowledged. */
+static int run_job(jf_backend *jf, job *jb, kj_buf *b, size_t *lines) {
+  kt_table *t = &jf->table;
+  kt_entry *e = NULL;
+  int removed = 0;
+  switch (jb->kind) {
+  case J_PUT: {
+    kotte_session_record r = jb->rec;
+    r.id = jb->id;
+    r.user_id = jb->user_id;
+    r.data = jb->data;
+    r.data_len = jb->data_len;
+    jb->status = kt_put(t, &r, jb->flag, jb->now, &e);
+    if (jb->status != 0) return 0;
+    kj_buf_put(b, NULL, e);
+    (*lines)++;
+    jb->status = copy_entry(jb, e);
+    return 1;
+  }
+  case J_GET:
+    jb->status = kt_get(t, jb->id, jb->now, jb->flag, &e, &removed);
+    if (removed) {
+      kj_buf_del(b, jb->id);
+      (*lines)++;
+    }
+    if (jb->status != 0) return 0;
+    if (jb->flag) {
+      kj_buf_touch(b, e); /* a lost slide only shortens a session: no fsync */
+      (*lines)++;
+    }
+    jb->status = copy_entry(jb, e);
+    return 0;
+  case J_UPDATE:
+    jb->status = kt_update(t, jb->id, jb->now, jb->data, jb->data_len, jb->max_size, &e);
+    if (jb->status != 0) return 0;
+    kj_buf_put(b, NULL, e);
+    (*lines)++;
+    jb->status = copy_entry(jb, e);
+    return 1;
+  case J_REMOVE:
+    jb->count = (uint64_t)kt_remove(t, jb->id);
+    jb->status = 0;
+    if (jb->count == 0) return 0;
+    kj_buf_del(b, jb->id);
+    (*lines)++;
+    return 1;
+  case J_RENAME:
+    jb->status = kt_rename(t, jb->id, jb->new_id, jb->now, &e);
+    if (jb->status != 0) return 0;
+    kj_buf_put(b, jb->id, e);
+    (*lines)++;
+    jb->status = copy_entry(jb, e);
+    return 1;
+  case J_LIST: {
+    kotte_session_record *recs;
+    size_t n;
+    jb->status = kt_list_user(t, jb->user_id, jb->now, &recs, &n);
+    if (jb->status == 0) jb->status = copy_out(jb, recs, n);
+    kotte__free(recs);
+    return 0;
+  }
+  case J_REMOVE_USER:
+    jb->count = kt_remove_user(t, jb->user_id);
+    jb->status = 0;
+    if (jb->count == 0) return 0;
+    kj_buf_delu(b, jb->user_id);
+    (*lines)++;
+    return 1;
+  case J_PURGE: {
+    purge_ctx p = { b, lines };
+    jb->count = kt_purge(t, jb->now, jb->limit, purge_visit, &p);
+    jb->status = 0;
+    return jb->count > 0;
+  }
+  }
+  jb->status = KOTTE_EINTERNAL;
+  return 0;
+}
+
+static void work_cb(uv_work_t *w) {
+  jf_backend *jf = w->data;
+  uv_mutex_lock(&jf->mu);
+  job *batch = jf->queue;
+  jf->queue = jf->queue_tail = NULL;
+  uv_mutex_unlock(&jf->mu);
+  jf->batch = batch;
+
+  int rc = kj_lock(&jf->journal, &jf->table);
+  if (rc != 0) {
+    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
+    return;
+  }
+  kj_buf b = { NULL, 0, 0, 0 };
+  size_t lines = 0;
+  int sync = 0;
+  for (job *jb = batch; jb; jb = jb->next) sync |= run_job(jf, jb, &b, &lines);
+  rc = kj_append(&jf->journal, &b, lines, sync);
+  kj_buf_free(&b);
+  if (rc != 0) {
+    /* Nothing in this batch may be acknowledged as written. Reads that
+     * succeeded are still true answers, but keep it simple and honest:
+     * the whole batch reports the I/O error. */
+    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
+  } else {
+    kj_maybe_compact(&jf->journal, &jf->table);
+  }
+  kj_unlock(&jf->journal);
+}
+
+static void start_work(jf_backend *jf);
+static void jf_destroy(jf_backend *jf);
+
+static void after_work(uv_work_t *w, int uv_status) {
+  jf_backend *jf = w->data;
+  job *jb = jf->batch;
+  jf->batch = NULL;
+  jf->in_deliver = 1;
+  while (jb) {
+    job *next = jb->next;
+    int st = jb->status;
+    switch (jb->kind) {
+    case J_PUT: case J_GET: case J_UPDATE: case J_RENAME:
+      jb->record_cb(st, st == 0 ? jb->out : NULL, jb->ctx);
+      break;
+    case J_LIST:
+      jb->list_cb(st, st == 0 ? jb->out : NULL, st == 0 ? jb->n_out : 0, jb->ctx);
+      break;
+    case J_REMOVE: case J_REMOVE_USER: case J_PURGE:
+      jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx);
+      break;
+    }
+    job_free(jb);
+    jb = next;
+  }
+  jf->in_deliver = 0;
+  jf->working = 0;
+  if (jf->free_asked) {
+    jf_destroy(jf);
+    return;
+  }
+  uv_mutex_lock(&jf->mu);
+  int more = jf->queue != NULL;
+  uv_mutex_unlock(&jf->mu);
+  if (more) start_work(jf);
+}
+
+static void start_work(jf_backend *jf) {
+  jf->working = 1;
+  jf->work.data = jf;
+  if (uv_queue_work(jf->loop, &jf->work, work_cb, after_work) != 0) {
+    /* Cannot happen with valid arguments; fail the queue rather than hang. */
+    jf->working = 0;
+    kotte__log(KOTTE_LOG_ERROR, "json_file backend: uv_queue_work failed");
+  }
+}
+
+static int submit(jf_backend *jf, job *jb) {
+  uv_mutex_lock(&jf->mu);
+  if (jf->queue_tail) jf->queue_tail->next = jb;
+  else jf->queue = jb;
+  jf->queue_tail = jb;
+  uv_mutex_unlock(&jf->mu);
+  if (!jf->working) start_work(jf);
+  return 0;
+}
+
+static job *job_new(job_kind kind, void *ctx) {
+  job *jb = kotte__calloc(1, sizeof *jb);
+  if (jb) {
+    jb->kind = kind;
+    jb->ctx = ctx;
+  }
+  return jb;
+}
+
+/* ---- vtable ------------------------------------------------------------- */
+
+static int jf_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
+                  kotte_session_backend_record_cb cb, void *ctx) {
+  job *jb = job_new(J_PUT, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->record_cb = cb;
+  memcpy(jb->id, rec->id, KOTTE_SESSION_ID_LEN);
+  jb->user_id = kotte__strdup(rec->user_id);
+  jb->data = kotte__strndup(rec->data, rec->data_len);
+  jb->data_len = rec->data_len;
+  jb->rec = *rec;
+  jb->flag = replace;
+  jb->now = rec->last_activity;
+  if (!jb->user_id || !jb->data) {
+    job_free(jb);
+    return KOTTE_ENOMEM;
+  }
+  return submit(JF(be), jb);
+}
+
+static int jf_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
+                  kotte_session_backend_record_cb cb, void *ctx) {
+  job *jb = job_new(J_GET, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->record_cb = cb;
+  memcpy(jb->id, id, KOTTE_SESSION_ID_LEN);
+  jb->now = now;
+  jb->flag = slide;
+  return submit(JF(be), jb);
+}
+
+static int jf_update(kotte_session_backend *be, const char *id, kotte_time now,
+                     const char *patch, size_t patch_len, size_t max,
+                     kotte_session_backend_record_cb cb, void *ctx) {
+  job *jb = job_new(J_UPDATE, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->record_cb = cb;
+  memcpy(jb->id, id, KOTTE_SESSION_ID_LEN);
+  jb->data = kotte__strndup(patch, patch_len);
+  jb->data_len = patch_len;
+  jb->now = now;
+  jb->max_size = max;
+  if (jb->data == NULL) {
+    job_free(jb);
+    return KOTTE_ENOMEM;
+  }
+  return submit(JF(be), jb);
+}
+
+static int jf_remove(kotte_session_backend *be, const char *id,
+                     kotte_session_backend_count_cb cb, void *ctx) {
+  job *jb = job_new(J_REMOVE, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->count_cb = cb;
+  memcpy(jb->id, id, KOTTE_SESSION_ID_LEN);
+  return submit(JF(be), jb);
+}
+
+static int jf_rename(kotte_session_backend *be, const char *old_id, const char *new_id,
+                     kotte_time now, kotte_session_backend_record_cb cb, void *ctx) {
+  job *jb = job_new(J_RENAME, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->record_cb = cb;
+  memcpy(jb->id, old_id, KOTTE_SESSION_ID_LEN);
+  memcpy(jb->new_id, new_id, KOTTE_SESSION_ID_LEN);
+  jb->now = now;
+  return submit(JF(be), jb);
+}
+
+static int jf_list_user(kotte_session_backend *be, const char *user_id, kotte_time now,
+                        kotte_session_backend_list_cb cb, void *ctx) {
+  job *jb = job_new(J_LIST, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->list_cb = cb;
+  jb->user_id = kotte__strdup(user_id);
+  jb->now = now;
+  if (jb->user_id == NULL) {
+    job_free(jb);
+    return KOTTE_ENOMEM;
+  }
+  return submit(JF(be), jb);
+}
+
+static int jf_remove_user(kotte_session_backend *be, const char *user_id,
+                          kotte_session_backend_count_cb cb, void *ctx) {
+  job *jb = job_new(J_REMOVE_USER, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->count_cb = cb;
+  jb->user_id = kotte__strdup(user_id);
+  if (jb->user_id == NULL) {
+    job_free(jb);
+    return KOTTE_ENOMEM;
+  }
+  return submit(JF(be), jb);
+}
+
+static int jf_purge(kotte_session_backend *be, kotte_time now, unsigned int limit,
+                    kotte_session_backend_count_cb cb, void *ctx) {
+  job *jb = job_new(J_PURGE, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->count_cb = cb;
+  jb->now = now;
+  jb->limit = limit;
+  return submit(JF(be), jb);
+}
+
+static void jf_destroy(jf_backend *jf) {
+  kt_clear(&jf->table);
+  kj_close(&jf->journal);
+  uv_mutex_destroy(&jf->mu);
+  kotte__free(jf);
+}
+
+static void jf_free(kotte_session_backend *be) {
+  jf_backend *jf = JF(be);
+  /* Called from inside a delivery (a user freed the store in a callback)
+   * or with a batch in flight: finish after it. */
+  if (jf->in_deliver || jf->working) {
+    jf->free_asked = 1;
+    return;
+  }
+  jf_destroy(jf);
+}
+
+int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *loop,
+                                        const char *path) {
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (loop == NULL || path == NULL || path[0] == '\0') return KOTTE_EINVAL;
+  if (kotte__init() != 0) return KOTTE_EINTERNAL;
+  jf_backend *jf = kotte__calloc(1, sizeof *jf);
+  if (jf == NULL) return KOTTE_ENOMEM;
+  if (uv_mutex_init(&jf->mu) != 0) {
+    kotte__free(jf);
+    return KOTTE_EINTERNAL;
+  }
+  kt_init(&jf->table);
+  int rc = kj_open(&jf->journal, path, &jf->table);
+  if (rc != 0) {
+    uv_mutex_destroy(&jf->mu);
+    kotte__free(jf);
+    return rc;
+  }
+  jf->loop = loop;
+  jf->base.version = KOTTE_SESSION_BACKEND_VERSION;
+  jf->base.name = "json_file";
+  jf->base.put = jf_put;
+  jf->base.get = jf_get;
+  jf->base.update = jf_update;
+  jf->base.remove = jf_remove;
+  jf->base.rename = jf_rename;
+  jf->base.list_user = jf_list_user;
+  jf->base.remove_user = jf_remove_user;
+  jf->base.purge = jf_purge;
+  jf->base.free = jf_free;
+  *out = &jf->base;
+  return 0;
+}

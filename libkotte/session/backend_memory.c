@@ -1,0 +1,131 @@
+/* The memory backend: the shared index behind a mutex. Operations complete
+ * synchronously; the store defers the callbacks to the next loop turn. */
+#include "session/table.h"
+
+typedef struct mem_backend {
+  kotte_session_backend base; /* first: the store sees only this */
+  uv_mutex_t mu;
+  kt_table table;
+} mem_backend;
+
+#define MEM(be) ((mem_backend *)(be))
+
+static int mem_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
+                   kotte_session_backend_record_cb cb, void *ctx) {
+  kt_entry *e = NULL;
+  kotte_session_record out;
+  uv_mutex_lock(&MEM(be)->mu);
+  /* last_activity of a put is "now" for the liveness check of the old record */
+  int rc = kt_put(&MEM(be)->table, rec, replace, rec->last_activity, &e);
+  if (rc == 0) kt_record(e, &out);
+  cb(rc, rc == 0 ? &out : NULL, ctx); /* under the lock: `out` points into the table */
+  uv_mutex_unlock(&MEM(be)->mu);
+  return 0;
+}
+
+static int mem_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
+                   kotte_session_backend_record_cb cb, void *ctx) {
+  kt_entry *e = NULL;
+  kotte_session_record out;
+  uv_mutex_lock(&MEM(be)->mu);
+  int rc = kt_get(&MEM(be)->table, id, now, slide, &e, NULL);
+  if (rc == 0) kt_record(e, &out);
+  cb(rc, rc == 0 ? &out : NULL, ctx);
+  uv_mutex_unlock(&MEM(be)->mu);
+  return 0;
+}
+
+static int mem_update(kotte_session_backend *be, const char *id, kotte_time now,
+                      const char *patch, size_t patch_len, size_t max,
+                      kotte_session_backend_record_cb cb, void *ctx) {
+  kt_entry *e = NULL;
+  kotte_session_record out;
+  uv_mutex_lock(&MEM(be)->mu);
+  int rc = kt_update(&MEM(be)->table, id, now, patch, patch_len, max, &e);
+  if (rc == 0) kt_record(e, &out);
+  cb(rc, rc == 0 ? &out : NULL, ctx);
+  uv_mutex_unlock(&MEM(be)->mu);
+  return 0;
+}
+
+static int mem_remove(kotte_session_backend *be, const char *id,
+                      kotte_session_backend_count_cb cb, void *ctx) {
+  uv_mutex_lock(&MEM(be)->mu);
+  int n = kt_remove(&MEM(be)->table, id);
+  uv_mutex_unlock(&MEM(be)->mu);
+  cb(0, (uint64_t)n, ctx);
+  return 0;
+}
+
+static int mem_rename(kotte_session_backend *be, const char *old_id, const char *new_id,
+                      kotte_time now, kotte_session_backend_record_cb cb, void *ctx) {
+  kt_entry *e = NULL;
+  kotte_session_record out;
+  uv_mutex_lock(&MEM(be)->mu);
+  int rc = kt_rename(&MEM(be)->table, old_id, new_id, now, &e);
+  if (rc == 0) kt_record(e, &out);
+  cb(rc, rc == 0 ? &out : NULL, ctx);
+  uv_mutex_unlock(&MEM(be)->mu);
+  return 0;
+}
+
+static int mem_list_user(kotte_session_backend *be, const char *user_id, kotte_time now,
+                         kotte_session_backend_list_cb cb, void *ctx) {
+  kotte_session_record *recs;
+  size_t n;
+  uv_mutex_lock(&MEM(be)->mu);
+  int rc = kt_list_user(&MEM(be)->table, user_id, now, &recs, &n);
+  cb(rc, recs, n, ctx);
+  uv_mutex_unlock(&MEM(be)->mu);
+  kotte__free(recs);
+  return 0;
+}
+
+static int mem_remove_user(kotte_session_backend *be, const char *user_id,
+                           kotte_session_backend_count_cb cb, void *ctx) {
+  uv_mutex_lock(&MEM(be)->mu);
+  uint64_t n = kt_remove_user(&MEM(be)->table, user_id);
+  uv_mutex_unlock(&MEM(be)->mu);
+  cb(0, n, ctx);
+  return 0;
+}
+
+static int mem_purge(kotte_session_backend *be, kotte_time now, unsigned int limit,
+                     kotte_session_backend_count_cb cb, void *ctx) {
+  uv_mutex_lock(&MEM(be)->mu);
+  uint64_t n = kt_purge(&MEM(be)->table, now, limit, NULL, NULL);
+  uv_mutex_unlock(&MEM(be)->mu);
+  cb(0, n, ctx);
+  return 0;
+}
+
+static void mem_free(kotte_session_backend *be) {
+  kt_clear(&MEM(be)->table);
+  uv_mutex_destroy(&MEM(be)->mu);
+  kotte__free(be);
+}
+
+int kotte_session_backend_memory_new(kotte_session_backend **out) {
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  mem_backend *m = kotte__calloc(1, sizeof *m);
+  if (m == NULL) return KOTTE_ENOMEM;
+  if (uv_mutex_init(&m->mu) != 0) {
+    kotte__free(m);
+    return KOTTE_EINTERNAL;
+  }
+  kt_init(&m->table);
+  m->base.version = KOTTE_SESSION_BACKEND_VERSION;
+  m->base.name = "memory";
+  m->base.put = mem_put;
+  m->base.get = mem_get;
+  m->base.update = mem_update;
+  m->base.remove = mem_remove;
+  m->base.rename = mem_rename;
+  m->base.list_user = mem_list_user;
+  m->base.remove_user = mem_remove_user;
+  m->base.purge = mem_purge;
+  m->base.free = mem_free;
+  *out = &m->base;
+  return 0;
+}

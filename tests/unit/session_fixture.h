@@ -1,0 +1,58 @@
+/* Test fixture: a session store on a loop the test drives, with a clock
+ * the test sets, over a chosen backend; and blocking helpers that run one
+ * asynchronous operation to completion while checking the delivery rule. */
+#ifndef KOTTE_TEST_SESSION_FIXTURE_H
+#define KOTTE_TEST_SESSION_FIXTURE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <kotte.h>
+
+#define SEC 1000000LL
+
+typedef struct fx {
+  uv_loop_t loop;
+  kotte_session_store *store;
+  kotte_time now;
+  char dir[128];
+  char path[256];
+  int kind;             /* FX_MEMORY or FX_JSON_FILE */
+  int in_start;         /* set while a start call is on the stack */
+  int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
+  kotte_session_options opts;
+} fx;
+
+enum { FX_MEMORY = 1, FX_JSON_FILE = 2 };
+
+/* The backend kinds the conformance suite runs over. */
+int fx_setup_memory(void **state);
+int fx_setup_json_file(void **state);
+int fx_teardown(void **state);
+
+/* (Re)creates the store with fx->opts (after a test changed them). */
+void fx_reopen(fx *f);
+
+/* Creates a backend of the fixture's kind on its loop (json_file: same path). */
+kotte_session_backend *fx_backend(fx *f);
+
+/* Blocking helpers (run the loop until the one callback). */
+int fx_create(fx *f, const char *user, const char *data, kotte_session **out);
+int fx_get(fx *f, const char *id, kotte_session **out);
+int fx_update(fx *f, const char *id, const char *patch, kotte_session **out);
+int fx_set(fx *f, const char *id, const char *user, const char *data, int64_t ttl,
+           kotte_session **out);
+int fx_delete(fx *f, const char *id);
+int fx_touch(fx *f, const char *id);
+int fx_regenerate(fx *f, const char *id, kotte_session **out);
+int fx_list(fx *f, const char *user, kotte_session_list **out);
+int fx_delete_user(fx *f, const char *user, uint64_t *count);
+int fx_purge(fx *f, uint64_t *count);
+
+/* Creates a session and copies its id into @p id. */
+void fx_new_session(fx *f, const char *user, const char *data, char id[KOTTE_SESSION_ID_LEN + 1]);
+
+#endif
