@@ -1,1 +1,141 @@
-int main(void){return 0;}
+/* Core: error table, version, tokens, allocator and log hooks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kotte.h>
+
+static void strerror_never_returns_null(void **state) {
+  for (int code = -200; code <= 200; code++) {
+    assert_non_null(kotte_strerror(code));
+    assert_non_null(kotte_err_name(code));
+  }
+  assert_string_equal(kotte_strerror(KOTTE_ENOTFOUND), "not found (unknown, deleted or expired)");
+  assert_string_equal(kotte_err_name(KOTTE_ETOOBIG), "KOTTE_ETOOBIG");
+  assert_string_equal(kotte_strerror(-9999), "unknown error");
+  /* every code in the table is negative, distinct and named */
+  for (int code = -1; code >= KOTTE__ERRNO_LAST; code--) {
+    assert_string_not_equal(kotte_strerror(code), "unknown error");
+    assert_string_not_equal(kotte_err_name(code), "KOTTE_UNKNOWN");
+  }
+}
+
+static void version_matches_the_header(void **state) {
+  assert_string_equal(kotte_version(), KOTTE_VERSION_STRING);
+  assert_int_equal(kotte_version_hex(), KOTTE_VERSION_HEX);
+  assert_int_equal(KOTTE_VERSION_HEX >> 16, KOTTE_VERSION_MAJOR);
+}
+
+static int cmp(const void *a, const void *b) { return strcmp(a, b); }
+
+static void tokens_are_43_char_base64url_and_distinct(void **state) {
+  enum { N = 2000 };
+  char (*t)[44] = malloc(N * sizeof *t);
+  assert_non_null(t);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(kotte_token_generate(t[i]), 0);
+    assert_int_equal(strlen(t[i]), 43);
+    assert_true(kotte_token_is_valid(t[i]));
+    assert_int_equal(strspn(t[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43);
+  }
+  qsort(t, N, sizeof *t, cmp);
+  for (int i = 1; i < N; i++) assert_string_not_equal(t[i - 1], t[i]);
+  free(t);
+}
+
+static void token_validator_rejects_other_shapes(void **state) {
+  assert_false(kotte_token_is_valid(NULL));
+  assert_false(kotte_token_is_valid(""));
+  assert_false(kotte_token_is_valid("abc"));
+  assert_false(kotte_token_is_valid("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")); /* 44 */
+  assert_false(kotte_token_is_valid("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/"));
+  assert_true(kotte_token_is_valid("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+  /* what Python's secrets.token_urlsafe(32) gives is accepted */
+  assert_true(kotte_token_is_valid("dGhpcyBpcyBhIHRlc3QgdG9rZW4gb2YgMzIgYnl0ZXM"));
+}
+
+static atomic_long allocs, frees;
+static void *count_malloc(size_t n, void *ctx) {
+  atomic_fetch_add(&allocs, 1);
+  return malloc(n);
+}
+static void *count_realloc(void *p, size_t n, void *ctx) {
+  if (p == NULL) atomic_fetch_add(&allocs, 1);
+  return realloc(p, n);
+}
+static void count_free(void *p, void *ctx) {
+  if (p) atomic_fetch_add(&frees, 1);
+  free(p);
+}
+
+static void the_allocator_hook_sees_every_allocation(void **state) {
+  kotte_allocator a = { count_malloc, count_realloc, count_free, NULL };
+  kotte_allocator incomplete = { count_malloc, NULL, count_free, NULL };
+  assert_int_equal(kotte_set_allocator(&incomplete), KOTTE_EINVAL);
+  assert_int_equal(kotte_set_allocator(&a), 0);
+  kotte_runtime *rt;
+  kotte_session_backend *be;
+  kotte_session_store *st;
+  assert_int_equal(kotte_runtime_new(&rt, NULL), 0);
+  assert_int_equal(kotte_session_backend_memory_new(&be), 0);
+  assert_int_equal(kotte_session_store_open(&st, rt, be, NULL), 0);
+  kotte_session *s;
+  assert_int_equal(kotte_session_create_sync(st, "alice", "{\"a\":[1,2,3]}", &s, -1), 0);
+  char id[44];
+  memcpy(id, kotte_session_id(s), 44);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_update_sync(st, id, "{\"b\":{\"c\":1}}", &s, -1), 0);
+  kotte_session_free(s);
+  kotte_session_store_free(st);
+  kotte_runtime_free(rt);
+  assert_int_equal(kotte_set_allocator(NULL), 0);
+  assert_true(atomic_load(&allocs) > 10);
+  /* everything libkotte (and cJSON on its behalf) allocated was released */
+  assert_int_equal(atomic_load(&allocs), atomic_load(&frees));
+}
+
+typedef struct logs {
+  int n;
+  char last[1024];
+} logs;
+
+static void log_hook(kotte_log_level level, const char *msg, void *ctx) {
+  logs *l = ctx;
+  l->n++;
+  strncpy(l->last, msg, sizeof l->last - 1);
+}
+
+static int free_from_loop(void *rt) {
+  kotte_runtime_free(rt); /* must refuse: it would join its own thread */
+  return 0;
+}
+
+static void the_log_hook_gets_lines_at_or_above_its_level(void **state) {
+  logs l = { 0 };
+  kotte_set_log_hook(log_hook, &l, KOTTE_LOG_ERROR);
+  kotte_runtime *rt;
+  assert_int_equal(kotte_runtime_new(&rt, NULL), 0);
+  /* freeing the runtime from its own loop thread is refused with an error line */
+  assert_int_equal(kotte_runtime_run(rt, free_from_loop, rt), 0);
+  kotte_runtime_free(rt);
+  kotte_set_log_hook(NULL, NULL, KOTTE_LOG_DEBUG);
+  assert_true(l.n >= 1);
+  assert_non_null(strstr(l.last, "loop thread"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(strerror_never_returns_null),
+    cmocka_unit_test(version_matches_the_header),
+    cmocka_unit_test(tokens_are_43_char_base64url_and_distinct),
+    cmocka_unit_test(token_validator_rejects_other_shapes),
+    cmocka_unit_test(the_allocator_hook_sees_every_allocation),
+    cmocka_unit_test(the_log_hook_gets_lines_at_or_above_its_level),
+  };
+  return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}

@@ -1,1 +1,323 @@
-int main(void){return 0;}
+/* json_file backend: persistence, file modes, corrupt and foreign files,
+ * torn tails, sharing between stores and processes, compaction. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <kotte.h>
+
+typedef struct env {
+  kotte_runtime *rt;
+  char dir[64];
+  char path[128];
+} env;
+
+static int setup(void **state) {
+  env *e = calloc(1, sizeof *e);
+  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
+  strcpy(e->dir, "/tmp/kotte-jf-XXXXXX");
+  assert_non_null(mkdtemp(e->dir));
+  snprintf(e->path, sizeof e->path, "%s/sessions.journal", e->dir);
+  *state = e;
+  return 0;
+}
+
+static int teardown(void **state) {
+  env *e = *state;
+  kotte_runtime_free(e->rt);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
+  assert_int_equal(system(cmd), 0);
+  free(e);
+  return 0;
+}
+
+static int open_store(env *e, kotte_session_store **st) {
+  kotte_session_backend *be;
+  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path);
+  if (rc != 0) return rc;
+  rc = kotte_session_store_open(st, e->rt, be, NULL);
+  if (rc != 0) kotte_session_backend_free(be);
+  return rc;
+}
+
+static void create(kotte_session_store *st, const char *user, const char *data, char id[44]) {
+  kotte_session *s;
+  assert_int_equal(kotte_session_create_sync(st, user, data, &s, -1), 0);
+  memcpy(id, kotte_session_id(s), 44);
+  kotte_session_free(s);
+}
+
+static void expect_data(kotte_session_store *st, const char *id, const char *data) {
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, id, &s, -1), 0);
+  assert_string_equal(kotte_session_data(s), data);
+  kotte_session_free(s);
+}
+
+static char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  buf[n] = '\0';
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+static void spit(const char *path, const char *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+}
+
+static void writes_survive_closing_and_reopening(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char a[44], b[44], c[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", a);
+  create(st, "bob", "{\"n\":2}", b);
+  create(st, "carol", NULL, c);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(st, a, "{\"m\":\"x\"}", &s, -1), 0);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_delete_sync(st, b, -1), 0);
+  assert_int_equal(kotte_session_regenerate_sync(st, c, &s, -1), 0);
+  char c2[44];
+  memcpy(c2, kotte_session_id(s), 44);
+  kotte_session_free(s);
+  kotte_session_store_free(st);
+
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
+  assert_int_equal(kotte_session_get_sync(st, b, &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
+  expect_data(st, c2, "{}");
+  kotte_session_store_free(st);
+}
+
+static void files_are_created_with_mode_0600(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  mode_t old = umask(0);
+  assert_int_equal(open_store(e, &st), 0);
+  umask(old);
+  char id[44];
+  create(st, "alice", NULL, id);
+  kotte_session_store_free(st);
+  struct stat sb;
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+  char lock[160];
+  snprintf(lock, sizeof lock, "%s.lock", e->path);
+  assert_int_equal(stat(lock, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void a_damaged_record_is_refused_and_the_file_left_untouched(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char a[44], b[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", a);
+  create(st, "bob", "{\"n\":2}", b);
+  kotte_session_store_free(st);
+  size_t len;
+  char *buf = slurp(e->path, &len);
+  char *hit = strstr(buf, "alice");
+  assert_non_null(hit);
+  hit[0] = 'A'; /* one flipped byte inside a complete record */
+  spit(e->path, buf, len);
+
+  int rc = open_store(e, &st);
+  assert_int_equal(rc, KOTTE_ECORRUPT);
+  assert_non_null(strstr(kotte_error_detail(), e->path)); /* names the file */
+  size_t len2;
+  char *after = slurp(e->path, &len2);
+  assert_int_equal(len2, len);
+  assert_memory_equal(after, buf, len); /* never overwritten or emptied */
+  free(after);
+  free(buf);
+}
+
+static void a_foreign_file_is_refused_and_left_untouched(void **state) {
+  env *e = *state;
+  /* Kotte's own connections.json, pointed at by mistake: no newline at all */
+  const char *kotte = "{\"user:alice\": {\"2b1c\": {\"name\": \"prod\"}}}";
+  spit(e->path, kotte, strlen(kotte));
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), KOTTE_ECORRUPT);
+  size_t len;
+  char *after = slurp(e->path, &len);
+  assert_string_equal(after, kotte);
+  free(after);
+  const char *lines = "hello\nworld\n";
+  spit(e->path, lines, strlen(lines));
+  assert_int_equal(open_store(e, &st), KOTTE_ECORRUPT);
+  after = slurp(e->path, &len);
+  assert_string_equal(after, lines);
+  free(after);
+}
+
+static void a_torn_last_record_is_dropped(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char a[44], b[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", a);
+  create(st, "bob", "{\"n\":2}", b);
+  kotte_session_store_free(st);
+  size_t len;
+  char *buf = slurp(e->path, &len);
+  spit(e->path, buf, len - 7); /* the last write was cut short by a crash */
+  free(buf);
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, a, "{\"n\":1}");
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, b, &s, -1), KOTTE_ENOTFOUND);
+  create(st, "carol", "{\"n\":3}", b); /* appends after the cut, not onto it */
+  kotte_session_store_free(st);
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, a, "{\"n\":1}");
+  expect_data(st, b, "{\"n\":3}");
+  kotte_session_store_free(st);
+}
+
+static void two_stores_on_one_file_see_each_other(void **state) {
+  env *e = *state;
+  kotte_session_store *x, *y;
+  assert_int_equal(open_store(e, &x), 0);
+  assert_int_equal(open_store(e, &y), 0);
+  char id[44];
+  create(x, "alice", "{\"n\":1}", id);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(y, id, "{\"from\":\"y\"}", &s, -1), 0);
+  kotte_session_free(s);
+  expect_data(x, id, "{\"n\":1,\"from\":\"y\"}");
+  assert_int_equal(kotte_session_delete_sync(y, id, -1), 0); /* logout on y ... */
+  assert_int_equal(kotte_session_update_sync(x, id, "{\"late\":1}", &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(x, id, &s, -1), KOTTE_ENOTFOUND); /* ... wins on x */
+  kotte_session_store_free(x);
+  kotte_session_store_free(y);
+}
+
+static void two_processes_write_one_file_without_losing_anything(void **state) {
+  env *e = *state;
+  enum { N = 300 };
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    /* The child gets its own runtime: the parent's thread is not forked. */
+    env child = *e;
+    close(fds[0]);
+    if (kotte_runtime_new(&child.rt, NULL) != 0) _exit(2);
+    kotte_session_store *st;
+    if (open_store(&child, &st) != 0) _exit(3);
+    for (int i = 0; i < N; i++) {
+      kotte_session *s;
+      char data[32];
+      snprintf(data, sizeof data, "{\"child\":%d}", i);
+      if (kotte_session_create_sync(st, "child", data, &s, 10000) != 0) _exit(4);
+      if (write(fds[1], kotte_session_id(s), 43) != 43) _exit(5);
+      kotte_session_free(s);
+    }
+    kotte_session_store_free(st);
+    kotte_runtime_free(child.rt);
+    _exit(0);
+  }
+  close(fds[1]);
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  char ids[N][44];
+  for (int i = 0; i < N; i++) {
+    char data[32];
+    snprintf(data, sizeof data, "{\"parent\":%d}", i);
+    create(st, "parent", data, ids[i]);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  for (int i = 0; i < N; i++) {
+    char id[44] = { 0 }, data[32];
+    assert_int_equal(read(fds[0], id, 43), 43);
+    snprintf(data, sizeof data, "{\"child\":%d}", i);
+    expect_data(st, id, data);
+    snprintf(data, sizeof data, "{\"parent\":%d}", i);
+    expect_data(st, ids[i], data);
+  }
+  close(fds[0]);
+  kotte_session_store_free(st);
+}
+
+static void compaction_shrinks_the_file_and_keeps_live_sessions(void **state) {
+  env *e = *state;
+  kotte_session_store *st, *other;
+  assert_int_equal(open_store(e, &st), 0);
+  assert_int_equal(open_store(e, &other), 0);
+  enum { N = 1500 };
+  static char ids[N][44];
+  for (int i = 0; i < N; i++) create(st, "alice", "{\"payload\":\"xxxxxxxxxxxxxxxxxxxx\"}", ids[i]);
+  struct stat before, after;
+  assert_int_equal(stat(e->path, &before), 0);
+  for (int i = 0; i < N; i++) {
+    if (i % 10 == 0) continue;
+    assert_int_equal(kotte_session_delete_sync(st, ids[i], -1), 0);
+  }
+  assert_int_equal(stat(e->path, &after), 0);
+  assert_true(after.st_ino != before.st_ino);   /* rewritten ... */
+  assert_true(after.st_size < before.st_size); /* ... smaller */
+  assert_int_equal(after.st_mode & 0777, 0600);
+  /* the other store follows the replaced file */
+  for (int i = 0; i < N; i++) {
+    kotte_session *s;
+    int rc = kotte_session_get_sync(other, ids[i], &s, -1);
+    assert_int_equal(rc, i % 10 == 0 ? 0 : KOTTE_ENOTFOUND);
+    kotte_session_free(s);
+  }
+  kotte_session_store_free(other);
+  kotte_session_store_free(st);
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, ids[0], "{\"payload\":\"xxxxxxxxxxxxxxxxxxxx\"}");
+  kotte_session_store_free(st);
+}
+
+static void an_unwritable_location_gives_an_io_error(void **state) {
+  env *e = *state;
+  snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), KOTTE_EIO);
+  assert_non_null(strstr(kotte_error_detail(), "missing/dir"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(writes_survive_closing_and_reopening, setup, teardown),
+    cmocka_unit_test_setup_teardown(files_are_created_with_mode_0600, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_damaged_record_is_refused_and_the_file_left_untouched, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_foreign_file_is_refused_and_left_untouched, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_torn_last_record_is_dropped, setup, teardown),
+    cmocka_unit_test_setup_teardown(two_stores_on_one_file_see_each_other, setup, teardown),
+    cmocka_unit_test_setup_teardown(two_processes_write_one_file_without_losing_anything, setup, teardown),
+    cmocka_unit_test_setup_teardown(compaction_shrinks_the_file_and_keeps_live_sessions, setup, teardown),
+    cmocka_unit_test_setup_teardown(an_unwritable_location_gives_an_io_error, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("json_file backend", tests, NULL, NULL);
+}
