@@ -9,7 +9,8 @@ import path from 'node:path';
 import { kustomize, listSqlFiles, repoRoot, testsDir } from './lib/common.mjs';
 import { checkSchemas } from './lib/schema.mjs';
 import {
-  checkEnv, checkEnvContract, checkHardening, checkImages, checkSelectors, checkSqlRefs, checkWorkloads,
+  checkDeployOrder, checkEnv, checkEnvContract, checkHardening, checkImages, checkSelectors, checkSqlRefs,
+  checkWorkloads,
 } from './lib/policies.mjs';
 import { checkNetworkPolicies } from './lib/netpol.mjs';
 import { checkDockerfile, checkImageContracts, listDockerfiles } from './lib/dockerfiles.mjs';
@@ -55,6 +56,7 @@ const CHECKS = {
   env: (docs) => checkEnv(docs),
   'sql-refs': (docs) => checkSqlRefs(docs),
   'image-contracts': (docs) => checkImageContracts(docs),
+  'deploy-order': (docs) => checkDeployOrder(docs),
   images: (docs) => checkImages(docs),
 };
 
@@ -87,6 +89,7 @@ for (const [o, docs] of builds) {
       env: 'backend environment fully provided',
       'sql-refs': 'Cluster bootstrap applies every sql/ file once, in order',
       'image-contracts': 'Dockerfiles agree with the manifests',
+      'deploy-order': 'every object is in one stage of the README order',
       images: 'production images pinned',
     }[id];
     await check(`${id} ${o}: ${label}`, () => fn(docs, isProduction(o)));

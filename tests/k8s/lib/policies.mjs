@@ -377,3 +377,61 @@ export function checkSqlRefs(docs, sqlFiles = listSqlFiles()) {
   }
   return problems;
 }
+
+// The staged order of k8s/README.md ("Deployment order") selects objects by
+// their app.kubernetes.io/name label. Every object must be in exactly one
+// stage, and whatever an object uses must be applied no later than it.
+export const DEPLOY_STAGES = [
+  ['kotte-namespace'],
+  ['kotte-age', 'kotte-sql'],
+  ['kotte-backend', 'kotte-frontend'],
+  ['kotte-ingress'],
+];
+
+export function checkDeployOrder(docs) {
+  const problems = [];
+  const stageOf = (o) => DEPLOY_STAGES.findIndex((s) => s.includes(o?.metadata?.labels?.['app.kubernetes.io/name']));
+  const byName = (kinds, name) => docs.find((d) => kinds.includes(d.kind) &&
+    (d.metadata?.name === name || (d.kind === 'ExternalSecret' && d.spec?.target?.name === name)));
+  for (const d of docs) {
+    if (stageOf(d) < 0) problems.push(`${idOf(d)}: app.kubernetes.io/name "${d.metadata?.labels?.['app.kubernetes.io/name'] ?? ''}" is in no deployment stage`);
+  }
+  const needs = (user, kinds, name) => {
+    const dep = byName(kinds, name);
+    if (dep && stageOf(dep) > stageOf(user)) {
+      problems.push(`${idOf(user)} (stage ${stageOf(user) + 1}) uses ${idOf(dep)} from a later stage (${stageOf(dep) + 1})`);
+    }
+  };
+  const ns = docs.find((d) => d.kind === 'Namespace');
+  if (ns && stageOf(ns) !== 0) problems.push('the Namespace is not in the first stage');
+  for (const d of docs) {
+    if (d.kind === 'Deployment') {
+      const c = podSpecOf(d).spec.containers ?? [];
+      for (const x of c) {
+        for (const ef of x.envFrom ?? []) {
+          if (ef.configMapRef) needs(d, ['ConfigMap'], ef.configMapRef.name);
+          if (ef.secretRef) needs(d, ['Secret', 'ExternalSecret'], ef.secretRef.name);
+        }
+        for (const e of x.env ?? []) {
+          if (e.valueFrom?.secretKeyRef) needs(d, ['Secret', 'ExternalSecret'], e.valueFrom.secretKeyRef.name);
+          if (e.valueFrom?.configMapKeyRef) needs(d, ['ConfigMap'], e.valueFrom.configMapKeyRef.name);
+        }
+      }
+      const db = docs.find((x) => x.kind === 'Cluster');
+      if (db && stageOf(db) >= stageOf(d)) problems.push(`${idOf(d)} is applied with or before the database`);
+    }
+    if (d.kind === 'Cluster') {
+      const initdb = d.spec?.bootstrap?.initdb ?? {};
+      for (const f of ['postInitSQLRefs', 'postInitTemplateSQLRefs', 'postInitApplicationSQLRefs']) {
+        for (const r of initdb[f]?.configMapRefs ?? []) needs(d, ['ConfigMap'], r.name);
+        for (const r of initdb[f]?.secretRefs ?? []) needs(d, ['Secret', 'ExternalSecret'], r.name);
+      }
+      for (const r of d.spec?.managed?.roles ?? []) if (r.passwordSecret) needs(d, ['Secret', 'ExternalSecret'], r.passwordSecret.name);
+      for (const p of d.spec?.plugins ?? []) if (p.parameters?.barmanObjectName) needs(d, ['ObjectStore'], p.parameters.barmanObjectName);
+    }
+    if (d.kind === 'Ingress') {
+      for (const r of d.spec?.rules ?? []) for (const p of r.http?.paths ?? []) needs(d, ['Service'], p.backend?.service?.name);
+    }
+  }
+  return problems;
+}
