@@ -41,9 +41,10 @@ export async function checkNginx(conf = path.join(repoRoot, 'k8s', 'nginx', 'ngi
   fs.chmodSync(dir, 0o755);
   const port = await freePort();
   let text = fs.readFileSync(conf, 'utf8');
+  // /tmp first: the paths put in afterwards may themselves be under /tmp.
   const relocate = [
-    [/include\s+\/etc\/nginx\/mime\.types;/, `include ${mime};`],
     [/\/tmp\//g, `${dir}/`],
+    [/include\s+\/etc\/nginx\/mime\.types;/, `include ${mime};`],
     [/listen\s+8080;/, `listen 127.0.0.1:${port};`],
     [/root\s+\/usr\/share\/nginx\/html;/, `root ${dir}/html;`],
   ];
