@@ -66,6 +66,15 @@ export function checkWorkloads(docs) {
       { seccompProfile: c.spec?.seccompProfile }));
     if (c.spec?.postgresUID === 0) problems.push(`${where}: postgresUID 0`);
   }
+  // The Barman Cloud plugin adds a sidecar to every instance pod; its
+  // resources come from the ObjectStore.
+  for (const o of docs.filter((d) => d.kind === 'ObjectStore')) {
+    const r = o.spec?.instanceSidecarConfiguration?.resources ?? {};
+    for (const k of ['cpu', 'memory']) {
+      if (!r.requests?.[k]) problems.push(`${idOf(o)}: no sidecar resources.requests.${k}`);
+      if (!r.limits?.[k]) problems.push(`${idOf(o)}: no sidecar resources.limits.${k}`);
+    }
+  }
   return problems;
 }
 

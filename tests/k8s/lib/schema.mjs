@@ -77,7 +77,20 @@ function loadCrds() {
           properties: {
             configuration: store,
             retentionPolicy: { type: 'string', pattern: '^[1-9][0-9]*[dwm]$' },
-            instanceSidecarConfiguration: { type: 'object' },
+            // Same type as the resources of the Cluster's own containers.
+            instanceSidecarConfiguration: {
+              type: 'object',
+              properties: {
+                resources: clusterSchema.properties.spec.properties.resources,
+                env: clusterSchema.properties.spec.properties.env,
+                retentionPolicyIntervalSeconds: { type: 'integer' },
+                logLevel: { type: 'string', enum: ['error', 'warning', 'info', 'debug', 'trace'] },
+                additionalContainerArgs: { type: 'array', items: { type: 'string' } },
+                startupProbe: { type: 'object' },
+                livenessProbe: { type: 'object' },
+                readinessProbe: { type: 'object' },
+              },
+            },
           },
         },
       },
