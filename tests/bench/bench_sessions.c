@@ -1,1 +1,233 @@
-int main(void){return 0;}
+/* Session store benchmark: create/get/update through the blocking facade,
+ * memory and json_file backends, with 1k, 10k and 100k sessions stored,
+ * from 1 and 2 threads. Prints ops/s, p50 and p99 latency, and ratios
+ * against references measured in the same run:
+ *
+ *   - "hop": kotte_runtime_run() of an empty function — the bare cost of
+ *     the thread hop every facade call makes (memory ops are compared to it);
+ *   - "fsync": write(2) + fdatasync(2) of one 200-byte line to a file in the
+ *     same directory — the floor for one durable write (json_file creates
+ *     and updates are compared to it).
+ *
+ *     bench_sessions [DIR] [OPS]     (defaults: /tmp, 2000)
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kotte.h>
+
+static const char *dir = "/tmp";
+static int ops = 2000;
+
+typedef struct result {
+  double ops_per_s, p50_us, p99_us;
+} result;
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static result summarize(uint64_t *lat, int n, uint64_t wall_ns) {
+  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
+  result r = { n / (wall_ns / 1e9), lat[n / 2] / 1e3, lat[(int)(n * 0.99)] / 1e3 };
+  return r;
+}
+
+/* ---- prefill: N creates issued at once on the loop ---------------------- */
+
+typedef struct prefill {
+  kotte_session_store *st;
+  int n, left;
+  char (*ids)[44];
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int done;
+} prefill;
+
+typedef struct slot {
+  prefill *p;
+  int i;
+} slot;
+
+static void prefill_cb(int status, kotte_session *s, void *ud) {
+  slot *sl = ud;
+  prefill *p = sl->p;
+  if (status != 0) {
+    fprintf(stderr, "prefill: %s\n", kotte_strerror(status));
+    exit(1);
+  }
+  memcpy(p->ids[sl->i], kotte_session_id(s), 44);
+  kotte_session_free(s);
+  if (--p->left == 0) {
+    uv_mutex_lock(&p->mu);
+    p->done = 1;
+    uv_cond_signal(&p->cv);
+    uv_mutex_unlock(&p->mu);
+  }
+}
+
+static slot *slots;
+
+static void prefill_start(void *arg) {
+  prefill *p = arg;
+  for (int i = 0; i < p->n; i++) {
+    slots[i] = (slot){ p, i };
+    char user[32];
+    snprintf(user, sizeof user, "user-%d", i % 1000);
+    if (kotte_session_create(p->st, user, "{\"csrf_token\":\"0123456789abcdef\",\"graph_context\":null}",
+                             prefill_cb, &slots[i]) != 0)
+      exit(1);
+  }
+}
+
+static void do_prefill(kotte_runtime *rt, kotte_session_store *st, int n, char (*ids)[44]) {
+  prefill p;
+  memset(&p, 0, sizeof p);
+  p.st = st;
+  p.n = p.left = n;
+  p.ids = ids;
+  slots = calloc((size_t)n, sizeof *slots);
+  uv_mutex_init(&p.mu);
+  uv_cond_init(&p.cv);
+  kotte_runtime_post(rt, prefill_start, &p);
+  uv_mutex_lock(&p.mu);
+  while (!p.done) uv_cond_wait(&p.cv, &p.mu);
+  uv_mutex_unlock(&p.mu);
+  uv_cond_destroy(&p.cv);
+  uv_mutex_destroy(&p.mu);
+  free(slots);
+}
+
+/* ---- measured loops ------------------------------------------------------ */
+
+enum { OP_CREATE, OP_GET, OP_UPDATE, OP_HOP };
+static const char *op_names[] = { "create", "get", "update", "hop" };
+
+typedef struct job {
+  kotte_runtime *rt;
+  kotte_session_store *st;
+  int op, n, offset;
+  char (*ids)[44];
+  int nids;
+  uint64_t *lat;
+} job;
+
+static int nothing(void *arg) { return 0; }
+
+static void run_job(void *arg) {
+  job *j = arg;
+  for (int i = 0; i < j->n; i++) {
+    kotte_session *s = NULL;
+    const char *id = j->ids[(j->offset + i * 7919) % j->nids];
+    uint64_t t0 = uv_hrtime();
+    int rc = 0;
+    switch (j->op) {
+    case OP_CREATE: rc = kotte_session_create_sync(j->st, "bench", "{\"csrf_token\":\"0123456789abcdef\"}", &s, 30000); break;
+    case OP_GET: rc = kotte_session_get_sync(j->st, id, &s, 30000); break;
+    case OP_UPDATE: rc = kotte_session_update_sync(j->st, id, "{\"graph_context\":\"movies\"}", &s, 30000); break;
+    case OP_HOP: rc = kotte_runtime_run(j->rt, nothing, NULL); break;
+    }
+    j->lat[i] = uv_hrtime() - t0;
+    if (rc != 0) {
+      fprintf(stderr, "%s: %s\n", op_names[j->op], kotte_strerror(rc));
+      exit(1);
+    }
+    kotte_session_free(s);
+  }
+}
+
+static result measure(kotte_runtime *rt, kotte_session_store *st, int op, int threads,
+                      char (*ids)[44], int nids) {
+  uint64_t *lat = calloc((size_t)ops, sizeof *lat);
+  job jobs[2];
+  uv_thread_t t[2];
+  int per = ops / threads;
+  uint64_t t0 = uv_hrtime();
+  for (int k = 0; k < threads; k++) {
+    jobs[k] = (job){ rt, st, op, per, k * 104729, ids, nids, lat + k * per };
+    uv_thread_create(&t[k], run_job, &jobs[k]);
+  }
+  for (int k = 0; k < threads; k++) uv_thread_join(&t[k]);
+  result r = summarize(lat, per * threads, uv_hrtime() - t0);
+  free(lat);
+  return r;
+}
+
+static double fsync_reference(void) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/kotte-bench-fsync.tmp", dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+  if (fd < 0) return 0;
+  char line[200];
+  memset(line, 'x', sizeof line);
+  line[199] = '\n';
+  int n = ops / 4 > 200 ? ops / 4 : 200;
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < n; i++) {
+    if (write(fd, line, sizeof line) != (ssize_t)sizeof line || fdatasync(fd) != 0) break;
+  }
+  double r = n / ((uv_hrtime() - t0) / 1e9);
+  close(fd);
+  unlink(path);
+  return r;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) dir = argv[1];
+  if (argc > 2) ops = atoi(argv[2]);
+  kotte_runtime *rt;
+  if (kotte_runtime_new(&rt, NULL) != 0) return 1;
+  static const int sizes[] = { 1000, 10000, 100000 };
+  char (*ids)[44] = calloc(100000, 44);
+  result hop1 = measure(rt, NULL, OP_HOP, 1, ids, 1);
+  result hop2 = measure(rt, NULL, OP_HOP, 2, ids, 1);
+  double fsync_ops = fsync_reference();
+  printf("libkotte %s session benchmark: %d ops per cell, files in %s\n", kotte_version(), ops, dir);
+  printf("reference hop (empty kotte_runtime_run): 1 thread %.0f ops/s, 2 threads %.0f ops/s\n",
+         hop1.ops_per_s, hop2.ops_per_s);
+  printf("reference fsync (write+fdatasync of 200 B): %.0f ops/s\n\n", fsync_ops);
+  printf("%-9s %7s %3s %-6s %10s %9s %9s %s\n", "backend", "stored", "thr", "op", "ops/s",
+         "p50 us", "p99 us", "ratio to reference");
+  for (int b = 0; b < 2; b++) {
+    for (int z = 0; z < 3; z++) {
+      kotte_session_backend *be;
+      char path[512];
+      snprintf(path, sizeof path, "%s/kotte-bench-%d.journal", dir, getpid());
+      unlink(path);
+      int rc = b == 0 ? kotte_session_backend_memory_new(&be)
+                      : kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path);
+      kotte_session_store *st;
+      if (rc != 0 || kotte_session_store_open(&st, rt, be, NULL) != 0) return 1;
+      do_prefill(rt, st, sizes[z], ids);
+      for (int threads = 1; threads <= 2; threads++) {
+        for (int op = OP_CREATE; op <= OP_UPDATE; op++) {
+          result r = measure(rt, st, op, threads, ids, sizes[z]);
+          char ratio[64];
+          if (b == 0)
+            snprintf(ratio, sizeof ratio, "%.2fx hop", r.ops_per_s / (threads == 1 ? hop1 : hop2).ops_per_s);
+          else if (op == OP_GET)
+            snprintf(ratio, sizeof ratio, "%.2fx hop", r.ops_per_s / (threads == 1 ? hop1 : hop2).ops_per_s);
+          else
+            snprintf(ratio, sizeof ratio, "%.2fx fsync", r.ops_per_s / fsync_ops);
+          printf("%-9s %7d %3d %-6s %10.0f %9.1f %9.1f %s\n", b == 0 ? "memory" : "json_file",
+                 sizes[z], threads, op_names[op], r.ops_per_s, r.p50_us, r.p99_us, ratio);
+          fflush(stdout);
+        }
+      }
+      kotte_session_store_free(st);
+      if (b == 1) {
+        char lock[600];
+        snprintf(lock, sizeof lock, "%s.lock", path);
+        unlink(path);
+        unlink(lock);
+      }
+    }
+  }
+  free(ids);
+  kotte_runtime_free(rt);
+  return 0;
+}

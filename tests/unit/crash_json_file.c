@@ -2,7 +2,7 @@
  *
  *     crash_json_file [ROUNDS]     (default 200)
  *
- * Each round forks a child that opens the store and writes in a loop —
+ * Each round starts a child (fork + exec of this binary) that opens the store and writes in a loop —
  * create, then update, and every third session a delete — reporting each
  * acknowledged write on a pipe. The parent kills it with SIGKILL at a
  * random moment, then opens the store itself and checks that it loads and
@@ -125,6 +125,10 @@ static int verify(kotte_session_store *st, size_t from) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--child") == 0) {
+    snprintf(path, sizeof path, "%s", argv[2]);
+    child(STDOUT_FILENO, atoi(argv[3]));
+  }
   int rounds = argc > 1 ? atoi(argv[1]) : 200;
   char dir[] = "/tmp/kotte-crash-XXXXXX";
   if (mkdtemp(dir) == NULL) return 2;
@@ -137,8 +141,14 @@ int main(int argc, char **argv) {
     if (pipe(fds) != 0) return 2;
     pid_t pid = fork();
     if (pid == 0) {
+      /* exec at once: the parent may have thread-pool threads, and only
+       * async-signal-safe calls are allowed after fork() then. */
+      char base[32];
+      snprintf(base, sizeof base, "%d", round * 100000);
       close(fds[0]);
-      child(fds[1], round * 100000);
+      if (dup2(fds[1], STDOUT_FILENO) < 0) _exit(8);
+      execl("/proc/self/exe", argv[0], "--child", path, base, (char *)NULL);
+      _exit(7);
     }
     close(fds[1]);
     usleep((useconds_t)(rand() % 40000));

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <kotte.h>
@@ -216,54 +215,60 @@ static void two_stores_on_one_file_see_each_other(void **state) {
   kotte_session_store_free(y);
 }
 
+enum { CHILD_WRITES = 300 };
+
+/* The other process: this binary re-executed as "--child PATH" (a fresh
+ * exec, not a fork of a threaded process). Writes CHILD_WRITES sessions and
+ * prints each acknowledged id on stdout. */
+static int child_main(const char *path) {
+  env child;
+  memset(&child, 0, sizeof child);
+  snprintf(child.path, sizeof child.path, "%s", path);
+  if (kotte_runtime_new(&child.rt, NULL) != 0) return 2;
+  kotte_session_store *st;
+  if (open_store(&child, &st) != 0) return 3;
+  for (int i = 0; i < CHILD_WRITES; i++) {
+    kotte_session *s;
+    char data[32];
+    snprintf(data, sizeof data, "{\"child\":%d}", i);
+    if (kotte_session_create_sync(st, "child", data, &s, 10000) != 0) return 4;
+    if (fwrite(kotte_session_id(s), 1, 43, stdout) != 43) return 5;
+    kotte_session_free(s);
+  }
+  fflush(stdout);
+  kotte_session_store_free(st);
+  kotte_runtime_free(child.rt);
+  return 0;
+}
+
 static void two_processes_write_one_file_without_losing_anything(void **state) {
   env *e = *state;
-  enum { N = 300 };
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    /* The child gets its own runtime: the parent's thread is not forked. */
-    env child = *e;
-    close(fds[0]);
-    if (kotte_runtime_new(&child.rt, NULL) != 0) _exit(2);
-    kotte_session_store *st;
-    if (open_store(&child, &st) != 0) _exit(3);
-    for (int i = 0; i < N; i++) {
-      kotte_session *s;
-      char data[32];
-      snprintf(data, sizeof data, "{\"child\":%d}", i);
-      if (kotte_session_create_sync(st, "child", data, &s, 10000) != 0) _exit(4);
-      if (write(fds[1], kotte_session_id(s), 43) != 43) _exit(5);
-      kotte_session_free(s);
-    }
-    kotte_session_store_free(st);
-    kotte_runtime_free(child.rt);
-    _exit(0);
-  }
-  close(fds[1]);
+  enum { N = CHILD_WRITES };
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "/proc/%d/exe --child '%s'", (int)getpid(), e->path);
+  FILE *child = popen(cmd, "r");
+  assert_non_null(child);
   kotte_session_store *st;
   assert_int_equal(open_store(e, &st), 0);
-  char ids[N][44];
+  static char ids[N][44];
   for (int i = 0; i < N; i++) {
     char data[32];
     snprintf(data, sizeof data, "{\"parent\":%d}", i);
     create(st, "parent", data, ids[i]);
   }
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
+  static char child_ids[N][44];
   for (int i = 0; i < N; i++) {
-    char id[44] = { 0 }, data[32];
-    assert_int_equal(read(fds[0], id, 43), 43);
+    assert_int_equal(fread(child_ids[i], 1, 43, child), 43);
+    child_ids[i][43] = '\0';
+  }
+  assert_int_equal(pclose(child), 0);
+  for (int i = 0; i < N; i++) {
+    char data[32];
     snprintf(data, sizeof data, "{\"child\":%d}", i);
-    expect_data(st, id, data);
+    expect_data(st, child_ids[i], data);
     snprintf(data, sizeof data, "{\"parent\":%d}", i);
     expect_data(st, ids[i], data);
   }
-  close(fds[0]);
   kotte_session_store_free(st);
 }
 
@@ -307,7 +312,8 @@ static void an_unwritable_location_gives_an_io_error(void **state) {
   assert_non_null(strstr(kotte_error_detail(), "missing/dir"));
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--child") == 0) return child_main(argv[2]);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(writes_survive_closing_and_reopening, setup, teardown),
     cmocka_unit_test_setup_teardown(files_are_created_with_mode_0600, setup, teardown),

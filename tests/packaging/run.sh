@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs libkotte into a temporary prefix and builds and runs a consumer
+# from it: with pkg-config (shared and static) and with find_package(kotte)
+# (shared and static). Prints "N passed, N failed".
+set -u
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/kotte-pkg-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+check() { # name, command...
+  local name=$1; shift
+  if "$@" >"$work/$name.log" 2>&1; then echo "ok   packaging: $name"; pass=$((pass+1))
+  else echo "FAIL packaging: $name"; sed 's/^/     /' "$work/$name.log" | tail -20; fail=$((fail+1)); fi
+}
+prefix=$work/prefix
+check install bash -c "cmake -S '$src' -B '$work/build' -DCMAKE_BUILD_TYPE=Release \
+  -DKOTTE_BUILD_TESTS=OFF -DKOTTE_BUILD_BENCH=OFF -DKOTTE_BUILD_EXAMPLES=OFF \
+  -DCMAKE_INSTALL_PREFIX='$prefix' && cmake --build '$work/build' -j2 && cmake --install '$work/build'"
+libdir=$(ls -d "$prefix"/lib*/ 2>/dev/null | head -1)
+libdir=${libdir%/}
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+check soname bash -c "readelf -d '$libdir/libkotte.so' | grep -q 'SONAME.*libkotte.so.0'"
+check exports-only-api bash -c "! nm -D --defined-only '$libdir/libkotte.so' | awk '{print \$3}' | grep -v '^kotte_[a-z]' | grep -v '^_' | grep -q ."
+check pkg-config-shared bash -c "cc '$src/tests/packaging/consumer.c' -o '$work/c1' \$(pkg-config --cflags --libs kotte) \
+  -Wl,-rpath,'$libdir' && '$work/c1'"
+# Debian ships no static libpq dependencies (pgcommon, gssapi), so the
+# static archive is linked against the shared builds of its dependencies.
+check pkg-config-static-archive bash -c "cc '$src/tests/packaging/consumer.c' -o '$work/c2' \$(pkg-config --cflags kotte) \
+  '$libdir/libkotte.a' \$(pkg-config --libs libuv libsodium libcjson libpq) -lpthread && '$work/c2'"
+check find-package bash -c "cmake -S '$src/tests/packaging' -B '$work/consumer' -DCMAKE_PREFIX_PATH='$prefix' \
+  -DCMAKE_BUILD_RPATH='$libdir' && cmake --build '$work/consumer' && '$work/consumer/consumer_shared' \
+  && '$work/consumer/consumer_static'"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

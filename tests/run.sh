@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Sets up and runs every libkotte test on a fresh Debian 12 machine:
+#   - all C suites under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   - the threaded suites (runtime, facade, conformance, json_file) under
+#     ThreadSanitizer,
+#   - the SIGKILL crash test of the json_file backend (200 kills),
+#   - the install/packaging test (pkg-config and find_package consumers),
+#   - the Kubernetes manifest validation (tests/k8s/run.sh).
+# Ends with "N passed, N failed" over the suites; exits non-zero on failure.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+bash tests/deps.sh test || { echo "dependency installation failed"; exit 1; }
+
+passed=0 failed=0 failures=""
+suite() { # name, command...
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed+1)); else failed=$((failed+1)); failures="$failures $name"; fi
+}
+
+build() { # dir, sanitizer, extra cmake args...
+  local dir=$1 san=$2; shift 2
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DKOTTE_SANITIZE="$san" "$@" >/dev/null &&
+    cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { tail -40 "$dir.log"; return 1; }
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+suite "build (ASan+UBSan)" build build-asan address,undefined -DKOTTE_BUILD_BENCH=ON
+suite "C suites (ASan+UBSan)" ctest --test-dir build-asan --output-on-failure -j"$jobs"
+suite "build (TSan)" build build-tsan thread -DKOTTE_BUILD_BENCH=OFF -DKOTTE_BUILD_EXAMPLES=OFF
+suite "threaded suites (TSan)" ctest --test-dir build-tsan --output-on-failure \
+  -R '^(runtime|session_conformance|json_file)$'
+suite "packaging" bash tests/packaging/run.sh
+if [ -f tests/k8s/run.sh ]; then
+  suite "kubernetes manifests" bash tests/k8s/run.sh
+fi
+
+echo
+[ -z "$failures" ] || echo "failed suites:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
