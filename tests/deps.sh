@@ -5,7 +5,9 @@ set -eu
 what=${1:-test}
 pkgs="build-essential cmake pkg-config libuv1-dev libsodium-dev libcjson-dev libpq-dev uthash-dev"
 if [ "$what" = test ]; then
-  pkgs="$pkgs libcmocka-dev binutils"
+  # Areas add their test packages as tests/deps.d/NAME.txt (one a line, # comments).
+  extra=$(cat "$(dirname "$0")"/deps.d/*.txt 2>/dev/null | sed 's/#.*//' | tr -s ' \n' ' ')
+  pkgs="$pkgs libcmocka-dev binutils $extra"
 fi
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null | awk '$NF != "installed" {print $1}' || true)
 # dpkg-query prints nothing for packages it has never heard of: count those too.

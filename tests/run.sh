@@ -5,7 +5,8 @@
 #     ThreadSanitizer,
 #   - the SIGKILL crash test of the json_file backend (200 kills),
 #   - the install/packaging test (pkg-config and find_package consumers),
-#   - the Kubernetes manifest validation (tests/k8s/run.sh).
+#   - the Kubernetes manifest validation (tests/k8s/run.sh),
+#   - whatever tests/suites.d/*.sh add.
 # Ends with "N passed, N failed" over the suites; exits non-zero on failure.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +24,7 @@ suite() { # name, command...
 build() { # dir, sanitizer, extra cmake args...
   local dir=$1 san=$2; shift 2
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DKOTTE_SANITIZE="$san" "$@" >/dev/null &&
-    cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { tail -40 "$dir.log"; return 1; }
+    cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1 || { tail -40 "$dir/build.log"; return 1; }
 }
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -36,9 +37,16 @@ suite "build (TSan)" build build-tsan thread -DKOTTE_BUILD_BENCH=OFF -DKOTTE_BUI
 suite "threaded suites (TSan)" ctest --test-dir build-tsan --output-on-failure \
   -R '^(runtime|session_conformance|json_file)$'
 suite "packaging" bash tests/packaging/run.sh
-if [ -f tests/k8s/run.sh ]; then
-  suite "kubernetes manifests" bash tests/k8s/run.sh
-fi
+suite "kubernetes manifests" bash tests/k8s/run.sh
+
+# Further areas (PostgreSQL, Python, the example server) add their suites as
+# tests/suites.d/NN-name.sh, sourced here in order; they may call `suite`
+# and use build-asan / build-tsan.
+for extra in tests/suites.d/*.sh; do
+  [ -e "$extra" ] || continue
+  # shellcheck source=/dev/null
+  . "$extra"
+done
 
 echo
 [ -z "$failures" ] || echo "failed suites:$failures"

@@ -1,0 +1,6 @@
+list(APPEND KOTTE_SOURCES
+  libkotte/core/alloc.c
+  libkotte/core/error.c
+  libkotte/core/json.c
+  libkotte/core/log.c
+  libkotte/core/token.c)

@@ -1,0 +1,8 @@
+list(APPEND KOTTE_SOURCES
+  libkotte/session/backend_json_file.c
+  libkotte/session/backend_memory.c
+  libkotte/session/journal.c
+  libkotte/session/session.c
+  libkotte/session/session_store.c
+  libkotte/session/session_sync.c
+  libkotte/session/table.c)

@@ -1,0 +1,15 @@
+# Core, runtime and session store suites (paths relative to tests/).
+kotte_test(test_core unit/test_core.c)
+kotte_test(test_runtime unit/test_runtime.c)
+kotte_test(test_session_conformance unit/test_session_conformance.c unit/session_fixture.c)
+kotte_test(test_json_file unit/test_json_file.c)
+kotte_test(crash_json_file unit/crash_json_file.c)
+
+add_test(NAME core COMMAND test_core)
+add_test(NAME runtime COMMAND test_runtime)
+add_test(NAME session_conformance COMMAND test_session_conformance)
+add_test(NAME json_file COMMAND test_json_file)
+add_test(NAME json_file_crash COMMAND crash_json_file 200)
+# No suite may hang CI: each gets a bound well above its normal run time.
+set_tests_properties(core runtime session_conformance json_file PROPERTIES TIMEOUT 300)
+set_tests_properties(json_file_crash PROPERTIES TIMEOUT 600)
