@@ -1,6 +1,6 @@
 /* Session store benchmark: create/get/update through the blocking facade,
  * memory and json_file backends, with 1k, 10k and 100k sessions stored,
- * from 1 and 2 threads. Prints ops/s, p50 and p99 latency, and ratios
+ * from 1 and 2 threads, and through the asynchronous API on the loop thread. Prints ops/s, p50 and p99 latency, and ratios
  * against references measured in the same run:
  *
  *   - "hop": kotte_runtime_run() of an empty function — the bare cost of
@@ -157,6 +157,80 @@ static result measure(kotte_runtime *rt, kotte_session_store *st, int op, int th
   return r;
 }
 
+/* ---- async mode: ops chained on the loop thread, no thread hop ---------- */
+
+typedef struct chain {
+  kotte_session_store *st;
+  int op, i, n, nids;
+  char (*ids)[44];
+  uint64_t *lat, t0, wall0, wall;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int done;
+} chain;
+
+static void chain_next(chain *c);
+
+static void chain_cb(int status, kotte_session *s, void *ud) {
+  chain *c = ud;
+  if (status != 0) {
+    fprintf(stderr, "async %s: %s\n", op_names[c->op], kotte_strerror(status));
+    exit(1);
+  }
+  kotte_session_free(s);
+  c->lat[c->i++] = uv_hrtime() - c->t0;
+  if (c->i < c->n) {
+    chain_next(c);
+    return;
+  }
+  c->wall = uv_hrtime() - c->wall0;
+  uv_mutex_lock(&c->mu);
+  c->done = 1;
+  uv_cond_signal(&c->cv);
+  uv_mutex_unlock(&c->mu);
+}
+
+static void chain_next(chain *c) {
+  const char *id = c->ids[(c->i * 7919) % c->nids];
+  int rc = 0;
+  c->t0 = uv_hrtime();
+  switch (c->op) {
+  case OP_CREATE: rc = kotte_session_create(c->st, "bench", "{\"csrf_token\":\"0123456789abcdef\"}", chain_cb, c); break;
+  case OP_GET: rc = kotte_session_get(c->st, id, chain_cb, c); break;
+  case OP_UPDATE: rc = kotte_session_update(c->st, id, "{\"graph_context\":\"movies\"}", chain_cb, c); break;
+  }
+  if (rc != 0) exit(1);
+}
+
+static void chain_start(void *arg) {
+  chain *c = arg;
+  c->wall0 = uv_hrtime();
+  chain_next(c);
+}
+
+static result measure_async(kotte_runtime *rt, kotte_session_store *st, int op, char (*ids)[44],
+                            int nids) {
+  chain c;
+  memset(&c, 0, sizeof c);
+  c.st = st;
+  c.op = op;
+  c.n = ops;
+  c.ids = ids;
+  c.nids = nids;
+  c.lat = calloc((size_t)ops, sizeof *c.lat);
+  uv_mutex_init(&c.mu);
+  uv_cond_init(&c.cv);
+  kotte_runtime_post(rt, chain_start, &c);
+  uv_mutex_lock(&c.mu);
+  while (!c.done) uv_cond_wait(&c.cv, &c.mu);
+  uv_mutex_unlock(&c.mu);
+  uv_cond_destroy(&c.cv);
+  uv_mutex_destroy(&c.mu);
+  result r = summarize(c.lat, ops, c.wall);
+  free(c.lat);
+  return r;
+}
+
 static double fsync_reference(void) {
   char path[512];
   snprintf(path, sizeof path, "%s/kotte-bench-fsync.tmp", dir);
@@ -190,6 +264,7 @@ int main(int argc, char **argv) {
   printf("reference hop (empty kotte_runtime_run): 1 thread %.0f ops/s, 2 threads %.0f ops/s\n",
          hop1.ops_per_s, hop2.ops_per_s);
   printf("reference fsync (write+fdatasync of 200 B): %.0f ops/s\n\n", fsync_ops);
+  printf("thr: 0 = asynchronous API chained on the loop thread; 1, 2 = threads calling the blocking facade\n");
   printf("%-9s %7s %3s %-6s %10s %9s %9s %s\n", "backend", "stored", "thr", "op", "ops/s",
          "p50 us", "p99 us", "ratio to reference");
   for (int b = 0; b < 2; b++) {
@@ -203,14 +278,14 @@ int main(int argc, char **argv) {
       kotte_session_store *st;
       if (rc != 0 || kotte_session_store_open(&st, rt, be, NULL) != 0) return 1;
       do_prefill(rt, st, sizes[z], ids);
-      for (int threads = 1; threads <= 2; threads++) {
+      /* threads 0: the asynchronous API on the loop thread, one op at a time */
+      for (int threads = 0; threads <= 2; threads++) {
         for (int op = OP_CREATE; op <= OP_UPDATE; op++) {
-          result r = measure(rt, st, op, threads, ids, sizes[z]);
+          result r = threads == 0 ? measure_async(rt, st, op, ids, sizes[z])
+                                  : measure(rt, st, op, threads, ids, sizes[z]);
           char ratio[64];
-          if (b == 0)
-            snprintf(ratio, sizeof ratio, "%.2fx hop", r.ops_per_s / (threads == 1 ? hop1 : hop2).ops_per_s);
-          else if (op == OP_GET)
-            snprintf(ratio, sizeof ratio, "%.2fx hop", r.ops_per_s / (threads == 1 ? hop1 : hop2).ops_per_s);
+          if (b == 0 || op == OP_GET)
+            snprintf(ratio, sizeof ratio, "%.2fx hop", r.ops_per_s / (threads == 2 ? hop2 : hop1).ops_per_s);
           else
             snprintf(ratio, sizeof ratio, "%.2fx fsync", r.ops_per_s / fsync_ops);
           printf("%-9s %7d %3d %-6s %10.0f %9.1f %9.1f %s\n", b == 0 ? "memory" : "json_file",
