@@ -400,6 +400,20 @@ static void jf_free(kotte_session_backend *be) {
   jf_destroy(jf);
 }
 
+static const kotte_session_backend jf_vtable = {
+  .version = KOTTE_SESSION_BACKEND_VERSION,
+  .name = "json_file",
+  .put = jf_put,
+  .get = jf_get,
+  .update = jf_update,
+  .remove = jf_remove,
+  .rename = jf_rename,
+  .list_user = jf_list_user,
+  .remove_user = jf_remove_user,
+  .purge = jf_purge,
+  .free = jf_free,
+};
+
 int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *loop,
                                         const char *path) {
   if (out == NULL) return KOTTE_EINVAL;
@@ -420,17 +434,7 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
     return rc;
   }
   jf->loop = loop;
-  jf->base.version = KOTTE_SESSION_BACKEND_VERSION;
-  jf->base.name = "json_file";
-  jf->base.put = jf_put;
-  jf->base.get = jf_get;
-  jf->base.update = jf_update;
-  jf->base.remove = jf_remove;
-  jf->base.rename = jf_rename;
-  jf->base.list_user = jf_list_user;
-  jf->base.remove_user = jf_remove_user;
-  jf->base.purge = jf_purge;
-  jf->base.free = jf_free;
+  jf->base = jf_vtable;
   *out = &jf->base;
   return 0;
 }

@@ -10,42 +10,41 @@ typedef struct mem_backend {
 
 #define MEM(be) ((mem_backend *)(be))
 
+/* Answers with the entry (or the error) while the lock is still held, since
+ * the record points into the table, then unlocks. */
+static int reply_unlock(mem_backend *m, int rc, const kt_entry *e,
+                        kotte_session_backend_record_cb cb, void *ctx) {
+  kotte_session_record out;
+  if (rc == 0) kt_record(e, &out);
+  cb(rc, rc == 0 ? &out : NULL, ctx);
+  uv_mutex_unlock(&m->mu);
+  return 0;
+}
+
 static int mem_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
                    kotte_session_backend_record_cb cb, void *ctx) {
   kt_entry *e = NULL;
-  kotte_session_record out;
   uv_mutex_lock(&MEM(be)->mu);
-  /* last_activity of a put is "now" for the liveness check of the old record */
+  /* rec->last_activity is "now" for the liveness check of an old record */
   int rc = kt_put(&MEM(be)->table, rec, replace, rec->last_activity, &e);
-  if (rc == 0) kt_record(e, &out);
-  cb(rc, rc == 0 ? &out : NULL, ctx); /* under the lock: `out` points into the table */
-  uv_mutex_unlock(&MEM(be)->mu);
-  return 0;
+  return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
                    kotte_session_backend_record_cb cb, void *ctx) {
   kt_entry *e = NULL;
-  kotte_session_record out;
   uv_mutex_lock(&MEM(be)->mu);
   int rc = kt_get(&MEM(be)->table, id, now, slide, &e, NULL);
-  if (rc == 0) kt_record(e, &out);
-  cb(rc, rc == 0 ? &out : NULL, ctx);
-  uv_mutex_unlock(&MEM(be)->mu);
-  return 0;
+  return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_update(kotte_session_backend *be, const char *id, kotte_time now,
                       const char *patch, size_t patch_len, size_t max,
                       kotte_session_backend_record_cb cb, void *ctx) {
   kt_entry *e = NULL;
-  kotte_session_record out;
   uv_mutex_lock(&MEM(be)->mu);
   int rc = kt_update(&MEM(be)->table, id, now, patch, patch_len, max, &e);
-  if (rc == 0) kt_record(e, &out);
-  cb(rc, rc == 0 ? &out : NULL, ctx);
-  uv_mutex_unlock(&MEM(be)->mu);
-  return 0;
+  return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_remove(kotte_session_backend *be, const char *id,
@@ -60,13 +59,9 @@ static int mem_remove(kotte_session_backend *be, const char *id,
 static int mem_rename(kotte_session_backend *be, const char *old_id, const char *new_id,
                       kotte_time now, kotte_session_backend_record_cb cb, void *ctx) {
   kt_entry *e = NULL;
-  kotte_session_record out;
   uv_mutex_lock(&MEM(be)->mu);
   int rc = kt_rename(&MEM(be)->table, old_id, new_id, now, &e);
-  if (rc == 0) kt_record(e, &out);
-  cb(rc, rc == 0 ? &out : NULL, ctx);
-  uv_mutex_unlock(&MEM(be)->mu);
-  return 0;
+  return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_list_user(kotte_session_backend *be, const char *user_id, kotte_time now,
@@ -105,6 +100,20 @@ static void mem_free(kotte_session_backend *be) {
   kotte__free(be);
 }
 
+static const kotte_session_backend mem_vtable = {
+  .version = KOTTE_SESSION_BACKEND_VERSION,
+  .name = "memory",
+  .put = mem_put,
+  .get = mem_get,
+  .update = mem_update,
+  .remove = mem_remove,
+  .rename = mem_rename,
+  .list_user = mem_list_user,
+  .remove_user = mem_remove_user,
+  .purge = mem_purge,
+  .free = mem_free,
+};
+
 int kotte_session_backend_memory_new(kotte_session_backend **out) {
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
@@ -115,17 +124,7 @@ int kotte_session_backend_memory_new(kotte_session_backend **out) {
     return KOTTE_EINTERNAL;
   }
   kt_init(&m->table);
-  m->base.version = KOTTE_SESSION_BACKEND_VERSION;
-  m->base.name = "memory";
-  m->base.put = mem_put;
-  m->base.get = mem_get;
-  m->base.update = mem_update;
-  m->base.remove = mem_remove;
-  m->base.rename = mem_rename;
-  m->base.list_user = mem_list_user;
-  m->base.remove_user = mem_remove_user;
-  m->base.purge = mem_purge;
-  m->base.free = mem_free;
+  m->base = mem_vtable;
   *out = &m->base;
   return 0;
 }
