@@ -1,6 +1,7 @@
 list(APPEND KOTTE_SOURCES
   libkotte/core/alloc.c
   libkotte/core/error.c
+  libkotte/core/journal_file.c
   libkotte/core/json.c
   libkotte/core/log.c
   libkotte/core/token.c)

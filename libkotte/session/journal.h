@@ -1,13 +1,8 @@
-/* Private: the json_file session journal.
+/* Private: the json_file session journal, records over the shared file
+ * journal (core/journal_file.h: line format, locking, torn tails,
+ * compaction).
  *
- * File format (text, one record a line):
- *
- *     <16 hex digits> <JSON object>\n
- *
- * The hex digits are SipHash-2-4 (libsodium crypto_shorthash, all-zero
- * key) of the JSON bytes: a checksum against torn or damaged lines, not a
- * MAC. The first record is the header {"kotte":"sessions","version":1}.
- * Then, in order:
+ * The header is {"kotte":"sessions","version":1}. Then, in order:
  *
  *     {"op":"put","id":..,"u":..,"d":{..},"c":..,"a":..,"e":..,"m":..,"i":..}
  *     {"op":"mv","from":old-id, ...the fields of put under the new id}
@@ -15,47 +10,32 @@
  *     {"op":"del","id":..}
  *     {"op":"delu","u":..}
  *
- * (times are µs since the epoch). A last line without its newline is a
- * write that was never acknowledged: it is dropped (and truncated away by
- * the next writer). Any other bad line makes the file corrupt.
+ * (times are µs since the epoch).
  */
 #ifndef KOTTE_SESSION_JOURNAL_H
 #define KOTTE_SESSION_JOURNAL_H
 
-#include <sys/types.h>
-
+#include "core/journal_file.h"
 #include "session/table.h"
 
 typedef struct kj {
-  char *path;
-  char *lock_path;
-  int fd;       /* the journal, O_RDWR|O_APPEND */
-  int lock_fd;  /* "<path>.lock", flock()ed around every batch */
-  dev_t dev;
-  ino_t ino;
-  off_t applied;  /* bytes of the journal reflected in the table */
-  size_t records; /* lines in the journal, header included */
-  int stale;      /* the table must be rebuilt from the file */
+  kotte__journal file; /* bound to the table given to kj_open() */
 } kj;
 
 /* A growable output buffer for journal lines. */
-typedef struct kj_buf {
-  char *p;
-  size_t len, cap;
-  int oom;
-} kj_buf;
+typedef kotte__journal_buf kj_buf;
 
 /* Opens (creating with mode 0600 if absent) and loads @p path into @p t. */
 int kj_open(kj *j, const char *path, kt_table *t);
 
-/* Takes the lock and brings @p t up to date with the file. */
+/* Takes the lock and brings @p t (the table given to kj_open) up to date. */
 int kj_lock(kj *j, kt_table *t);
 void kj_unlock(kj *j);
 
 /* Appends @p b (whole lines) and, if @p sync, fdatasync()s. Lock held. */
 int kj_append(kj *j, const kj_buf *b, size_t lines, int sync);
 
-/* Rewrites the journal from @p t if it has grown past twice the live size. */
+/* Rewrites the journal from the table if it has grown past twice the live size. */
 int kj_maybe_compact(kj *j, kt_table *t);
 
 void kj_close(kj *j);
