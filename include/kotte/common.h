@@ -52,7 +52,8 @@ extern "C" {
   X(EPOOLTIMEOUT, -19, "timed out waiting for a pooled connection")          \
   X(ETOOMANYWAITERS, -20, "too many requests waiting for a connection")      \
   X(EINTERNAL, -21, "internal error")                                        \
-  X(ELOCK, -22, "could not lock the store file")
+  X(ELOCK, -22, "could not lock the store file")                             \
+  X(ECONFLICT, -23, "the record changed concurrently; try again")
 
 /** Error codes: 0 is success, everything else is negative. */
 typedef enum kotte_errno {
@@ -60,7 +61,7 @@ typedef enum kotte_errno {
 #define KOTTE__ERRNO_ENUM(name, val, desc) KOTTE_##name = (val),
   KOTTE_ERRNO_MAP(KOTTE__ERRNO_ENUM)
 #undef KOTTE__ERRNO_ENUM
-  KOTTE__ERRNO_LAST = -22
+  KOTTE__ERRNO_LAST = -23
 } kotte_errno;
 
 /**
