@@ -135,6 +135,35 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
 KOTTE_EXTERN int kotte_session_backend_json_file_new(kotte_session_backend **out,
                                                      uv_loop_t *loop, const char *path);
 
+typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
+
+/**
+ * A PostgreSQL backend on table kotte_sessions (sql/migrations/), through
+ * @p pool (kotte/pg.h), which it borrows: free the store first, then the
+ * pool. Several replicas share the sessions.
+ *
+ *  - one statement per operation: a get slides in one UPDATE ... RETURNING,
+ *    an update merges with jsonb || in the same statement, nothing is read
+ *    and written back by the client;
+ *  - the table never holds a usable token: the row key is a keyed BLAKE2b
+ *    hash of it; the token itself is stored only sealed (XChaCha20-Poly1305),
+ *    so that list_user can return ids. Both keys are derived from
+ *    @p secret (e.g. SESSION_SECRET_KEY, at least 16 bytes; every replica
+ *    must use the same); they live in sodium_malloc memory;
+ *  - purge deletes in batches (FOR UPDATE SKIP LOCKED) under an advisory
+ *    lock: one replica sweeps at a time, and gets never wait for it;
+ *  - data comes back as compact JSON in jsonb's key order (shorter keys
+ *    first), which may differ from the order it was stored in.
+ *
+ * Any thread (statements are registered with the pool on first use, on the
+ * loop thread). Returns 0, KOTTE_EINVAL, KOTTE_EKEY (secret too short),
+ * KOTTE_ENOMEM or KOTTE_EINTERNAL.
+ */
+KOTTE_EXTERN int kotte_session_backend_postgresql_new(kotte_session_backend **out,
+                                                      kotte_pg_pool *pool,
+                                                      const unsigned char *secret,
+                                                      size_t secret_len);
+
 /** Frees a backend that no store took. NULL is a no-op. */
 KOTTE_EXTERN void kotte_session_backend_free(kotte_session_backend *backend);
 

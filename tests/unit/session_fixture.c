@@ -7,10 +7,20 @@
 
 static kotte_time test_clock(void *ctx) { return ((fx *)ctx)->now; }
 
+/* The key every PostgreSQL backend of the suite derives its keys from. */
+static const unsigned char pg_secret[] = "conformance-suite-session-secret";
+
+const char *fx_postgresql_conninfo(void) {
+  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
+  return ci && *ci ? ci : NULL;
+}
+
 kotte_session_backend *fx_backend(fx *f) {
   kotte_session_backend *be = NULL;
-  int rc = f->kind == FX_MEMORY ? kotte_session_backend_memory_new(&be)
-                                : kotte_session_backend_json_file_new(&be, &f->loop, f->path);
+  int rc = f->kind == FX_MEMORY   ? kotte_session_backend_memory_new(&be)
+           : f->kind == FX_POSTGRESQL
+               ? kotte_session_backend_postgresql_new(&be, f->pool, pg_secret, sizeof pg_secret - 1)
+               : kotte_session_backend_json_file_new(&be, &f->loop, f->path);
   assert_int_equal(rc, 0);
   return be;
 }
@@ -28,6 +38,26 @@ void fx_reopen(fx *f) {
   assert_int_equal(kotte_session_store_new(&f->store, &f->loop, be, &f->opts), 0);
 }
 
+typedef struct sql_call {
+  int done, status;
+} sql_call;
+
+static void on_sql(int status, const kotte_pg_result *res, void *ud) {
+  sql_call *c = ud;
+  c->done = 1;
+  c->status = status;
+}
+
+/* Each test starts from an empty table (kotte_app may DELETE, not TRUNCATE). */
+static void empty_table(fx *f) {
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  sql_call c = { 0, 0 };
+  q.sql = "DELETE FROM kotte_sessions";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, on_sql, &c), 0);
+  while (!c.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(c.status, 0);
+}
+
 static int setup(void **state, int kind) {
   fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
@@ -38,6 +68,14 @@ static int setup(void **state, int kind) {
   o.clock = test_clock;
   o.clock_ctx = f;
   f->opts = o;
+  if (kind == FX_POSTGRESQL) {
+    kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;
+    po.conninfo = fx_postgresql_conninfo();
+    po.min_size = 1;
+    assert_non_null(po.conninfo);
+    assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &po), 0);
+    empty_table(f);
+  }
   if (kind == FX_JSON_FILE) {
     snprintf(f->dir, sizeof f->dir, "/tmp/kotte-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -50,10 +88,16 @@ static int setup(void **state, int kind) {
 
 int fx_setup_memory(void **state) { return setup(state, FX_MEMORY); }
 int fx_setup_json_file(void **state) { return setup(state, FX_JSON_FILE); }
+int fx_setup_postgresql(void **state) { return setup(state, FX_POSTGRESQL); }
 
 int fx_teardown(void **state) {
   fx *f = *state;
   close_store(f);
+  if (f->pool) {
+    kotte_pg_pool_free(f->pool);
+    f->pool = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* until the pool's handles are closed */
+  }
   assert_int_equal(f->inline_callbacks, 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);
   if (f->kind == FX_JSON_FILE) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <kotte.h>
+#include <kotte/pg.h>
 
 #define SEC 1000000LL
 
@@ -20,17 +21,22 @@ typedef struct fx {
   kotte_time now;
   char dir[128];
   char path[256];
-  int kind;             /* FX_MEMORY or FX_JSON_FILE */
+  int kind;             /* FX_MEMORY, FX_JSON_FILE or FX_POSTGRESQL */
+  kotte_pg_pool *pool;  /* FX_POSTGRESQL: the pool the backends borrow */
   int in_start;         /* set while a start call is on the stack */
   int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
   kotte_session_options opts;
 } fx;
 
-enum { FX_MEMORY = 1, FX_JSON_FILE = 2 };
+enum { FX_MEMORY = 1, FX_JSON_FILE = 2, FX_POSTGRESQL = 3 };
 
 /* The backend kinds the conformance suite runs over. */
 int fx_setup_memory(void **state);
 int fx_setup_json_file(void **state);
+/* PostgreSQL at $KOTTE_TEST_PG_CONNINFO (tests/pg/pg.sh); the table is
+ * emptied before each test. fx_postgresql_conninfo() is NULL when unset. */
+int fx_setup_postgresql(void **state);
+const char *fx_postgresql_conninfo(void);
 int fx_teardown(void **state);
 
 /* (Re)creates the store with fx->opts (after a test changed them). */

@@ -406,7 +406,9 @@ static void options_with_an_unknown_version_are_refused(void **state) {
   assert_int_equal(kotte_session_store_new(&st, &f->loop, be, &o), KOTTE_EINVAL);
   kotte_session_backend_free(be);
   assert_string_equal(kotte_session_store_backend_name(f->store),
-                      f->kind == FX_MEMORY ? "memory" : "json_file");
+                      f->kind == FX_MEMORY       ? "memory"
+                      : f->kind == FX_POSTGRESQL ? "postgresql"
+                                                 : "json_file");
 }
 
 #define CONFORMANCE(setup)                                                            \
@@ -448,5 +450,12 @@ int main(void) {
   int failed = 0;
   failed += cmocka_run_group_tests_name("session conformance: memory", memory, NULL, NULL);
   failed += cmocka_run_group_tests_name("session conformance: json_file", json_file, NULL, NULL);
+  if (fx_postgresql_conninfo()) {
+    const struct CMUnitTest postgresql[] = CONFORMANCE(fx_setup_postgresql);
+    failed += cmocka_run_group_tests_name("session conformance: postgresql", postgresql, NULL, NULL);
+  } else {
+    printf("session conformance: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
+           "(tests/suites.d/20-postgresql.sh starts a server and sets it)\n");
+  }
   return failed ? 1 : 0;
 }

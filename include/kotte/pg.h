@@ -1,0 +1,280 @@
+/*
+ * libkotte — an asynchronous PostgreSQL connection pool on a libuv loop.
+ *
+ * libpq in non-blocking mode, one uv_poll_t per connection (re-created when
+ * PQsocket() changes, which it does while PQconnectPoll() walks a multi-host
+ * conninfo). Every connection runs in libpq's pipeline mode:
+ *
+ *  - without pipelining (pipeline_depth 1) a connection carries one query at
+ *    a time, sent as one Bind/Execute/Sync write, like any other client;
+ *  - with pipelining (pipeline_depth > 1) the queries submitted in one loop
+ *    turn share a connection, a round trip and a Sync, and so one implicit
+ *    transaction and one commit. A query's callback runs only once its Sync
+ *    came back, so an acknowledged write is committed. When one query of a
+ *    batch fails, the others were rolled back with it; the pool runs them
+ *    again (they never took effect) and only the failing one reports.
+ *
+ * Prepared statements are registered once per pool (kotte_pg_pool_prepare())
+ * and prepared lazily on each connection, in the same round trip as their
+ * first execution.
+ *
+ * Failures: a query waits at most acquire_timeout_ms for a connection
+ * (KOTTE_EPOOLTIMEOUT), no more than max_waiters wait (KOTTE_ETOOMANYWAITERS),
+ * and runs at most its timeout (KOTTE_ETIMEDOUT; the server is sent a real
+ * cancel request). After a lost connection, a query flagged
+ * KOTTE_PG_IDEMPOTENT is run once more on a fresh connection; any other
+ * reports KOTTE_EDB. A query refused because the server is read-only (a
+ * standby after a switchover, SQLSTATE 25006) did nothing, so it is always
+ * run once more on a fresh connection, which libpq's
+ * target_session_attrs=read-write points at the new primary.
+ *
+ * Threads: everything on the loop thread, except kotte_pg_pool_open(),
+ * kotte_pg_pool_free() of an opened pool and kotte_pg_pool_get_stats(),
+ * which any thread may call. Callbacks run on the loop thread, exactly once
+ * per query that was accepted, never before the submitting call returned.
+ *
+ * No error detail or log line contains a password or a conninfo string.
+ */
+#ifndef KOTTE_PG_H
+#define KOTTE_PG_H
+
+#include <uv.h>
+
+#include "kotte/core.h"
+#include "kotte/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kotte_pg_pool kotte_pg_pool;
+
+/** A statement registered with kotte_pg_pool_prepare(); owned by the pool. */
+typedef struct kotte_pg_stmt kotte_pg_stmt;
+
+/** A query's result, owned by the pool; valid only during the callback. */
+typedef struct kotte_pg_result kotte_pg_result;
+
+#define KOTTE_PG_POOL_OPTIONS_VERSION 1
+
+/** Pool options. Initialise with KOTTE_PG_POOL_OPTIONS_INIT; fields are only ever appended. */
+typedef struct kotte_pg_pool_options {
+  unsigned int version;
+  /**
+   * libpq conninfo ("host=a,b port=5432,5432 dbname=kotte user=kotte_app
+   * target_session_attrs=read-write") or URI. Copied. Required.
+   */
+  const char *conninfo;
+  /** Connections kept open even when idle (default 1). */
+  unsigned int min_size;
+  /** Most connections open at once (default 10). */
+  unsigned int max_size;
+  /** Longest wait for a connection before KOTTE_EPOOLTIMEOUT (ms, default 5000). */
+  unsigned int acquire_timeout_ms;
+  /** Most queries waiting for a connection; one more fails with KOTTE_ETOOMANYWAITERS (default 1000). */
+  unsigned int max_waiters;
+  /** Default per-query timeout (ms, default 30000; 0: none). */
+  unsigned int query_timeout_ms;
+  /** Queries in flight on one connection: 1 disables pipelining (default 1). */
+  unsigned int pipeline_depth;
+  /** A connection is replaced after this long (ms, default 1800000; 0: never)... */
+  unsigned int max_lifetime_ms;
+  /** ...minus a random 0..jitter ms, so connections do not all retire at once (default 60000). */
+  unsigned int lifetime_jitter_ms;
+  /** An idle connection above min_size is closed after this long (ms, default 600000; 0: never). */
+  unsigned int idle_timeout_ms;
+  /** A connection idle longer than this is checked for a dead socket before reuse (ms, default 5000). */
+  unsigned int idle_check_ms;
+  /** Longest connection attempt, all hosts together (ms, default 10000). */
+  unsigned int connect_timeout_ms;
+  /** First reconnect delay after a failure (ms, default 100)... */
+  unsigned int reconnect_min_ms;
+  /** ...doubling with jitter up to this (ms, default 5000). */
+  unsigned int reconnect_max_ms;
+  /**
+   * SQL run on every new connection before its first query, e.g.
+   * "LOAD 'age'; SET search_path = ag_catalog, public". May hold several
+   * statements (simple protocol). NULL: none. Copied. A failure closes the
+   * connection and counts as a failed connect.
+   */
+  const char *on_connect_sql;
+} kotte_pg_pool_options;
+
+#define KOTTE_PG_POOL_OPTIONS_INIT                                                   \
+  { KOTTE_PG_POOL_OPTIONS_VERSION, NULL, 1, 10, 5000, 1000, 30000, 1, 1800000, 60000, \
+    600000, 5000, 10000, 100, 5000, NULL }
+
+/**
+ * Creates a pool on @p loop; it starts opening min_size connections at
+ * once. Call on the loop's thread (or before the loop runs). Validates the
+ * conninfo without connecting. Returns 0, KOTTE_EINVAL (missing or invalid
+ * conninfo, max_size 0, min_size > max_size, pipeline_depth 0),
+ * KOTTE_EVERSION or KOTTE_ENOMEM. Free with kotte_pg_pool_free().
+ */
+KOTTE_EXTERN int kotte_pg_pool_new(kotte_pg_pool **out, uv_loop_t *loop,
+                                   const kotte_pg_pool_options *opts);
+
+/** Like kotte_pg_pool_new() on @p rt's loop. Any thread but the loop thread. */
+KOTTE_EXTERN int kotte_pg_pool_open(kotte_pg_pool **out, kotte_runtime *rt,
+                                    const kotte_pg_pool_options *opts);
+
+/**
+ * Frees the pool. Queries still waiting or in flight end with
+ * KOTTE_ECANCELED in their callbacks (on a later loop turn); connections
+ * are closed; memory is released after the last libuv close callback and
+ * the last cancel request. Free every store using the pool first. For a
+ * pool from kotte_pg_pool_new(): call on the loop thread (also from inside
+ * a callback) and keep running the loop. For one from kotte_pg_pool_open():
+ * any thread but the loop thread; it returns once everything is released.
+ * NULL is a no-op.
+ */
+KOTTE_EXTERN void kotte_pg_pool_free(kotte_pg_pool *pool);
+
+/** The pool's loop. */
+KOTTE_EXTERN uv_loop_t *kotte_pg_pool_loop(const kotte_pg_pool *pool);
+
+/**
+ * Registers a statement, prepared on each connection the first time it
+ * runs there. @p param_types are PostgreSQL type OIDs (NULL or 0 entries:
+ * let the server infer). Loop thread. Returns 0, KOTTE_EINVAL, KOTTE_ENOMEM
+ * or KOTTE_ECLOSED. The statement lives as long as the pool.
+ */
+KOTTE_EXTERN int kotte_pg_pool_prepare(kotte_pg_pool *pool, kotte_pg_stmt **out, const char *sql,
+                                       int nparams, const unsigned int *param_types);
+
+/** Query flags. */
+enum {
+  /** Safe to run twice: run once more after a lost connection. */
+  KOTTE_PG_IDEMPOTENT = 1u << 0,
+  /** Results in binary format (default: text). */
+  KOTTE_PG_BINARY_RESULT = 1u << 1
+};
+
+#define KOTTE_PG_QUERY_VERSION 1
+
+/** One query. Pointers need to be valid only during kotte_pg_pool_query(). */
+typedef struct kotte_pg_query {
+  unsigned int version;
+  /** A registered statement, or NULL to run @p sql (one statement, unnamed). */
+  const kotte_pg_stmt *stmt;
+  const char *sql;
+  int nparams;
+  /** Parameter values (NULL entry: SQL NULL). */
+  const char *const *values;
+  /** Lengths of binary parameters (NULL: all text). */
+  const int *lengths;
+  /** 1 for a binary parameter, 0 for text (NULL: all text). */
+  const int *formats;
+  /** KOTTE_PG_* flags. */
+  unsigned int flags;
+  /** Per-query timeout in ms: 0 the pool's default, negative none. */
+  int timeout_ms;
+} kotte_pg_query;
+
+#define KOTTE_PG_QUERY_INIT { KOTTE_PG_QUERY_VERSION, NULL, NULL, 0, NULL, NULL, NULL, 0, 0 }
+
+/**
+ * Receives a query's outcome: status 0 with the result, KOTTE_EDB with the
+ * server's error result (its SQLSTATE through kotte_pg_result_sqlstate())
+ * or NULL when the connection was lost, or KOTTE_EPOOLTIMEOUT,
+ * KOTTE_ETIMEDOUT, KOTTE_ECANCELED with NULL.
+ */
+typedef void (*kotte_pg_result_cb)(int status, const kotte_pg_result *res, void *userdata);
+
+/**
+ * Submits a query. Returns 0 (then @p cb runs exactly once, later), or
+ * KOTTE_EINVAL, KOTTE_EVERSION, KOTTE_ENOMEM, KOTTE_ECLOSED, or
+ * KOTTE_ETOOMANYWAITERS when max_waiters queries already wait for a
+ * connection (then @p cb never runs). Loop thread.
+ */
+KOTTE_EXTERN int kotte_pg_pool_query(kotte_pg_pool *pool, const kotte_pg_query *q,
+                                     kotte_pg_result_cb cb, void *userdata);
+
+/* ---- results (valid during the callback only) ---------------------------- */
+
+KOTTE_EXTERN int kotte_pg_result_ntuples(const kotte_pg_result *res);
+KOTTE_EXTERN int kotte_pg_result_nfields(const kotte_pg_result *res);
+/** The value (NUL-terminated also in binary format), "" for NULL. */
+KOTTE_EXTERN const char *kotte_pg_result_value(const kotte_pg_result *res, int row, int col);
+KOTTE_EXTERN int kotte_pg_result_length(const kotte_pg_result *res, int row, int col);
+KOTTE_EXTERN int kotte_pg_result_is_null(const kotte_pg_result *res, int row, int col);
+/** Rows affected by INSERT/UPDATE/DELETE, 0 otherwise. */
+KOTTE_EXTERN uint64_t kotte_pg_result_affected(const kotte_pg_result *res);
+/** The five-character SQLSTATE of an error result, "" otherwise. Never NULL. */
+KOTTE_EXTERN const char *kotte_pg_result_sqlstate(const kotte_pg_result *res);
+/** The server's primary error message, "" otherwise. May quote values: do not log blindly. */
+KOTTE_EXTERN const char *kotte_pg_result_error(const kotte_pg_result *res);
+
+/* ---- statistics --------------------------------------------------------------- */
+
+#define KOTTE_PG_STATS_VERSION 1
+
+/** Counters since the pool was created. Fields are only ever appended. */
+typedef struct kotte_pg_pool_stats {
+  unsigned int version;    /**< set to KOTTE_PG_STATS_VERSION before the call */
+  unsigned int open;       /**< connections ready (idle + busy) */
+  unsigned int idle;       /**< ready with nothing in flight */
+  unsigned int busy;       /**< ready with queries in flight */
+  unsigned int connecting; /**< connection attempts under way */
+  unsigned int waiting;    /**< queries waiting for a connection */
+  unsigned int in_flight;  /**< queries sent, not yet answered */
+  uint64_t queries;        /**< queries completed (any status) */
+  uint64_t errors;         /**< queries that ended with a status other than 0 */
+  uint64_t acquire_wait_us_total; /**< time queries waited for a connection, summed */
+  uint64_t acquire_wait_us_max;   /**< the longest such wait */
+  uint64_t pool_timeouts;  /**< KOTTE_EPOOLTIMEOUT */
+  uint64_t waiter_rejections; /**< KOTTE_ETOOMANYWAITERS */
+  uint64_t query_timeouts; /**< KOTTE_ETIMEDOUT */
+  uint64_t cancels_sent;   /**< cancel requests sent to the server */
+  uint64_t connects;       /**< connections established */
+  uint64_t reconnects;     /**< of those, after a connection was lost or failed */
+  uint64_t connect_failures; /**< failed connection attempts */
+  uint64_t connections_lost; /**< connections that broke while open */
+  uint64_t retries;        /**< queries run again on another connection */
+  uint64_t batches;        /**< Syncs sent (round trips); queries/batches is the pipelining gain */
+} kotte_pg_pool_stats;
+
+/**
+ * Fills @p out (whose version the caller set). Any thread: on another
+ * thread than an opened pool's loop thread it hops to the loop.
+ * Returns 0, KOTTE_EINVAL or KOTTE_EVERSION.
+ */
+KOTTE_EXTERN int kotte_pg_pool_get_stats(kotte_pg_pool *pool, kotte_pg_pool_stats *out);
+
+/* ---- migrations ------------------------------------------------------------------ */
+
+#define KOTTE_PG_MIGRATE_OPTIONS_VERSION 1
+
+/** Options of kotte_pg_migrate(). Initialise with KOTTE_PG_MIGRATE_OPTIONS_INIT. */
+typedef struct kotte_pg_migrate_options {
+  unsigned int version;
+  /** Apply sql/extensions/ too (needs a superuser; skipped when the extension is not installed). */
+  int extensions;
+  /** Re-apply sql/roles/app_role.sql after the migrations (default 1). */
+  int roles;
+  /** Receives one line per file applied or skipped (NULL: none). */
+  void (*progress)(const char *line, void *ctx);
+  void *progress_ctx;
+} kotte_pg_migrate_options;
+
+#define KOTTE_PG_MIGRATE_OPTIONS_INIT { KOTTE_PG_MIGRATE_OPTIONS_VERSION, 0, 1, NULL, NULL }
+
+/**
+ * Brings the database at @p conninfo up to date with the SQL folder
+ * @p sql_dir (the repository's sql/): under an advisory lock, so that two
+ * migrators take turns, every sql/migrations/NNNN_name.sql whose version is
+ * not yet in kotte_schema_migrations, in order (each file is one
+ * transaction and records itself), then sql/roles/app_role.sql. Run it as
+ * the database owner. Blocking (plain libpq); any thread, never a loop
+ * thread. On success *applied (may be NULL) is the number of migrations
+ * applied. Returns 0, KOTTE_EINVAL, KOTTE_EIO (unreadable folder or file),
+ * KOTTE_EDB (kotte_error_detail() names the file and the SQLSTATE) or
+ * KOTTE_ENOMEM.
+ */
+KOTTE_EXTERN int kotte_pg_migrate(const char *conninfo, const char *sql_dir,
+                                  const kotte_pg_migrate_options *opts, unsigned int *applied);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KOTTE_PG_H */

@@ -1,0 +1,766 @@
+/* The pool: queries wait in one FIFO for a connection, go out on the idle
+ * or least loaded one, and come back through one delivery list that runs
+ * callbacks only from the top of a libuv callback (never inside libpq
+ * processing, never inside the submitting call). Deadlines live in one
+ * sorted list under one timer. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg/pg_internal.h"
+
+uint64_t kpg_now(kotte_pg_pool *p) { return uv_now(p->loop); }
+
+/* ---- request lists ------------------------------------------------------ */
+
+void kpg_list_push(kpg_list *l, kpg_req *r) {
+  r->next = NULL;
+  r->prev = l->tail;
+  if (l->tail) l->tail->next = r;
+  else l->head = r;
+  l->tail = r;
+  l->n++;
+}
+
+void kpg_list_unshift(kpg_list *l, kpg_req *r) {
+  r->prev = NULL;
+  r->next = l->head;
+  if (l->head) l->head->prev = r;
+  else l->tail = r;
+  l->head = r;
+  l->n++;
+}
+
+void kpg_list_remove(kpg_list *l, kpg_req *r) {
+  if (r->prev) r->prev->next = r->next;
+  else l->head = r->next;
+  if (r->next) r->next->prev = r->prev;
+  else l->tail = r->prev;
+  r->next = r->prev = NULL;
+  l->n--;
+}
+
+/* ---- deadlines -------------------------------------------------------------- */
+
+static void on_wake(uv_timer_t *t);
+
+static void arm_wake(kotte_pg_pool *p) {
+  if (p->closing) return;
+  if (p->dl_head == NULL) {
+    uv_timer_stop(&p->wake);
+    return;
+  }
+  uint64_t now = kpg_now(p);
+  uint64_t due = p->dl_head->deadline;
+  uv_timer_start(&p->wake, on_wake, due > now ? due - now : 0, 0);
+}
+
+void kpg_deadline_remove(kpg_req *r) {
+  kotte_pg_pool *p = r->pool;
+  if (!r->in_deadlines) return;
+  int was_head = p->dl_head == r;
+  if (r->dprev) r->dprev->dnext = r->dnext;
+  else p->dl_head = r->dnext;
+  if (r->dnext) r->dnext->dprev = r->dprev;
+  else p->dl_tail = r->dprev;
+  r->dnext = r->dprev = NULL;
+  r->in_deadlines = 0;
+  if (was_head) arm_wake(p);
+}
+
+/* Deadlines mostly arrive in order: insert from the tail. */
+void kpg_deadline_set(kpg_req *r, uint64_t deadline, int is_query) {
+  kotte_pg_pool *p = r->pool;
+  kpg_deadline_remove(r);
+  r->deadline = deadline;
+  r->deadline_is_query = is_query;
+  if (deadline == 0) return;
+  kpg_req *after = p->dl_tail;
+  while (after && after->deadline > deadline) after = after->dprev;
+  r->dprev = after;
+  r->dnext = after ? after->dnext : p->dl_head;
+  if (r->dnext) r->dnext->dprev = r;
+  else p->dl_tail = r;
+  if (after) after->dnext = r;
+  else p->dl_head = r;
+  r->in_deadlines = 1;
+  if (p->dl_head == r) arm_wake(p);
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+void kpg_update_ref(kotte_pg_pool *p) {
+  /* The pool keeps the loop alive only while it has work. */
+  int want = p->n_pending > 0 || p->n_cancels > 0 || (p->closing && !p->finalized);
+  if (want == p->defer_ref || p->finalized) return;
+  p->defer_ref = want;
+  if (want) uv_ref((uv_handle_t *)&p->defer);
+  else uv_unref((uv_handle_t *)&p->defer);
+}
+
+void kpg_req_free(kpg_req *r) {
+  kpg_deadline_remove(r);
+  if (r->res) PQclear(r->res);
+  kotte__free(r);
+}
+
+/* Settles @p r with @p status; its callback runs from kpg_drain(). */
+void kpg_complete(kpg_req *r, int status) {
+  kotte_pg_pool *p = r->pool;
+  kpg_deadline_remove(r);
+  r->state = REQ_DONE;
+  r->status = status;
+  if (status != 0 && status != KOTTE_EDB && r->res) {
+    PQclear(r->res);
+    r->res = NULL;
+  }
+  if (status == 0 && r->res == NULL) r->status = KOTTE_EINTERNAL;
+  r->done_next = NULL;
+  if (p->done_tail) p->done_tail->done_next = r;
+  else p->done_head = r;
+  p->done_tail = r;
+  if (!p->draining) uv_async_send(&p->defer);
+}
+
+static void finalize(kotte_pg_pool *p);
+
+void kpg_drain(kotte_pg_pool *p) {
+  if (p->draining) return;
+  p->draining = 1;
+  kpg_req *r;
+  while ((r = p->done_head) != NULL) {
+    p->done_head = r->done_next;
+    if (p->done_head == NULL) p->done_tail = NULL;
+    int status = p->closing ? KOTTE_ECANCELED : r->status;
+    const kotte_pg_result *res = (status == 0 || status == KOTTE_EDB) ? (const void *)r->res : NULL;
+    p->stats.queries++;
+    if (status != 0) p->stats.errors++;
+    if (status == KOTTE_EPOOLTIMEOUT) p->stats.pool_timeouts++;
+    if (status == KOTTE_ETIMEDOUT) p->stats.query_timeouts++;
+    p->n_pending--;
+    r->cb(status, res, r->userdata); /* may submit, or free the pool */
+    kpg_req_free(r);
+  }
+  p->draining = 0;
+  kpg_update_ref(p);
+  if (p->closing) finalize(p);
+}
+
+static void on_defer(uv_async_t *h) {
+  kotte_pg_pool *p = h->data;
+  kpg_pump(p);
+  kpg_drain(p);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+static void request_retry_timer(kotte_pg_pool *p);
+
+/* Picks a connection for @p r: an idle one (most recently used first, after
+ * a cheap liveness check when it sat idle long), else with pipelining the
+ * least loaded one with room. NULL: none now. */
+static kpg_conn *choose(kotte_pg_pool *p, kpg_req *r) {
+  uint64_t now = kpg_now(p);
+  kpg_conn *best = NULL, *c, *next;
+  for (c = p->conns; c; c = next) {
+    next = c->next;
+    if (c->state != CONN_READY || c->broken || c->serial < r->min_serial) continue;
+    if (c->retire_at && now >= c->retire_at) {
+      c->broken = 1; /* lifetime over: finish what it has, take nothing new */
+      if (c->inflight.n == 0) kpg_conn_close(c);
+      continue;
+    }
+    if (c->inflight.n == 0) {
+      if (p->opts.idle_check_ms && now - c->idle_since >= p->opts.idle_check_ms &&
+          !kpg_conn_alive(c)) {
+        kpg_conn_lost(c, "found dead while idle");
+        continue;
+      }
+      if (best == NULL || best->inflight.n > 0 || c->idle_since > best->idle_since) best = c;
+    } else if (c->inflight.n < p->opts.pipeline_depth) {
+      if (best == NULL || c->inflight.n < best->inflight.n) best = c;
+    }
+  }
+  return best;
+}
+
+static void grow(kotte_pg_pool *p, unsigned int demand) {
+  if (p->closing) return;
+  unsigned int open = p->n_ready + p->n_connecting;
+  unsigned int want = open < p->opts.min_size ? p->opts.min_size - open : 0;
+  if (demand > p->n_connecting && demand - p->n_connecting > want) want = demand - p->n_connecting;
+  if (want && open >= p->opts.max_size && demand) {
+    /* Full, yet queries wait for a fresh connection: drop an idle stale one. */
+    for (kpg_conn *c = p->conns; c; c = c->next) {
+      if (c->state == CONN_READY && c->inflight.n == 0) {
+        kpg_conn_close(c);
+        open--;
+        break;
+      }
+    }
+  }
+  if (open + want > p->opts.max_size) want = p->opts.max_size > open ? p->opts.max_size - open : 0;
+  if (want == 0) return;
+  if (p->failures > 0) {
+    /* Backing off: one probe at a time, once the delay passed. */
+    if (kpg_now(p) < p->backoff_until) {
+      request_retry_timer(p);
+      return;
+    }
+    if (p->n_connecting > 0) return;
+    want = 1;
+  }
+  while (want-- > 0) {
+    if (kpg_conn_start(p) != 0) break;
+  }
+}
+
+void kpg_pump(kotte_pg_pool *p) {
+  if (p->closing) return;
+  unsigned int demand;
+restart:
+  demand = 0;
+  /* A query without a fresh-connection demand that finds no connection
+   * means none of them will: count the rest without looking again. */
+  int plain_blocked = 0;
+  for (kpg_req *r = p->waiting.head; r; r = r->next) {
+    kpg_conn *c = NULL;
+    if (r->min_serial || !plain_blocked) c = choose(p, r);
+    if (c == NULL) {
+      if (!r->min_serial) plain_blocked = 1;
+      demand++;
+      continue;
+    }
+    kpg_list_remove(&p->waiting, r);
+    uint64_t waited = uv_hrtime() / 1000 - r->queued_us;
+    p->stats.acquire_wait_us_total += waited;
+    if (waited > p->stats.acquire_wait_us_max) p->stats.acquire_wait_us_max = waited;
+    kpg_deadline_set(r, r->timeout_ms ? kpg_now(p) + r->timeout_ms : 0, 1);
+    if (kpg_conn_send(c, r) != 0) kpg_conn_lost(c, "send failed");
+    goto restart; /* sending may have changed both lists */
+  }
+  grow(p, demand);
+}
+
+static void enqueue(kpg_req *r, int front) {
+  kotte_pg_pool *p = r->pool;
+  r->state = REQ_WAITING;
+  r->queued_us = uv_hrtime() / 1000;
+  if (front) kpg_list_unshift(&p->waiting, r);
+  else kpg_list_push(&p->waiting, r);
+  kpg_deadline_set(r, p->opts.acquire_timeout_ms ? kpg_now(p) + p->opts.acquire_timeout_ms : 0, 0);
+}
+
+/* Runs @p r again: after a lost connection or a read-only answer (@p fresh:
+ * once, on a connection opened from now on), or because its batch was
+ * rolled back (a few times). */
+void kpg_requeue(kpg_req *r, int fresh) {
+  kotte_pg_pool *p = r->pool;
+  if ((fresh && r->retried) || (!fresh && r->reruns >= 3) || p->closing) {
+    kpg_complete(r, p->closing ? KOTTE_ECANCELED : KOTTE_EDB); /* with the error result, if any */
+    return;
+  }
+  if (r->res) PQclear(r->res);
+  r->res = NULL;
+  r->failed = r->aborted = 0;
+  if (fresh) {
+    r->retried = 1;
+    r->min_serial = p->serial + 1;
+    p->stats.retries++;
+  } else {
+    r->reruns++;
+  }
+  enqueue(r, 1);
+}
+
+/* ---- timers -------------------------------------------------------------------------- */
+
+static void on_wake(uv_timer_t *t) {
+  kotte_pg_pool *p = t->data;
+  uint64_t now = kpg_now(p);
+  while (p->dl_head && p->dl_head->deadline <= now) {
+    kpg_req *r = p->dl_head;
+    kpg_deadline_remove(r);
+    if (r->state == REQ_WAITING) {
+      kpg_list_remove(&p->waiting, r);
+      kotte__fail(KOTTE_EPOOLTIMEOUT, "no connection within %u ms", p->opts.acquire_timeout_ms);
+      kpg_complete(r, KOTTE_EPOOLTIMEOUT);
+    } else if (r->state == REQ_SENT && !r->abandoned) {
+      kpg_conn *c = r->conn;
+      /* Report now; the query stays on its connection until the server
+       * answers the cancel (its result is then dropped). */
+      kpg_req *copy = kotte__calloc(1, sizeof *copy);
+      if (copy == NULL) continue;
+      *copy = *r;
+      copy->res = NULL;
+      copy->in_deadlines = 0;
+      copy->dnext = copy->dprev = NULL;
+      r->abandoned = 1;
+      r->cb = NULL;
+      if (c->inflight.head == r || (c->inflight.head && c->inflight.head->seg == r->seg))
+        kpg_conn_cancel(c);
+      if (c->stuck_since == 0) c->stuck_since = now;
+      kpg_complete(copy, KOTTE_ETIMEDOUT);
+    }
+  }
+  arm_wake(p);
+  kpg_pump(p);
+  kpg_drain(p);
+}
+
+static void on_backoff(uv_timer_t *t) {
+  kotte_pg_pool *p = t->data;
+  p->backoff_active = 0;
+  kpg_pump(p);
+  kpg_drain(p);
+}
+
+static void request_retry_timer(kotte_pg_pool *p) {
+  if (p->backoff_active || p->closing) return;
+  uint64_t now = kpg_now(p);
+  p->backoff_active = 1;
+  uv_timer_start(&p->backoff, on_backoff, p->backoff_until > now ? p->backoff_until - now : 0, 0);
+}
+
+static void on_maint(uv_timer_t *t) {
+  kotte_pg_pool *p = t->data;
+  uint64_t now = kpg_now(p);
+  kpg_conn *c, *next;
+  for (c = p->conns; c; c = next) {
+    next = c->next;
+    if (c->state != CONN_READY) {
+      kpg_conn_check_timeout(c, now);
+      continue;
+    }
+    if (c->inflight.n == 0) {
+      int retire = c->broken || (c->retire_at && now >= c->retire_at);
+      int idle_out = p->opts.idle_timeout_ms && p->n_ready > p->opts.min_size &&
+                     now - c->idle_since >= p->opts.idle_timeout_ms;
+      if (retire || idle_out) kpg_conn_close(c);
+    } else {
+      if (c->retire_at && now >= c->retire_at) c->broken = 1;
+      kpg_conn_check_timeout(c, now);
+    }
+  }
+  kpg_pump(p);
+  kpg_drain(p);
+}
+
+void kpg_connect_failed(kotte_pg_pool *p) {
+  p->stats.connect_failures++;
+  p->failures++;
+  uint64_t delay = p->opts.reconnect_min_ms;
+  for (unsigned int i = 1; i < p->failures && delay < p->opts.reconnect_max_ms; i++) delay *= 2;
+  if (delay > p->opts.reconnect_max_ms) delay = p->opts.reconnect_max_ms;
+  /* "equal jitter": half fixed, half random, so replicas spread out */
+  delay = delay / 2 + randombytes_uniform((uint32_t)(delay / 2 + 1));
+  p->backoff_until = kpg_now(p) + delay;
+  if (p->waiting.n > 0 || p->n_ready + p->n_connecting < p->opts.min_size) request_retry_timer(p);
+}
+
+void kpg_connected(kotte_pg_pool *p) {
+  p->stats.connects++;
+  if (p->failures > 0 || p->lost_since_connect) p->stats.reconnects++;
+  p->failures = 0;
+  p->lost_since_connect = 0;
+}
+
+/* Batches filled during this loop turn get their Sync before the loop polls. */
+static void on_flush(uv_prepare_t *h) {
+  kotte_pg_pool *p = h->data;
+  uv_prepare_stop(h);
+  p->flusher_active = 0;
+  kpg_conn *c;
+  while ((c = p->sync_head) != NULL) {
+    p->sync_head = c->sync_next;
+    c->sync_listed = 0;
+    c->sync_next = NULL;
+    if (kpg_conn_sync(c) != 0) kpg_conn_lost(c, "send failed");
+  }
+  kpg_pump(p);
+  kpg_drain(p);
+}
+
+void kpg_need_sync(kpg_conn *c) {
+  kotte_pg_pool *p = c->pool;
+  if (!c->sync_listed) {
+    c->sync_listed = 1;
+    c->sync_next = p->sync_head;
+    p->sync_head = c;
+  }
+  if (!p->flusher_active) {
+    p->flusher_active = 1;
+    uv_prepare_start(&p->flusher, on_flush);
+  }
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static int check_options(const kotte_pg_pool_options *o) {
+  if (o->version != KOTTE_PG_POOL_OPTIONS_VERSION)
+    return kotte__fail(KOTTE_EVERSION, "kotte_pg_pool_options.version %u is not supported",
+                       o->version);
+  if (o->conninfo == NULL)
+    return kotte__fail(KOTTE_EINVAL, "kotte_pg_pool_options.conninfo is required");
+  if (o->max_size == 0 || o->min_size > o->max_size || o->pipeline_depth == 0 ||
+      o->reconnect_min_ms == 0 || o->reconnect_max_ms < o->reconnect_min_ms)
+    return kotte__fail(KOTTE_EINVAL, "pg pool options: need 0 < max_size, min_size <= max_size, "
+                                     "pipeline_depth > 0, 0 < reconnect_min_ms <= reconnect_max_ms");
+  char *err = NULL;
+  PQconninfoOption *parsed = PQconninfoParse(o->conninfo, &err);
+  /* libpq's message may quote the conninfo (and so a password): not passed on. */
+  if (err) PQfreemem(err);
+  if (parsed == NULL) return kotte__fail(KOTTE_EINVAL, "pg pool: the conninfo does not parse");
+  PQconninfoFree(parsed);
+  return 0;
+}
+
+void kpg_handle_closed(uv_handle_t *h) {
+  kotte_pg_pool *p;
+  if (h->type == UV_POLL) {
+    kpg_poll *ph = h->data;
+    p = ph->pool;
+    kotte__free(ph);
+  } else {
+    p = h->data;
+  }
+  if (--p->n_handles > 0 || !p->finalized) return;
+  uv_mutex_t *mu = p->free_mu;
+  uv_cond_t *cv = p->free_cv;
+  int *done = p->free_done;
+  for (unsigned int i = 0; i < p->n_stmts; i++) {
+    kotte__free(p->stmts[i]->sql);
+    kotte__free(p->stmts[i]->types);
+    kotte__free(p->stmts[i]);
+  }
+  kotte__free(p->stmts);
+  if (p->conninfo) {
+    sodium_memzero(p->conninfo, strlen(p->conninfo)); /* may hold a password */
+    kotte__free(p->conninfo);
+  }
+  kotte__free(p->on_connect_sql);
+  kotte__free(p);
+  if (mu) {
+    uv_mutex_lock(mu);
+    *done = 1;
+    uv_cond_signal(cv);
+    uv_mutex_unlock(mu);
+  }
+}
+
+/* The last step of a free: once every callback ran and every cancel
+ * request came back, close the pool's own handles. */
+static void finalize(kotte_pg_pool *p) {
+  if (p->finalized || p->draining || p->done_head || p->n_cancels > 0) return;
+  p->finalized = 1;
+  uv_close((uv_handle_t *)&p->wake, kpg_handle_closed);
+  uv_close((uv_handle_t *)&p->backoff, kpg_handle_closed);
+  uv_close((uv_handle_t *)&p->maint, kpg_handle_closed);
+  uv_close((uv_handle_t *)&p->flusher, kpg_handle_closed);
+  uv_close((uv_handle_t *)&p->defer, kpg_handle_closed);
+}
+
+int kotte_pg_pool_new(kotte_pg_pool **out, uv_loop_t *loop, const kotte_pg_pool_options *opts) {
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (loop == NULL || opts == NULL) return KOTTE_EINVAL;
+  int rc = check_options(opts);
+  if (rc != 0) return rc;
+  if (kotte__init() != 0) return KOTTE_EINTERNAL;
+  kotte_pg_pool *p = kotte__calloc(1, sizeof *p);
+  if (p == NULL) return KOTTE_ENOMEM;
+  p->loop = loop;
+  p->opts = *opts;
+  p->conninfo = kotte__strdup(opts->conninfo);
+  p->on_connect_sql = opts->on_connect_sql ? kotte__strdup(opts->on_connect_sql) : NULL;
+  if (p->conninfo == NULL || (opts->on_connect_sql && p->on_connect_sql == NULL)) {
+    kotte__free(p->conninfo);
+    kotte__free(p->on_connect_sql);
+    kotte__free(p);
+    return KOTTE_ENOMEM;
+  }
+  p->opts.conninfo = NULL;
+  p->opts.on_connect_sql = NULL;
+  p->stats.version = KOTTE_PG_STATS_VERSION;
+  uv_timer_init(loop, &p->wake);
+  uv_timer_init(loop, &p->backoff);
+  uv_timer_init(loop, &p->maint);
+  uv_prepare_init(loop, &p->flusher);
+  uv_async_init(loop, &p->defer, on_defer);
+  p->wake.data = p->backoff.data = p->maint.data = p->flusher.data = p->defer.data = p;
+  p->n_handles = 5;
+  uv_unref((uv_handle_t *)&p->wake);
+  uv_unref((uv_handle_t *)&p->backoff);
+  uv_unref((uv_handle_t *)&p->maint);
+  uv_unref((uv_handle_t *)&p->flusher);
+  uv_unref((uv_handle_t *)&p->defer);
+  uv_timer_start(&p->maint, on_maint, 100, 100);
+  grow(p, 0); /* min_size */
+  *out = p;
+  return 0;
+}
+
+static void free_on_loop(kotte_pg_pool *p) {
+  if (p->closing) return;
+  p->closing = 1;
+  uv_timer_stop(&p->wake);
+  uv_timer_stop(&p->backoff);
+  uv_timer_stop(&p->maint);
+  uv_prepare_stop(&p->flusher);
+  while (p->waiting.head) {
+    kpg_req *r = p->waiting.head;
+    kpg_list_remove(&p->waiting, r);
+    kpg_complete(r, KOTTE_ECANCELED);
+  }
+  while (p->conns) {
+    kpg_conn *c = p->conns;
+    while (c->inflight.head) {
+      kpg_req *r = c->inflight.head;
+      kpg_list_remove(&c->inflight, r);
+      r->conn = NULL;
+      if (r->abandoned) kpg_req_free(r);
+      else kpg_complete(r, KOTTE_ECANCELED);
+    }
+    kpg_conn_close(c);
+  }
+  kpg_update_ref(p);
+  /* Callbacks run on a later loop turn (also when freed from one). */
+  uv_async_send(&p->defer);
+}
+
+static void free_posted(void *arg) { free_on_loop(arg); }
+
+void kotte_pg_pool_free(kotte_pg_pool *p) {
+  if (p == NULL) return;
+  if (p->rt == NULL || kotte_runtime_on_loop_thread(p->rt)) {
+    free_on_loop(p);
+    return;
+  }
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int done = 0;
+  uv_mutex_init(&mu);
+  uv_cond_init(&cv);
+  p->free_mu = &mu;
+  p->free_cv = &cv;
+  p->free_done = &done;
+  if (kotte_runtime_post(p->rt, free_posted, p) == 0) {
+    uv_mutex_lock(&mu);
+    while (!done) uv_cond_wait(&cv, &mu);
+    uv_mutex_unlock(&mu);
+  } else {
+    kotte__log(KOTTE_LOG_ERROR, "kotte_pg_pool_free: runtime already stopped; leaked");
+  }
+  uv_cond_destroy(&cv);
+  uv_mutex_destroy(&mu);
+}
+
+typedef struct open_call {
+  kotte_pg_pool **out;
+  kotte_runtime *rt;
+  const kotte_pg_pool_options *opts;
+} open_call;
+
+static int open_on_loop(void *arg) {
+  open_call *c = arg;
+  int rc = kotte_pg_pool_new(c->out, kotte_runtime_loop(c->rt), c->opts);
+  if (rc == 0) (*c->out)->rt = c->rt;
+  return rc;
+}
+
+int kotte_pg_pool_open(kotte_pg_pool **out, kotte_runtime *rt, const kotte_pg_pool_options *opts) {
+  if (out == NULL || rt == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  open_call c = { out, rt, opts };
+  return kotte_runtime_run(rt, open_on_loop, &c);
+}
+
+uv_loop_t *kotte_pg_pool_loop(const kotte_pg_pool *p) { return p ? p->loop : NULL; }
+
+/* ---- statements and queries ------------------------------------------------------------ */
+
+int kotte_pg_pool_prepare(kotte_pg_pool *p, kotte_pg_stmt **out, const char *sql, int nparams,
+                          const unsigned int *types) {
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (p == NULL || sql == NULL || nparams < 0 || nparams > 65535) return KOTTE_EINVAL;
+  if (p->closing) return KOTTE_ECLOSED;
+  if (p->n_stmts == p->stmts_cap) {
+    unsigned int cap = p->stmts_cap ? p->stmts_cap * 2 : 8;
+    kotte_pg_stmt **n = kotte__realloc(p->stmts, cap * sizeof *n);
+    if (n == NULL) return KOTTE_ENOMEM;
+    p->stmts = n;
+    p->stmts_cap = cap;
+  }
+  kotte_pg_stmt *s = kotte__calloc(1, sizeof *s);
+  if (s == NULL) return KOTTE_ENOMEM;
+  s->sql = kotte__strdup(sql);
+  s->types = nparams ? kotte__calloc((size_t)nparams, sizeof *s->types) : NULL;
+  if (s->sql == NULL || (nparams && s->types == NULL)) {
+    kotte__free(s->sql);
+    kotte__free(s->types);
+    kotte__free(s);
+    return KOTTE_ENOMEM;
+  }
+  for (int i = 0; i < nparams && types; i++) s->types[i] = types[i];
+  s->idx = p->n_stmts;
+  s->nparams = nparams;
+  snprintf(s->name, sizeof s->name, "kotte_%u", s->idx);
+  p->stmts[p->n_stmts++] = s;
+  *out = s;
+  return 0;
+}
+
+/* One allocation: the request, then the value pointers, lengths, formats,
+ * the values and the SQL text. */
+static kpg_req *req_new(kotte_pg_pool *p, const kotte_pg_query *q) {
+  int n = q->nparams;
+  size_t data = 0;
+  for (int i = 0; i < n; i++) {
+    if (q->values[i] == NULL) continue;
+    int bin = q->formats && q->formats[i];
+    data += bin ? (size_t)q->lengths[i] : strlen(q->values[i]) + 1;
+  }
+  size_t sql = q->stmt ? 0 : strlen(q->sql) + 1;
+  size_t size = sizeof(kpg_req) + (size_t)n * (sizeof(char *) + 2 * sizeof(int)) + data + sql;
+  kpg_req *r = kotte__calloc(1, size);
+  if (r == NULL) return NULL;
+  char *cur = (char *)(r + 1);
+  r->values = (char **)cur;
+  cur += (size_t)n * sizeof(char *);
+  r->lengths = (int *)cur;
+  cur += (size_t)n * sizeof(int);
+  r->formats = (int *)cur;
+  cur += (size_t)n * sizeof(int);
+  for (int i = 0; i < n; i++) {
+    r->formats[i] = q->formats ? q->formats[i] : 0;
+    if (q->values[i] == NULL) continue;
+    size_t len = r->formats[i] ? (size_t)q->lengths[i] : strlen(q->values[i]) + 1;
+    memcpy(cur, q->values[i], len);
+    r->values[i] = cur;
+    r->lengths[i] = r->formats[i] ? q->lengths[i] : 0;
+    cur += len;
+  }
+  if (!q->stmt) {
+    memcpy(cur, q->sql, sql);
+    r->sql = cur;
+  }
+  r->pool = p;
+  r->stmt = q->stmt;
+  r->nparams = n;
+  r->flags = q->flags;
+  r->timeout_ms = q->timeout_ms == 0 ? p->opts.query_timeout_ms
+                  : q->timeout_ms < 0 ? 0 : (unsigned int)q->timeout_ms;
+  return r;
+}
+
+int kotte_pg_pool_query(kotte_pg_pool *p, const kotte_pg_query *q, kotte_pg_result_cb cb,
+                        void *userdata) {
+  if (p == NULL || q == NULL || cb == NULL) return KOTTE_EINVAL;
+  if (q->version != KOTTE_PG_QUERY_VERSION) return KOTTE_EVERSION;
+  if (p->closing) return KOTTE_ECLOSED;
+  if ((q->stmt == NULL) == (q->sql == NULL) || q->nparams < 0 ||
+      (q->nparams > 0 && q->values == NULL) || (q->stmt && q->stmt->nparams != q->nparams))
+    return KOTTE_EINVAL;
+  for (int i = 0; i < q->nparams; i++)
+    if (q->formats && q->formats[i] && q->values[i] && (q->lengths == NULL || q->lengths[i] < 0))
+      return KOTTE_EINVAL;
+  kpg_req *r = req_new(p, q);
+  if (r == NULL) return KOTTE_ENOMEM;
+  r->cb = cb;
+  r->userdata = userdata;
+  p->n_pending++;
+  enqueue(r, 0);
+  kpg_pump(p);
+  if (r->state == REQ_WAITING && p->waiting.n > p->opts.max_waiters) {
+    kpg_list_remove(&p->waiting, r);
+    kpg_deadline_remove(r);
+    p->n_pending--;
+    p->stats.waiter_rejections++;
+    kotte__free(r);
+    return kotte__fail(KOTTE_ETOOMANYWAITERS, "%u queries already wait for a connection",
+                       p->opts.max_waiters);
+  }
+  kpg_update_ref(p);
+  /* Anything that settled while we were here (a send that failed) is
+   * delivered on a later loop turn: kpg_complete() woke the async handle. */
+  return 0;
+}
+
+/* ---- stats and results ------------------------------------------------------------------- */
+
+static void fill_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
+  *out = p->stats;
+  out->version = KOTTE_PG_STATS_VERSION;
+  out->open = p->n_ready;
+  out->connecting = p->n_connecting;
+  out->waiting = p->waiting.n;
+  out->idle = out->busy = out->in_flight = 0;
+  for (kpg_conn *c = p->conns; c; c = c->next) {
+    if (c->state != CONN_READY) continue;
+    if (c->inflight.n) out->busy++;
+    else out->idle++;
+    out->in_flight += c->inflight.n;
+  }
+}
+
+typedef struct stats_call {
+  kotte_pg_pool *p;
+  kotte_pg_pool_stats *out;
+} stats_call;
+
+static int stats_on_loop(void *arg) {
+  stats_call *c = arg;
+  fill_stats(c->p, c->out);
+  return 0;
+}
+
+int kotte_pg_pool_get_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
+  if (p == NULL || out == NULL) return KOTTE_EINVAL;
+  if (out->version < 1 || out->version > KOTTE_PG_STATS_VERSION) return KOTTE_EVERSION;
+  if (p->rt && !kotte_runtime_on_loop_thread(p->rt)) {
+    stats_call c = { p, out };
+    return kotte_runtime_run(p->rt, stats_on_loop, &c);
+  }
+  fill_stats(p, out);
+  return 0;
+}
+
+#define RES(r) ((const PGresult *)(r))
+
+int kotte_pg_result_ntuples(const kotte_pg_result *r) { return r ? PQntuples(RES(r)) : 0; }
+int kotte_pg_result_nfields(const kotte_pg_result *r) { return r ? PQnfields(RES(r)) : 0; }
+
+const char *kotte_pg_result_value(const kotte_pg_result *r, int row, int col) {
+  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
+    return "";
+  return PQgetvalue(RES(r), row, col);
+}
+
+int kotte_pg_result_length(const kotte_pg_result *r, int row, int col) {
+  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
+    return 0;
+  return PQgetlength(RES(r), row, col);
+}
+
+int kotte_pg_result_is_null(const kotte_pg_result *r, int row, int col) {
+  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
+    return 1;
+  return PQgetisnull(RES(r), row, col);
+}
+
+uint64_t kotte_pg_result_affected(const kotte_pg_result *r) {
+  const char *s = r ? PQcmdTuples((PGresult *)RES(r)) : "";
+  return s && *s ? strtoull(s, NULL, 10) : 0;
+}
+
+const char *kotte_pg_result_sqlstate(const kotte_pg_result *r) {
+  const char *s = r ? PQresultErrorField(RES(r), PG_DIAG_SQLSTATE) : NULL;
+  return s ? s : "";
+}
+
+const char *kotte_pg_result_error(const kotte_pg_result *r) {
+  const char *s = r ? PQresultErrorField(RES(r), PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  return s ? s : "";
+}

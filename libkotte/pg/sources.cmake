@@ -1,0 +1,3 @@
+list(APPEND KOTTE_SOURCES
+  libkotte/pg/pg_conn.c
+  libkotte/pg/pg_pool.c)

@@ -1,0 +1,563 @@
+/* The PostgreSQL session backend: table kotte_sessions through a
+ * kotte_pg_pool, one statement (one round trip) per operation, binary
+ * parameters and results, no read-modify-write in the client.
+ *
+ * The table never holds a usable token: session_id is a keyed BLAKE2b hash
+ * of it (base64url, 43 characters), and token_sealed is the token sealed
+ * with XChaCha20-Poly1305 (associated data: the hash), only so that
+ * list_user can hand ids back. Both keys are derived from the caller's
+ * secret and live in sodium_malloc memory, inaccessible between uses.
+ *
+ * Data is jsonb: update merges with `data || patch` inside one UPDATE; the
+ * size limit is checked in the same statement on the compact text (jsonb's
+ * text form without the blanks it adds). jsonb keeps one copy of each key
+ * and orders keys by length, then bytes, so the text that comes back may
+ * order keys differently from what was stored. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "kotte/pg.h"
+#include "kotte/sys/session_backend.h"
+
+#define HASH_LEN KOTTE_SESSION_ID_LEN /* base64url of 32 bytes */
+#define SEAL_LEN (1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + KOTTE_SESSION_ID_LEN + \
+                  crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define PG_EPOCH_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
+#define PURGE_LOCK_KEY "7725748207127331585" /* pg_try_advisory_xact_lock key of the sweep */
+
+/* OIDs */
+#define T_BYTEA 17u
+#define T_INT4 23u
+#define T_TEXT 25u
+#define T_TSTZ 1184u
+#define T_JSONB 3802u
+
+#define COLS "user_id, data, created_at, last_activity, expires_at, max_expires_at, idle_timeout_seconds"
+#define SLIDE(now) "least(" now " + idle_timeout_seconds * interval '1 second', max_expires_at)"
+
+enum { S_GET_SLIDE, S_GET, S_PUT_NEW, S_PUT_REPLACE, S_UPDATE, S_REMOVE, S_RENAME, S_LIST,
+       S_REMOVE_USER, S_PURGE, S_COUNT };
+
+static const struct {
+  const char *sql;
+  int n;
+  unsigned int types[9];
+} STMTS[S_COUNT] = {
+  /* A dead record found on the way is deleted: it stays dead even if the
+   * clock steps back. */
+  [S_GET_SLIDE] = { "WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND "
+                    "expires_at < $2) "
+                    "UPDATE kotte_sessions SET last_activity = $2, expires_at = " SLIDE("$2")
+                    " WHERE session_id = $1 AND expires_at >= $2 RETURNING " COLS,
+                    2, { T_TEXT, T_TSTZ } },
+  [S_GET] = { "WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND expires_at < $2) "
+              "SELECT " COLS " FROM kotte_sessions WHERE session_id = $1 AND expires_at >= $2",
+              2, { T_TEXT, T_TSTZ } },
+  /* A live record under the id blocks a create; a dead one is overwritten. */
+  [S_PUT_NEW] = { "INSERT INTO kotte_sessions AS s (session_id, user_id, data, created_at, "
+                  "last_activity, expires_at, max_expires_at, idle_timeout_seconds, token_sealed) "
+                  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (session_id) DO UPDATE "
+                  "SET user_id = excluded.user_id, data = excluded.data, created_at = "
+                  "excluded.created_at, last_activity = excluded.last_activity, expires_at = "
+                  "excluded.expires_at, max_expires_at = excluded.max_expires_at, "
+                  "idle_timeout_seconds = excluded.idle_timeout_seconds, token_sealed = "
+                  "excluded.token_sealed WHERE s.expires_at < excluded.last_activity RETURNING " COLS,
+                  9, { T_TEXT, T_TEXT, T_JSONB, T_TSTZ, T_TSTZ, T_TSTZ, T_TSTZ, T_INT4, T_BYTEA } },
+  /* Replacing a live record keeps its creation time and absolute expiry. */
+  [S_PUT_REPLACE] = { "INSERT INTO kotte_sessions AS s (session_id, user_id, data, created_at, "
+                      "last_activity, expires_at, max_expires_at, idle_timeout_seconds, "
+                      "token_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                      "ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, "
+                      "data = excluded.data, last_activity = excluded.last_activity, "
+                      "idle_timeout_seconds = excluded.idle_timeout_seconds, token_sealed = "
+                      "excluded.token_sealed, created_at = CASE WHEN s.expires_at >= "
+                      "excluded.last_activity THEN s.created_at ELSE excluded.created_at END, "
+                      "max_expires_at = CASE WHEN s.expires_at >= excluded.last_activity THEN "
+                      "s.max_expires_at ELSE excluded.max_expires_at END, expires_at = CASE WHEN "
+                      "s.expires_at >= excluded.last_activity THEN least(excluded.expires_at, "
+                      "s.max_expires_at) ELSE excluded.expires_at END RETURNING " COLS,
+                      9, { T_TEXT, T_TEXT, T_JSONB, T_TSTZ, T_TSTZ, T_TSTZ, T_TSTZ, T_INT4, T_BYTEA } },
+  /* Lock the live row, merge, and write only if the compact text fits;
+   * `found` tells "not found" from "too big" in the same round trip. */
+  [S_UPDATE] = { "WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND "
+                 "expires_at < $2), cur AS (SELECT session_id, data || $3 AS merged FROM kotte_sessions "
+                 "WHERE session_id = $1 AND expires_at >= $2 FOR UPDATE), "
+                 "upd AS (UPDATE kotte_sessions s SET data = cur.merged, last_activity = $2, "
+                 "expires_at = least($2 + s.idle_timeout_seconds * interval '1 second', "
+                 "s.max_expires_at) FROM cur WHERE s.session_id = cur.session_id AND "
+                 "octet_length(regexp_replace(cur.merged::text, '(\"(?:[^\"\\\\]|\\\\.)*\")| ', "
+                 "'\\1', 'g')) <= $4 RETURNING s.user_id, s.data, s.created_at, s.last_activity, "
+                 "s.expires_at, s.max_expires_at, s.idle_timeout_seconds) "
+                 "SELECT (SELECT count(*) FROM cur)::int4 AS found, upd.* FROM (SELECT 1) AS one "
+                 "LEFT JOIN upd ON true",
+                 4, { T_TEXT, T_TSTZ, T_JSONB, T_INT4 } },
+  [S_REMOVE] = { "DELETE FROM kotte_sessions WHERE session_id = $1", 1, { T_TEXT } },
+  [S_RENAME] = { "WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND "
+                 "expires_at < $3) UPDATE kotte_sessions SET session_id = $2, token_sealed = $4, last_activity = $3, "
+                 "expires_at = " SLIDE("$3") " WHERE session_id = $1 AND expires_at >= $3 "
+                 "RETURNING " COLS,
+                 4, { T_TEXT, T_TEXT, T_TSTZ, T_BYTEA } },
+  [S_LIST] = { "SELECT " COLS ", token_sealed, session_id FROM kotte_sessions WHERE user_id = $1 "
+               "AND expires_at >= $2 ORDER BY created_at",
+               2, { T_TEXT, T_TSTZ } },
+  [S_REMOVE_USER] = { "DELETE FROM kotte_sessions WHERE user_id = $1", 1, { T_TEXT } },
+  /* One replica sweeps at a time (the others get 0 and stop); rows other
+   * transactions hold are skipped, never waited for. */
+  [S_PURGE] = { "WITH sweeper AS (SELECT pg_try_advisory_xact_lock(" PURGE_LOCK_KEY ") AS go), "
+                "victims AS (SELECT session_id FROM kotte_sessions WHERE expires_at < $1 AND "
+                "(SELECT go FROM sweeper) ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                "DELETE FROM kotte_sessions s USING victims v WHERE s.session_id = v.session_id",
+                2, { T_TSTZ, T_INT4 } },
+};
+
+typedef struct pg_backend {
+  kotte_session_backend base; /* first: the store sees only this */
+  kotte_pg_pool *pool;
+  kotte_pg_stmt *stmts[S_COUNT];
+  int prepared;
+  unsigned char *keys; /* sodium_malloc: hash key, then seal key */
+} pg_backend;
+
+#define PGB(be) ((pg_backend *)(be))
+
+typedef enum { CB_RECORD, CB_COUNT, CB_LIST } cb_kind;
+
+typedef struct op {
+  pg_backend *be;
+  int stmt;
+  cb_kind kind;
+  kotte_session_backend_record_cb record_cb;
+  kotte_session_backend_count_cb count_cb;
+  kotte_session_backend_list_cb list_cb;
+  void *ctx;
+  char id[KOTTE_SESSION_ID_LEN + 1]; /* the token the record is returned under */
+} op;
+
+/* ---- keys ----------------------------------------------------------------- */
+
+static void hash_id(pg_backend *b, const char *token, char out[HASH_LEN + 1]) {
+  unsigned char h[32];
+  sodium_mprotect_readonly(b->keys);
+  crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), b->keys, 32);
+  sodium_mprotect_noaccess(b->keys);
+  sodium_bin2base64(out, HASH_LEN + 1, h, sizeof h, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static void seal_token(pg_backend *b, const char *token, const char *hash, unsigned char out[SEAL_LEN]) {
+  unsigned char *nonce = out + 1;
+  out[0] = 1;
+  randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  sodium_mprotect_readonly(b->keys);
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+                                             NULL, (const unsigned char *)token, KOTTE_SESSION_ID_LEN,
+                                             (const unsigned char *)hash, HASH_LEN, NULL, nonce,
+                                             b->keys + 32);
+  sodium_mprotect_noaccess(b->keys);
+}
+
+static int open_token(pg_backend *b, const unsigned char *blob, int len, const char *hash,
+                      char out[KOTTE_SESSION_ID_LEN + 1]) {
+  if (len != SEAL_LEN || blob[0] != 1) return KOTTE_EINTEGRITY;
+  sodium_mprotect_readonly(b->keys);
+  int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
+      (unsigned char *)out, NULL, NULL, blob + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+      (unsigned long long)len - 1 - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+      (const unsigned char *)hash, strlen(hash), blob + 1, b->keys + 32);
+  sodium_mprotect_noaccess(b->keys);
+  out[KOTTE_SESSION_ID_LEN] = '\0';
+  return rc == 0 ? 0 : KOTTE_EINTEGRITY;
+}
+
+/* ---- binary encoding ------------------------------------------------------------- */
+
+static void put_be(unsigned char *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+
+static int64_t get_be(const char *s, int n) {
+  const unsigned char *p = (const unsigned char *)s;
+  uint64_t v = 0;
+  for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+  if (n == 4) return (int32_t)(uint32_t)v;
+  return (int64_t)v;
+}
+
+typedef struct params {
+  int n;
+  const char *values[9];
+  int lengths[9];
+  int formats[9];
+  unsigned char num[9][8];
+} params;
+
+static void p_text(params *p, const char *s) {
+  p->values[p->n] = s;
+  p->lengths[p->n] = (int)strlen(s);
+  p->formats[p->n++] = 1;
+}
+
+static void p_bytes(params *p, const void *s, int len) {
+  p->values[p->n] = s;
+  p->lengths[p->n] = len;
+  p->formats[p->n++] = 1;
+}
+
+static void p_time(params *p, kotte_time t) {
+  put_be(p->num[p->n], (uint64_t)(t - PG_EPOCH_US), 8);
+  p_bytes(p, p->num[p->n], 8);
+}
+
+static void p_int4(params *p, int64_t v) {
+  if (v > INT32_MAX) v = INT32_MAX;
+  put_be(p->num[p->n], (uint64_t)(uint32_t)(int32_t)v, 4);
+  p_bytes(p, p->num[p->n], 4);
+}
+
+/* jsonb's binary form: a version byte, then the text. */
+static char *jsonb_param(const char *text, size_t len) {
+  char *buf = kotte__malloc(len + 1);
+  if (buf == NULL) return NULL;
+  buf[0] = 1;
+  memcpy(buf + 1, text, len);
+  return buf;
+}
+
+/* jsonb text without the blanks jsonb adds after ':' and ','. */
+static char *compact(const char *s, size_t len, size_t *out_len) {
+  char *out = kotte__malloc(len + 1);
+  if (out == NULL) return NULL;
+  size_t j = 0;
+  int in_str = 0, esc = 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (in_str) {
+      if (esc) esc = 0;
+      else if (ch == '\\') esc = 1;
+      else if (ch == '"') in_str = 0;
+    } else if (ch == '"') {
+      in_str = 1;
+    } else if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r') {
+      continue;
+    }
+    out[j++] = ch;
+  }
+  out[j] = '\0';
+  *out_len = j;
+  return out;
+}
+
+/* Decodes the record columns starting at @p col of @p row. */
+static int decode(const kotte_pg_result *res, int row, int col, kotte_session_record *rec,
+                  char **data) {
+  int n = kotte_pg_result_length(res, row, col + 1);
+  const char *j = kotte_pg_result_value(res, row, col + 1);
+  if (n < 1 || j[0] != 1) return KOTTE_EINTERNAL;
+  size_t len;
+  *data = compact(j + 1, (size_t)n - 1, &len);
+  if (*data == NULL) return KOTTE_ENOMEM;
+  rec->user_id = kotte_pg_result_value(res, row, col);
+  rec->data = *data;
+  rec->data_len = len;
+  rec->created_at = get_be(kotte_pg_result_value(res, row, col + 2), 8) + PG_EPOCH_US;
+  rec->last_activity = get_be(kotte_pg_result_value(res, row, col + 3), 8) + PG_EPOCH_US;
+  rec->expires_at = get_be(kotte_pg_result_value(res, row, col + 4), 8) + PG_EPOCH_US;
+  rec->max_expires_at = get_be(kotte_pg_result_value(res, row, col + 5), 8) + PG_EPOCH_US;
+  rec->idle_timeout = get_be(kotte_pg_result_value(res, row, col + 6), 4) * 1000000LL;
+  return 0;
+}
+
+/* ---- running statements ------------------------------------------------------------- */
+
+static int map_error(int status, const kotte_pg_result *res) {
+  if (status != KOTTE_EDB) return status;
+  const char *code = kotte_pg_result_sqlstate(res);
+  if (strcmp(code, "23505") == 0) return KOTTE_EEXISTS;
+  if (strcmp(code, "22P02") == 0 || strcmp(code, "22P05") == 0) return KOTTE_EBADJSON;
+  if (strcmp(code, "54000") == 0) return KOTTE_ETOOBIG;
+  /* SQLSTATE only: a server message may quote session data. */
+  return kotte__fail(KOTTE_EDB, "postgresql session backend: %s",
+                     *code ? code : "connection lost");
+}
+
+static void on_result(int status, const kotte_pg_result *res, void *ud) {
+  op *o = ud;
+  pg_backend *b = o->be;
+  int rc = map_error(status, res);
+  if (o->kind == CB_COUNT) {
+    o->count_cb(rc, rc == 0 ? kotte_pg_result_affected(res) : 0, o->ctx);
+  } else if (o->kind == CB_RECORD) {
+    kotte_session_record rec;
+    char *data = NULL;
+    int col = 0;
+    memset(&rec, 0, sizeof rec);
+    if (rc == 0 && o->stmt == S_UPDATE) {
+      col = 1;
+      if (kotte_pg_result_ntuples(res) != 1) rc = KOTTE_EINTERNAL;
+      else if (get_be(kotte_pg_result_value(res, 0, 0), 4) == 0) rc = KOTTE_ENOTFOUND;
+      else if (kotte_pg_result_is_null(res, 0, 1)) rc = KOTTE_ETOOBIG;
+    } else if (rc == 0 && kotte_pg_result_ntuples(res) == 0) {
+      rc = o->stmt == S_PUT_NEW ? KOTTE_EEXISTS : KOTTE_ENOTFOUND;
+    }
+    if (rc == 0) rc = decode(res, 0, col, &rec, &data);
+    rec.id = o->id;
+    o->record_cb(rc, rc == 0 ? &rec : NULL, o->ctx);
+    if (data) kotte__free(data);
+  } else {
+    int n = rc == 0 ? kotte_pg_result_ntuples(res) : 0;
+    kotte_session_record *recs = n ? kotte__calloc((size_t)n, sizeof *recs) : NULL;
+    char **datas = n ? kotte__calloc((size_t)n, sizeof *datas) : NULL;
+    char(*ids)[KOTTE_SESSION_ID_LEN + 1] = n ? kotte__calloc((size_t)n, sizeof *ids) : NULL;
+    if (n && (recs == NULL || datas == NULL || ids == NULL)) rc = KOTTE_ENOMEM;
+    size_t m = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+      const unsigned char *blob = (const unsigned char *)kotte_pg_result_value(res, i, 7);
+      if (kotte_pg_result_is_null(res, i, 7) ||
+          open_token(b, blob, kotte_pg_result_length(res, i, 7), kotte_pg_result_value(res, i, 8),
+                     ids[m]) != 0)
+        continue; /* a row this key did not seal: not ours to list */
+      if ((rc = decode(res, i, 0, &recs[m], &datas[m])) != 0) break;
+      recs[m].id = ids[m];
+      m++;
+    }
+    /* oldest first; ties by id, as the other backends order them */
+    for (size_t i = 1; i < m; i++)
+      for (size_t k = i; k > 0; k--) {
+        kotte_session_record *x = &recs[k - 1], *y = &recs[k];
+        if (x->created_at < y->created_at ||
+            (x->created_at == y->created_at && strcmp(x->id, y->id) <= 0))
+          break;
+        kotte_session_record t = *x;
+        *x = *y;
+        *y = t;
+      }
+    o->list_cb(rc, rc == 0 ? recs : NULL, rc == 0 ? m : 0, o->ctx);
+    for (int i = 0; i < n && datas; i++) kotte__free(datas[i]);
+    kotte__free(datas);
+    kotte__free(recs);
+    if (ids) sodium_memzero(ids, (size_t)n * sizeof *ids);
+    kotte__free(ids);
+  }
+  kotte__free(o);
+}
+
+static int prepare_all(pg_backend *b) {
+  if (b->prepared) return 0;
+  for (int i = 0; i < S_COUNT; i++) {
+    int rc = kotte_pg_pool_prepare(b->pool, &b->stmts[i], STMTS[i].sql, STMTS[i].n, STMTS[i].types);
+    if (rc != 0) return rc;
+  }
+  b->prepared = 1;
+  return 0;
+}
+
+static int run(pg_backend *b, op *o, const params *p, unsigned int flags) {
+  int rc = prepare_all(b);
+  if (rc != 0) {
+    kotte__free(o);
+    return rc;
+  }
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.stmt = b->stmts[o->stmt];
+  q.nparams = p->n;
+  q.values = p->values;
+  q.lengths = p->lengths;
+  q.formats = p->formats;
+  q.flags = flags | KOTTE_PG_BINARY_RESULT;
+  rc = kotte_pg_pool_query(b->pool, &q, on_result, o);
+  if (rc != 0) kotte__free(o);
+  return rc;
+}
+
+static op *op_new(pg_backend *b, int stmt, cb_kind kind, void *cb, void *ctx, const char *id) {
+  op *o = kotte__calloc(1, sizeof *o);
+  if (o == NULL) return NULL;
+  o->be = b;
+  o->stmt = stmt;
+  o->kind = kind;
+  if (kind == CB_RECORD) o->record_cb = (kotte_session_backend_record_cb)cb;
+  else if (kind == CB_COUNT) o->count_cb = (kotte_session_backend_count_cb)cb;
+  else o->list_cb = (kotte_session_backend_list_cb)cb;
+  o->ctx = ctx;
+  if (id) memcpy(o->id, id, KOTTE_SESSION_ID_LEN);
+  return o;
+}
+
+/* ---- the vtable ------------------------------------------------------------------------ */
+
+static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
+                  kotte_session_backend_record_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  int stmt = replace ? S_PUT_REPLACE : S_PUT_NEW;
+  op *o = op_new(b, stmt, CB_RECORD, (void *)cb, ctx, rec->id);
+  char *json = jsonb_param(rec->data, rec->data_len);
+  if (o == NULL || json == NULL) {
+    kotte__free(o);
+    kotte__free(json);
+    return KOTTE_ENOMEM;
+  }
+  char hash[HASH_LEN + 1];
+  unsigned char sealed[SEAL_LEN];
+  hash_id(b, rec->id, hash);
+  seal_token(b, rec->id, hash, sealed);
+  params p = { 0 };
+  p_text(&p, hash);
+  p_text(&p, rec->user_id);
+  p_bytes(&p, json, (int)rec->data_len + 1);
+  p_time(&p, rec->created_at);
+  p_time(&p, rec->last_activity);
+  p_time(&p, rec->expires_at);
+  p_time(&p, rec->max_expires_at);
+  p_int4(&p, rec->idle_timeout / 1000000);
+  p_bytes(&p, sealed, SEAL_LEN);
+  /* A replace is idempotent; a create is not (a second run would say "exists"). */
+  int rc = run(b, o, &p, replace ? KOTTE_PG_IDEMPOTENT : 0);
+  kotte__free(json);
+  return rc;
+}
+
+static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
+                  kotte_session_backend_record_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, slide ? S_GET_SLIDE : S_GET, CB_RECORD, (void *)cb, ctx, id);
+  if (o == NULL) return KOTTE_ENOMEM;
+  char hash[HASH_LEN + 1];
+  hash_id(b, id, hash);
+  params p = { 0 };
+  p_text(&p, hash);
+  p_time(&p, now);
+  return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
+static int pg_update(kotte_session_backend *be, const char *id, kotte_time now, const char *patch,
+                     size_t patch_len, size_t max_size, kotte_session_backend_record_cb cb,
+                     void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_UPDATE, CB_RECORD, (void *)cb, ctx, id);
+  char *json = jsonb_param(patch, patch_len);
+  if (o == NULL || json == NULL) {
+    kotte__free(o);
+    kotte__free(json);
+    return KOTTE_ENOMEM;
+  }
+  char hash[HASH_LEN + 1];
+  hash_id(b, id, hash);
+  params p = { 0 };
+  p_text(&p, hash);
+  p_time(&p, now);
+  p_bytes(&p, json, (int)patch_len + 1);
+  p_int4(&p, (int64_t)(max_size > INT32_MAX ? INT32_MAX : max_size));
+  /* Merging the same keys twice gives the same data. */
+  int rc = run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+  kotte__free(json);
+  return rc;
+}
+
+static int pg_remove(kotte_session_backend *be, const char *id, kotte_session_backend_count_cb cb,
+                     void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_REMOVE, CB_COUNT, (void *)cb, ctx, NULL);
+  if (o == NULL) return KOTTE_ENOMEM;
+  char hash[HASH_LEN + 1];
+  hash_id(b, id, hash);
+  params p = { 0 };
+  p_text(&p, hash);
+  return run(b, o, &p, 0); /* a second run would count 0 */
+}
+
+static int pg_rename(kotte_session_backend *be, const char *old_id, const char *new_id,
+                     kotte_time now, kotte_session_backend_record_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_RENAME, CB_RECORD, (void *)cb, ctx, new_id);
+  if (o == NULL) return KOTTE_ENOMEM;
+  char old_hash[HASH_LEN + 1], new_hash[HASH_LEN + 1];
+  unsigned char sealed[SEAL_LEN];
+  hash_id(b, old_id, old_hash);
+  hash_id(b, new_id, new_hash);
+  seal_token(b, new_id, new_hash, sealed);
+  params p = { 0 };
+  p_text(&p, old_hash);
+  p_text(&p, new_hash);
+  p_time(&p, now);
+  p_bytes(&p, sealed, SEAL_LEN);
+  return run(b, o, &p, 0);
+}
+
+static int pg_list_user(kotte_session_backend *be, const char *user_id, kotte_time now,
+                        kotte_session_backend_list_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_LIST, CB_LIST, (void *)cb, ctx, NULL);
+  if (o == NULL) return KOTTE_ENOMEM;
+  params p = { 0 };
+  p_text(&p, user_id);
+  p_time(&p, now);
+  return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
+static int pg_remove_user(kotte_session_backend *be, const char *user_id,
+                          kotte_session_backend_count_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_REMOVE_USER, CB_COUNT, (void *)cb, ctx, NULL);
+  if (o == NULL) return KOTTE_ENOMEM;
+  params p = { 0 };
+  p_text(&p, user_id);
+  return run(b, o, &p, 0);
+}
+
+static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limit,
+                    kotte_session_backend_count_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_PURGE, CB_COUNT, (void *)cb, ctx, NULL);
+  if (o == NULL) return KOTTE_ENOMEM;
+  params p = { 0 };
+  p_time(&p, now);
+  p_int4(&p, limit);
+  return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
+static void pg_free(kotte_session_backend *be) {
+  pg_backend *b = PGB(be);
+  sodium_free(b->keys); /* wipes */
+  kotte__free(b);
+}
+
+int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_pool *pool,
+                                         const unsigned char *secret, size_t secret_len) {
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (pool == NULL || secret == NULL)
+    return kotte__fail(KOTTE_EINVAL, "postgresql session backend: pool and secret are required");
+  if (secret_len < 16)
+    return kotte__fail(KOTTE_EKEY, "postgresql session backend: the secret must have at least "
+                                   "16 bytes");
+  if (kotte__init() != 0) return KOTTE_EINTERNAL;
+  pg_backend *b = kotte__calloc(1, sizeof *b);
+  if (b == NULL) return KOTTE_ENOMEM;
+  b->keys = sodium_malloc(64);
+  if (b->keys == NULL) {
+    kotte__free(b);
+    return KOTTE_ENOMEM;
+  }
+  /* master = BLAKE2b(secret); hash key and seal key = KDF(master, 1 / 2) */
+  unsigned char master[crypto_kdf_KEYBYTES];
+  crypto_generichash(master, sizeof master, secret, secret_len, NULL, 0);
+  crypto_kdf_derive_from_key(b->keys, 32, 1, "kotte-si", master);
+  crypto_kdf_derive_from_key(b->keys + 32, 32, 2, "kotte-si", master);
+  sodium_memzero(master, sizeof master);
+  sodium_mprotect_noaccess(b->keys);
+  b->pool = pool;
+  b->base.version = KOTTE_SESSION_BACKEND_VERSION;
+  b->base.name = "postgresql";
+  b->base.put = pg_put;
+  b->base.get = pg_get;
+  b->base.update = pg_update;
+  b->base.remove = pg_remove;
+  b->base.rename = pg_rename;
+  b->base.list_user = pg_list_user;
+  b->base.remove_user = pg_remove_user;
+  b->base.purge = pg_purge;
+  b->base.free = pg_free;
+  *out = &b->base;
+  return 0;
+}

@@ -1,0 +1,9 @@
+# PostgreSQL suites (paths relative to tests/). They need a server: with
+# KOTTE_TEST_PG_CONNINFO unset they print a notice and exit 77 (skipped);
+# tests/suites.d/20-postgresql.sh starts one and runs them. They share one
+# database, so they never run at the same time (RESOURCE_LOCK).
+kotte_test(test_pg_pool pg/test_pg_pool.c)
+target_include_directories(test_pg_pool PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
+
+add_test(NAME pg_pool COMMAND test_pg_pool)
+set_tests_properties(pg_pool PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
