@@ -21,6 +21,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 BACKENDS = ("memory", "json_file", "postgresql")
 
+RawSession = tuple[str, str, str, int, int, int, int]
+
 
 def from_micros(us: int) -> datetime:
     """A timezone-aware UTC datetime from microseconds since the epoch (exact)."""
@@ -50,7 +52,7 @@ class Session:
     """The absolute expiry (created_at + max age); nothing extends it."""
 
     @classmethod
-    def _from_tuple(cls, t: tuple[str, str, str, int, int, int, int]) -> "Session":
+    def _from_tuple(cls, t: RawSession) -> "Session":
         return cls(t[0], t[1], json.loads(t[2]), from_micros(t[3]), from_micros(t[4]),
                    from_micros(t[5]), from_micros(t[6]))
 
@@ -238,10 +240,21 @@ class AsyncSessionStore:
     async def get(self, session_id: str) -> Session:
         return Session._from_tuple(await self._start(_aio.S_GET, session_id))
 
-    async def get_raw(self, session_id: str) -> tuple[str, str, str, int, int, int, int]:
-        """get() without building a Session: (id, user_id, data_json, created_at,
-        last_activity, expires_at, max_expires_at), times in µs since the epoch."""
+    # The *_raw variants skip building a Session: they return the tuple
+    # (id, user_id, data_json, created_at, last_activity, expires_at,
+    # max_expires_at), times in microseconds since the epoch.
+
+    async def get_raw(self, session_id: str) -> RawSession:
         return await self._start(_aio.S_GET, session_id)
+
+    async def create_raw(self, user_id: str, data: Optional[Mapping[str, Any]] = None) -> RawSession:
+        return await self._start(_aio.S_CREATE, user_id, _dumps(data))
+
+    async def update_raw(self, session_id: str, patch: Mapping[str, Any]) -> RawSession:
+        js = _dumps(patch)
+        if js is None:
+            raise InvalidArgumentError("update needs a patch mapping")
+        return await self._start(_aio.S_UPDATE, session_id, js)
 
     async def update(self, session_id: str, patch: Mapping[str, Any]) -> Session:
         js = _dumps(patch)

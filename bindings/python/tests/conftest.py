@@ -1,0 +1,109 @@
+"""Fixtures of the libkotte Python tests.
+
+Run with libkotte importable, e.g. (what tests/suites.d/40-python.sh does):
+
+    PYTHONPATH=build-py/bindings/python /usr/bin/python3 -m pytest bindings/python/tests
+
+PostgreSQL: the tests of the postgresql backend use the server named by
+KOTTE_TEST_PG_CONNINFO (tests/pg/pg.sh start exports it). Without one they
+are skipped, unless KOTTE_TEST_REQUIRE_PG=1, which turns that into failures.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import libkotte
+from libkotte import capi
+from libkotte.kotte.config import KotteSettings
+
+HERE = Path(__file__).resolve().parent
+BACKENDS = ["memory", "json_file", "postgresql"]
+TEST_KEY = "libkotte-test-master-key-of-at-least-32-characters"
+
+
+def pg_conninfo() -> str | None:
+    return os.environ.get("KOTTE_TEST_PG_CONNINFO") or None
+
+
+def pg_supported() -> bool:
+    return hasattr(capi, "kotte_session_backend_postgresql_new")
+
+
+def require_pg() -> str:
+    """The test server's conninfo, or skip (fail when KOTTE_TEST_REQUIRE_PG=1)."""
+    why = None
+    if not pg_supported():
+        why = "this libkotte build has no postgresql session backend"
+    elif pg_conninfo() is None:
+        why = "no PostgreSQL (KOTTE_TEST_PG_CONNINFO unset)"
+    if why:
+        if os.environ.get("KOTTE_TEST_REQUIRE_PG") == "1":
+            pytest.fail(why + " but KOTTE_TEST_REQUIRE_PG=1")
+        pytest.skip(why)
+    return pg_conninfo()  # type: ignore[return-value]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        require_pg()
+    return request.param
+
+
+def settings_for(backend: str, tmp: Path, **extra: Any) -> KotteSettings:
+    """Drop-in settings for one backend, all state under `tmp`."""
+    values: dict[str, Any] = dict(
+        session_storage_type=backend,
+        session_storage_path=str(tmp / "sessions.journal"),
+        credential_storage_type="memory" if backend == "postgresql" else backend,
+        credential_storage_path=str(tmp / "connections.journal"),
+        master_encryption_key=TEST_KEY,
+        environment="test",
+    )
+    if backend == "postgresql":
+        values.update(pg_settings_values())
+        values["credential_storage_type"] = "postgresql"
+    values.update(extra)
+    return KotteSettings(**values)
+
+
+def pg_settings_values() -> dict[str, Any]:
+    """DB_* settings parsed from KOTTE_TEST_PG_CONNINFO (key=value form)."""
+    info = dict(part.split("=", 1) for part in (pg_conninfo() or "").split())
+    return dict(db_host=info.get("host", "localhost"), db_port=int(info.get("port", 5432)),
+                db_name=info.get("dbname", "kotte"), db_user=info.get("user", "kotte_app"),
+                db_password=info.get("password", ""))
+
+
+def open_store(backend: str, tmp: Path, **kw: Any) -> libkotte.SessionStore:
+    if backend == "memory":
+        return libkotte.SessionStore("memory", **kw)
+    if backend == "json_file":
+        return libkotte.SessionStore("json_file", tmp / "sessions.journal", **kw)
+    from libkotte.kotte._pg import shared_pool
+
+    return libkotte.SessionStore("postgresql", pool=shared_pool(settings_for(backend, tmp)), **kw)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[libkotte.SessionStore]:
+    st = open_store(backend, tmp_path)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python process that must import this libkotte."""
+    env = dict(os.environ)
+    paths = [p for p in sys.path if p and Path(p, "libkotte").is_dir()]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.update(extra)
+    return env
