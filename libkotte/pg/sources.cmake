@@ -1,3 +1,4 @@
 list(APPEND KOTTE_SOURCES
   libkotte/pg/pg_conn.c
+  libkotte/pg/pg_migrate.c
   libkotte/pg/pg_pool.c)

@@ -7,3 +7,9 @@ target_include_directories(test_pg_pool PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
 
 add_test(NAME pg_pool COMMAND test_pg_pool)
 set_tests_properties(pg_pool PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
+
+kotte_test(test_pg_migrate pg/test_pg_migrate.c)
+target_include_directories(test_pg_migrate PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
+target_compile_definitions(test_pg_migrate PRIVATE KOTTE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_test(NAME pg_migrate COMMAND test_pg_migrate)
+set_tests_properties(pg_migrate PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)

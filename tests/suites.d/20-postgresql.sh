@@ -8,8 +8,10 @@ if [ $? -eq 0 ]; then
   eval "$kotte_pg_env"
   suite "PostgreSQL suites (ASan+UBSan)" \
     ctest --test-dir build-asan --output-on-failure -R '^(pg_.*|session_conformance)$'
+  suite "kotte-migrate on the bootstrapped database" \
+    ./build-asan/examples/kotte-migrate/kotte-migrate "$KOTTE_TEST_PG_OWNER_CONNINFO"
   suite "PostgreSQL suites (TSan)" \
-    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|session_conformance)$'
+    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|pg_migrate|session_conformance)$'
   bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"
   unset KOTTE_TEST_PG_DIR KOTTE_TEST_PG_PORT KOTTE_TEST_PG_BIN KOTTE_TEST_PG_CONNINFO \
     KOTTE_TEST_PG_OWNER_CONNINFO KOTTE_TEST_PG_SUPER_CONNINFO
