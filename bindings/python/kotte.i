@@ -20,6 +20,7 @@
 %{
 #define SWIG_FILE_WITH_INIT
 #include <kotte.h>
+#include <kotte/pg.h>
 #include "kpy_aio.h"
 #include "kpy_secret.h"
 
@@ -63,6 +64,7 @@ static void kpy_raise(int code, const char *detail) {
 KPY_OUT_HANDLE(kotte_runtime)
 KPY_OUT_HANDLE(kotte_session_backend)
 KPY_OUT_HANDLE(kotte_session_store)
+KPY_OUT_HANDLE(kotte_pg_pool)
 KPY_OUT_HANDLE(kpy_aioq)
 KPY_OUT_HANDLE(kpy_sealer)
 
@@ -92,6 +94,22 @@ KPY_OUT_HANDLE(kpy_sealer)
 %typemap(argout) uint64_t *count {
   Py_DECREF($result);
   $result = PyLong_FromUnsignedLongLong(*$1);
+}
+
+%typemap(in, numinputs=0) unsigned int *applied (unsigned int tmp = 0) "$1 = &tmp;";
+%typemap(argout) unsigned int *applied {
+  Py_DECREF($result);
+  $result = PyLong_FromUnsignedLong(*$1);
+}
+
+/* Secrets as bytes-like objects (kotte_session_backend_postgresql_new). */
+%typemap(in) (const unsigned char *secret, size_t secret_len) (Py_buffer view = {0}) {
+  if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) != 0) SWIG_fail;
+  $1 = ($1_ltype)view.buf;
+  $2 = (size_t)view.len;
+}
+%typemap(freearg) (const unsigned char *secret, size_t secret_len) {
+  if (view$argnum.obj) PyBuffer_Release(&view$argnum);
 }
 
 /* kpy_sealer_open's status: raise after the call. */
@@ -131,6 +149,10 @@ KPY_OUT_HANDLE(kpy_sealer)
 %thread kotte_session_list_user_sync;
 %thread kotte_session_delete_user_sync;
 %thread kotte_session_purge_expired_sync;
+%thread kotte_pg_pool_open;
+%thread kotte_pg_pool_free;
+%thread kotte_pg_pool_get_stats;
+%thread kotte_pg_migrate;
 
 /* ---- what is not useful from Python --------------------------------------- */
 
@@ -167,6 +189,22 @@ KPY_OUT_HANDLE(kpy_sealer)
 %ignore kotte_session_list_free;
 %ignore kotte_session_options::clock;
 %ignore kotte_session_options::clock_ctx;
+%ignore kotte_pg_pool_new;
+%ignore kotte_pg_pool_loop;
+%ignore kotte_pg_pool_prepare;
+%ignore kotte_pg_pool_query;
+%ignore kotte_pg_query;
+%ignore kotte_pg_result_cb;
+%ignore kotte_pg_result_ntuples;
+%ignore kotte_pg_result_nfields;
+%ignore kotte_pg_result_value;
+%ignore kotte_pg_result_length;
+%ignore kotte_pg_result_is_null;
+%ignore kotte_pg_result_affected;
+%ignore kotte_pg_result_sqlstate;
+%ignore kotte_pg_result_error;
+%ignore kotte_pg_migrate_options::progress;
+%ignore kotte_pg_migrate_options::progress_ctx;
 %ignore kpy_session_tuple;
 %ignore kpy_session_list_py;
 
@@ -176,6 +214,33 @@ KPY_OUT_HANDLE(kpy_sealer)
     kotte_runtime_options *o = malloc(sizeof *o);
     if (o) {
       kotte_runtime_options init = KOTTE_RUNTIME_OPTIONS_INIT;
+      *o = init;
+    }
+    return o;
+  }
+}
+%extend kotte_pg_pool_options {
+  kotte_pg_pool_options() {
+    kotte_pg_pool_options *o = malloc(sizeof *o);
+    if (o) {
+      kotte_pg_pool_options init = KOTTE_PG_POOL_OPTIONS_INIT;
+      *o = init;
+    }
+    return o;
+  }
+}
+%extend kotte_pg_pool_stats {
+  kotte_pg_pool_stats() {
+    kotte_pg_pool_stats *o = calloc(1, sizeof *o);
+    if (o) o->version = KOTTE_PG_STATS_VERSION;
+    return o;
+  }
+}
+%extend kotte_pg_migrate_options {
+  kotte_pg_migrate_options() {
+    kotte_pg_migrate_options *o = malloc(sizeof *o);
+    if (o) {
+      kotte_pg_migrate_options init = KOTTE_PG_MIGRATE_OPTIONS_INIT;
       *o = init;
     }
     return o;
@@ -196,5 +261,6 @@ KPY_OUT_HANDLE(kpy_sealer)
 %include "kotte/core.h"
 %include "kotte/runtime.h"
 %include "kotte/session.h"
+%include "kotte/pg.h"
 %include "kpy_aio.h"
 %include "kpy_secret.h"

@@ -108,7 +108,8 @@ class Runtime:
             # The loop thread does not exist in a forked child: nothing to free safely.
             self._guard.close()
             return
-        for child in list(self._children):
+        # Stores (rank 0) before the pools they use (rank 1).
+        for child in sorted(self._children, key=lambda c: getattr(c, "_close_rank", 0)):
             child.close()
         self._children.clear()
         if self._guard.close():

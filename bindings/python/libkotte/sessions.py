@@ -74,20 +74,29 @@ class SessionStore:
             whatever happens (Kotte: 3600).
         max_data_size: largest serialised session data in bytes.
         timeout: seconds a blocking call waits (None: the runtime's default, 5 s).
-        runtime: the :class:`Runtime` to run on (default: the process-wide one).
+        runtime: the :class:`Runtime` to run on (default: the pool's, or the
+            process-wide one).
+        pool: the :class:`libkotte.pg.PgPool` of the postgresql backend.
+        secret: the postgresql backend's key material (at least 16 bytes, the
+            same on every replica): row keys are keyed hashes of the session
+            ids and the ids themselves are stored sealed under it.
 
     Use it as a context manager, or call :meth:`close`. ``store.aio`` is the
     asyncio face of the same store.
     """
 
+    _close_rank = 0  # Runtime.close(): stores before pools
+
     def __init__(self, backend: str = "memory", path: Optional[str | os.PathLike[str]] = None, *,
                  idle_timeout: int = 1800, max_age: int = 3600, max_data_size: int = 65536,
                  timeout: Optional[float] = None, runtime: Optional[Runtime] = None,
-                 pool: Any = None) -> None:
+                 pool: Any = None, secret: Optional[bytes | str] = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown session backend {backend!r}: use one of {', '.join(BACKENDS)}")
         if idle_timeout <= 0 or max_age <= 0:
             raise ValueError("idle_timeout and max_age must be positive")
+        if runtime is None and pool is not None:
+            runtime = pool.runtime
         self._runtime = runtime or default_runtime()
         self._timeout_ms = _ms(timeout)
         self._guard = _Guard("the session store")
@@ -102,7 +111,7 @@ class SessionStore:
             os.makedirs(parent, exist_ok=True)
             be = capi.kotte_session_backend_json_file_new(capi.kotte_runtime_loop(rt), path)
         else:
-            be = _postgresql_backend(pool, self._runtime)
+            be = _postgresql_backend(pool, self._runtime, secret)
         opts = capi.kotte_session_options()
         opts.idle_timeout_s = int(idle_timeout)
         opts.max_age_s = int(max_age)
@@ -118,6 +127,8 @@ class SessionStore:
         self.max_age = int(max_age)
         self.aio = AsyncSessionStore(self)
         self._runtime._register(self)
+        if pool is not None:
+            pool._add_user(self)
 
     # ---- lifecycle ----------------------------------------------------------
 
@@ -286,5 +297,15 @@ class AsyncSessionStore:
         return await self._start(_aio.S_PURGE)
 
 
-def _postgresql_backend(pool: Any, runtime: Runtime) -> Any:
-    raise NotImplementedError("the postgresql session backend is not available in this build yet")
+def _postgresql_backend(pool: Any, runtime: Runtime, secret: Optional[bytes | str]) -> Any:
+    from .pg import PgPool
+
+    if not isinstance(pool, PgPool):
+        raise TypeError("the postgresql backend needs pool=libkotte.pg.PgPool(...)")
+    if pool.runtime is not runtime:
+        raise ValueError("the store and its pool must run on the same runtime")
+    if secret is None:
+        raise ValueError("the postgresql backend needs a secret (SESSION_SECRET_KEY)")
+    if isinstance(secret, str):
+        secret = secret.encode()
+    return capi.kotte_session_backend_postgresql_new(pool.handle, secret)

@@ -86,9 +86,46 @@ def open_store(backend: str, tmp: Path, **kw: Any) -> libkotte.SessionStore:
         return libkotte.SessionStore("memory", **kw)
     if backend == "json_file":
         return libkotte.SessionStore("json_file", tmp / "sessions.journal", **kw)
-    from libkotte.kotte._pg import shared_pool
+    from libkotte.kotte._pg import session_secret, shared_pool
 
-    return libkotte.SessionStore("postgresql", pool=shared_pool(settings_for(backend, tmp)), **kw)
+    settings = settings_for(backend, tmp)
+    return libkotte.SessionStore("postgresql", pool=shared_pool(settings),
+                                 secret=session_secret(settings), **kw)
+
+
+def pg_connect_kwargs(conninfo: str | None = None) -> dict[str, Any]:
+    """asyncpg.connect() arguments for a key=value libpq conninfo."""
+    info = dict(part.split("=", 1) for part in (conninfo or pg_conninfo() or "").split())
+    kw: dict[str, Any] = {"host": info.get("host"), "user": info.get("user"),
+                          "database": info.get("dbname")}
+    if "port" in info:
+        kw["port"] = int(info["port"])
+    if "password" in info:
+        kw["password"] = info["password"]
+    return kw
+
+
+def pg_execute(sql: str) -> None:
+    """Runs one statement on the test server (as the application role)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(**pg_connect_kwargs())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(autouse=True)
+def _empty_pg_tables(request: pytest.FixtureRequest) -> None:
+    """Every postgresql-backed test starts with empty libkotte tables."""
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "postgresql":
+        pg_execute("DELETE FROM kotte_sessions")
 
 
 @pytest.fixture

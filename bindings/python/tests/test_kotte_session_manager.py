@@ -139,16 +139,16 @@ async def test_password_is_never_stored_in_clear_text(backend: str, tmp_path: Pa
         sid = await m.create_session("u", {"username": "u", "password": secret})
         await m.update_session(sid, {"connection_config": {"user": "x", "password": secret}})
         raw = json.dumps(m.store.get(sid).data)
-        assert secret not in raw and "$sealed" in raw
+        assert secret not in raw and "$kpy_sealed" in raw
         assert (await m.get_session(sid))["connection_config"]["password"] == secret
         if backend == "json_file":
             on_disk = (tmp_path / "sessions.journal").read_bytes()
             assert secret.encode() not in on_disk
         if backend == "postgresql":
-            from conftest import pg_conninfo
+            from conftest import pg_connect_kwargs
             import asyncpg
 
-            conn = await asyncpg.connect(pg_conninfo())
+            conn = await asyncpg.connect(**pg_connect_kwargs())
             try:
                 rows = await conn.fetch("SELECT data::text FROM kotte_sessions")
             finally:

@@ -10,7 +10,7 @@ Session secrets (the password inside ``connection_config``) are sealed with
 libsodium's XChaCha20-Poly1305 through the binding (src/kpy_secret.c) under
 a subkey derived from the master key, with associated data that binds each
 blob to its user and field. In the store they look like
-``{"$sealed": "<base64url>"}``; get_session() opens them again, so Kotte's
+``{"$kpy_sealed": "<base64url>"}``; get_session() opens them again, so Kotte's
 code sees the plain value.
 """
 
@@ -29,7 +29,7 @@ from .config import KotteSettings
 log = logging.getLogger("libkotte.kotte")
 
 DEV_KEY_FILENAME = ".master_encryption_key"
-SEALED = "$sealed"
+SEALED = "$kpy_sealed"
 _CONTEXT = "kotte-ss"  # 8 bytes: libsodium KDF context of session secrets
 
 

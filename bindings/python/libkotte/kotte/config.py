@@ -15,6 +15,7 @@ SESSION_MAX_AGE            3600                          seconds, never extended
 CREDENTIAL_STORAGE_TYPE    json_file                     memory | json_file | postgresql
 CREDENTIAL_STORAGE_PATH    ./data/connections.json       json_file credentials
 MASTER_ENCRYPTION_KEY      (none; a dev key file)        seals saved passwords
+SESSION_SECRET_KEY         (derived from the master key) postgresql sessions' row keys
 DB_HOST, DB_PORT, DB_NAME,                               the postgresql backends
 DB_USER, DB_PASSWORD
 DB_CONNECT_TIMEOUT         10                            seconds
@@ -45,6 +46,7 @@ class KotteSettings:
     credential_storage_type: str = "json_file"
     credential_storage_path: str = "./data/connections.json"
     master_encryption_key: str = ""
+    session_secret_key: str = ""
     db_host: str = "localhost"
     db_port: int = 5432
     db_name: str = "postgres"
@@ -68,7 +70,7 @@ class KotteSettings:
         shown = []
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name in ("master_encryption_key", "db_password") and v:
+            if f.name in ("master_encryption_key", "session_secret_key", "db_password") and v:
                 v = "***"
             shown.append(f"{f.name}={v!r}")
         return f"KotteSettings({', '.join(shown)})"

@@ -72,9 +72,10 @@ def open_session_store(settings: KotteSettings) -> SessionStore:
         return SessionStore("memory", **common)
     if kind == "json_file":
         return SessionStore("json_file", settings.session_storage_path, **common)
-    from .._pg import shared_pool
+    from ._pg import session_secret, shared_pool
 
-    return SessionStore("postgresql", pool=shared_pool(settings), **common)
+    return SessionStore("postgresql", pool=shared_pool(settings), secret=session_secret(settings),
+                        **common)
 
 
 class SessionManager:

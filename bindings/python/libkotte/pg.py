@@ -1,0 +1,115 @@
+"""PostgreSQL: libkotte's asynchronous connection pool and the schema migrator.
+
+The pool runs on a :class:`~libkotte.Runtime`'s loop thread (libpq in
+non-blocking mode on libuv); Python only opens, closes and reads its
+statistics. Stores opened with ``pool=`` use it.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import Any, Optional
+
+from . import capi
+from ._runtime import Runtime, _Guard, default_runtime
+
+
+class PgPool:
+    """A pool of PostgreSQL connections for libkotte's postgresql backends.
+
+    Args:
+        conninfo: a libpq connection string or URI (multi-host and
+            ``target_session_attrs=read-write`` work as in libpq).
+        min_size, max_size: connections kept open / open at most.
+        acquire_timeout: seconds a query waits for a connection (PoolTimeoutError).
+        query_timeout: seconds a query may run (OperationTimeoutError; the
+            server gets a cancel request). 0 disables it.
+        pipeline_depth: queries in flight on one connection (1: no pipelining).
+        connect_timeout: seconds for one connection attempt, all hosts together.
+        on_connect_sql: SQL run on every new connection.
+        runtime: the runtime to run on (default: the process-wide one).
+
+    Close the stores that use a pool before the pool (``close()`` does it).
+    """
+
+    _close_rank = 1  # Runtime.close(): stores (rank 0) first, pools after
+
+    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 10,
+                 acquire_timeout: float = 5.0, query_timeout: float = 30.0,
+                 pipeline_depth: int = 1, connect_timeout: float = 10.0,
+                 on_connect_sql: Optional[str] = None,
+                 runtime: Optional[Runtime] = None) -> None:
+        self._runtime = runtime or default_runtime()
+        opts = capi.kotte_pg_pool_options()
+        opts.conninfo = conninfo
+        opts.min_size = int(min_size)
+        opts.max_size = int(max_size)
+        opts.acquire_timeout_ms = int(acquire_timeout * 1000)
+        opts.query_timeout_ms = int(query_timeout * 1000)
+        opts.pipeline_depth = int(pipeline_depth)
+        opts.connect_timeout_ms = int(connect_timeout * 1000)
+        if on_connect_sql:
+            opts.on_connect_sql = on_connect_sql
+        self._guard = _Guard("the PostgreSQL pool")
+        self._users: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._pid = os.getpid()
+        self._handle = capi.kotte_pg_pool_open(self._runtime.handle, opts)
+        self._runtime._register(self)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @property
+    def handle(self) -> Any:
+        if self._guard.closed:
+            from .errors import ClosedError
+
+            raise ClosedError("KOTTE_ECLOSED: the PostgreSQL pool is closed",
+                              code=capi.KOTTE_ECLOSED, name="KOTTE_ECLOSED")
+        return self._handle
+
+    def _add_user(self, store: Any) -> None:
+        self._users.add(store)
+
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (see kotte_pg_pool_stats in kotte/pg.h)."""
+        st = capi.kotte_pg_pool_stats()
+        with self._guard:
+            capi.kotte_pg_pool_get_stats(self._handle, st)
+        names = [n for n in dir(st) if not n.startswith("_") and n not in ("this", "thisown",
+                                                                          "version")]
+        return {n: int(getattr(st, n)) for n in names}
+
+    @property
+    def closed(self) -> bool:
+        return self._guard.closed
+
+    def close(self) -> None:
+        """Closes the stores using the pool, then the pool. Idempotent."""
+        for store in list(self._users):
+            store.close()
+        if os.getpid() != self._pid:
+            self._guard.close()
+            return
+        if self._guard.close():
+            capi.kotte_pg_pool_free(self._handle)
+
+    def __enter__(self) -> "PgPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def migrate(conninfo: str, sql_dir: str | os.PathLike[str], *, extensions: bool = False,
+            roles: bool = True) -> int:
+    """Applies the repository's sql/ migrations (as the database owner); returns how many ran.
+
+    Blocking (plain libpq), GIL released.
+    """
+    opts = capi.kotte_pg_migrate_options()
+    opts.extensions = 1 if extensions else 0
+    opts.roles = 1 if roles else 0
+    return capi.kotte_pg_migrate(conninfo, os.fspath(sql_dir), opts)
