@@ -1,0 +1,257 @@
+"""A minimal stand-in for Kotte's backend package ``app``, written by the tests.
+
+Kotte's real backend cannot be imported here (it needs pydantic 2 and a
+FastAPI built for it). This stand-in has the same module paths and the same
+contracts that libkotte.kotte.install() relies on, in a few lines of our
+own: ``app.core.config.settings``, ``app.core.auth`` (an in-memory
+``session_manager``, the ``SessionManager`` alias, ``_local_session_objects``
+and a ``get_session(request)`` dependency that reads the module-level
+manager at call time), ``app.core.connection_storage`` (a JSON-file store
+that records that it was imported), route modules that bind
+``session_manager`` / ``connection_storage`` at import time, and
+``app.main.app`` with Starlette's SessionMiddleware.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+FILES = {
+    "app/__init__.py": "",
+    "app/core/__init__.py": "",
+    "app/api/__init__.py": "",
+    "app/core/config.py": '''
+        import os
+        import secrets
+
+
+        class Settings:
+            def __init__(self):
+                env = os.environ.get
+                self.environment = env("ENVIRONMENT", "development")
+                self.session_secret_key = env("SESSION_SECRET_KEY") or secrets.token_urlsafe(32)
+                self.session_idle_timeout = int(env("SESSION_IDLE_TIMEOUT", "1800"))
+                self.session_max_age = int(env("SESSION_MAX_AGE", "3600"))
+                self.credential_storage_path = env("CREDENTIAL_STORAGE_PATH", "./data/connections.json")
+                self.master_encryption_key = env("MASTER_ENCRYPTION_KEY", "")
+
+
+        settings = Settings()
+    ''',
+    "app/core/auth.py": '''
+        import secrets
+        from datetime import datetime, timezone
+
+        from fastapi import HTTPException, Request
+
+        _local_session_objects = {}
+
+
+        class InMemorySessionManager:
+            def __init__(self):
+                self._sessions = {}
+
+            async def create_session(self, user_id, connection_config=None):
+                sid = secrets.token_urlsafe(32)
+                now = datetime.now(timezone.utc)
+                self._sessions[sid] = {"user_id": user_id, "created_at": now, "last_activity": now,
+                                       "connection_config": connection_config or {},
+                                       "graph_context": None, "csrf_token": secrets.token_urlsafe(32)}
+                return sid
+
+            async def get_session(self, session_id):
+                return self._sessions.get(session_id)
+
+            async def update_session(self, session_id, updates):
+                if session_id in self._sessions:
+                    self._sessions[session_id].update(updates)
+
+            async def delete_session(self, session_id):
+                self._sessions.pop(session_id, None)
+
+            async def get_user_id(self, session_id):
+                s = await self.get_session(session_id)
+                return s["user_id"] if s else None
+
+
+        session_manager = InMemorySessionManager()
+        SessionManager = InMemorySessionManager
+
+
+        async def get_session(request: Request) -> dict:
+            session_id = request.session.get("session_id")
+            if not session_id:
+                raise HTTPException(status_code=401, detail="AUTH_REQUIRED")
+            session = await session_manager.get_session(session_id)
+            if not session:
+                raise HTTPException(status_code=401, detail="AUTH_SESSION_EXPIRED")
+            return session
+    ''',
+    "app/core/connection_storage.py": '''
+        import json
+        import os
+        import uuid
+        from pathlib import Path
+
+        from app.core.config import settings
+
+        _marker = os.environ.get("STANDIN_IMPORT_MARKER")
+        if _marker:
+            Path(_marker).write_text("imported")
+
+
+        class ConnectionStorage:
+            def __init__(self, storage_path=None):
+                self.path = Path(storage_path or settings.credential_storage_path)
+
+            def _all(self):
+                return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+            def save_connection(self, user_id, name, host, port, database, username, password,
+                                sslmode=None):
+                data = self._all()
+                cid = str(uuid.uuid4())
+                data.setdefault(user_id, {})[cid] = {"id": cid, "name": name, "host": host}
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.write_text(json.dumps(data))
+                return cid
+
+            def list_connections(self, user_id):
+                return list(self._all().get(user_id, {}).values())
+
+
+        connection_storage = ConnectionStorage()
+    ''',
+    "app/api/v1/__init__.py": '''
+        from fastapi import APIRouter
+
+        from app.api.v1 import auth, connections, session
+
+        router = APIRouter()
+        router.include_router(auth.router, prefix="/auth")
+        router.include_router(session.router, prefix="/session")
+        router.include_router(connections.router, prefix="/connections")
+    ''',
+    "app/api/v1/auth.py": '''
+        from fastapi import APIRouter, Depends, HTTPException, Request
+
+        from app.core.auth import get_session, session_manager
+
+        router = APIRouter()
+        USERS = {"admin": "admin", "alice": "wonderland"}
+
+
+        @router.post("/login")
+        async def login(body: dict, request: Request):
+            if USERS.get(body.get("username")) != body.get("password"):
+                raise HTTPException(status_code=401, detail="bad credentials")
+            user = body["username"]
+            sid = await session_manager.create_session(user, {"username": user})
+            await session_manager.update_session(sid, {"role": "admin" if user == "admin" else "user"})
+            request.session["session_id"] = sid
+            data = await session_manager.get_session(sid)
+            return {"user_id": user, "authenticated": True, "csrf_token": data["csrf_token"]}
+
+
+        @router.get("/me")
+        async def me(session: dict = Depends(get_session)):
+            return {"user_id": session["user_id"], "role": session.get("role"),
+                    "created_at": session["created_at"].isoformat()}
+
+
+        @router.post("/logout")
+        async def logout(request: Request, session: dict = Depends(get_session)):
+            db = session.get("db_connection")
+            if db is not None:
+                await db.disconnect()
+            await session_manager.delete_session(request.session.get("session_id"))
+            request.session.clear()
+            return {"logged_out": True}
+    ''',
+    "app/api/v1/session.py": '''
+        from fastapi import APIRouter, Depends, Request
+
+        from app.core.auth import get_session, session_manager
+
+        router = APIRouter()
+
+
+        class DatabaseConnection:
+            """A live connection object: not JSON-serialisable, as in Kotte."""
+
+            def __init__(self, **config):
+                self.config = config
+                self.connected = True
+
+            async def disconnect(self):
+                self.connected = False
+
+
+        @router.post("/connect")
+        async def connect(body: dict, request: Request, session: dict = Depends(get_session)):
+            cfg = body["connection"]
+            await session_manager.update_session(
+                request.session["session_id"],
+                {"connection_config": cfg, "db_connection": DatabaseConnection(**cfg)})
+            return {"connected": True, "database": cfg["database"]}
+
+
+        @router.get("/status")
+        async def status(session: dict = Depends(get_session)):
+            db = session.get("db_connection")
+            return {"connected": db is not None,
+                    "database": session["connection_config"].get("database"),
+                    "has_password": "password" in session["connection_config"],
+                    "current_graph": session.get("graph_context")}
+    ''',
+    "app/api/v1/connections.py": '''
+        from fastapi import APIRouter, Depends, HTTPException
+
+        from app.core.auth import get_session
+        from app.core.connection_storage import connection_storage
+
+        router = APIRouter()
+
+
+        @router.post("", status_code=201)
+        async def save(body: dict, session: dict = Depends(get_session)):
+            try:
+                cid = connection_storage.save_connection(user_id=session["user_id"], **body)
+            except ValueError as e:
+                raise HTTPException(status_code=422, detail=str(e))
+            return {"id": cid, "storage": type(connection_storage).__module__}
+
+
+        @router.get("")
+        async def list_(session: dict = Depends(get_session)):
+            return connection_storage.list_connections(session["user_id"])
+    ''',
+    "app/main.py": '''
+        from fastapi import FastAPI
+        from starlette.middleware.sessions import SessionMiddleware
+
+        from app.api.v1 import router
+        from app.core.config import settings
+
+
+        def create_app():
+            app = FastAPI()
+            app.add_middleware(SessionMiddleware, secret_key=settings.session_secret_key,
+                               max_age=settings.session_max_age, session_cookie="kotte_session")
+            app.include_router(router, prefix="/api/v1")
+            return app
+
+
+        app = create_app()
+    ''',
+}
+
+
+def write_standin(root: Path) -> Path:
+    """Writes the stand-in package under ``root`` and returns ``root``."""
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    return root

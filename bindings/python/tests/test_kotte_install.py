@@ -1,0 +1,155 @@
+"""install() and the ASGI entry point, on a stand-in of Kotte's ``app`` package.
+
+Each scenario runs in a fresh interpreter, since install() changes
+``sys.modules`` for good. The last test runs two uvicorn replicas of
+``libkotte.kotte.asgi:app`` on one shared store, as a load balancer would
+see them: a login on one replica is valid on the other, and a logout on the
+other ends it on the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import child_env, require_pg, settings_for
+from libkotte import capi
+from standin_kotte import write_standin
+
+HAS_CREDENTIALS = hasattr(capi, "kotte_cred_store_open")
+
+SCENARIO = r"""
+import asyncio, os, sys
+sys.path.insert(0, os.environ["STANDIN_DIR"])
+import httpx
+
+ORDER = os.environ["ORDER"]
+if ORDER == "routes-first":
+    import app.api.v1.auth  # routes bound Kotte's own manager before install()
+import libkotte.kotte
+installed = libkotte.kotte.install()
+assert libkotte.kotte.install() is installed  # idempotent
+from app.main import app as asgi_app
+import app.core.auth, app.api.v1.auth, app.api.v1.session
+
+mgr = installed.session_manager
+assert type(mgr).__module__ == "libkotte.kotte.session_manager", type(mgr)
+assert app.core.auth.session_manager is mgr
+assert app.api.v1.auth.session_manager is mgr and app.api.v1.session.session_manager is mgr
+assert app.core.auth.SessionManager is libkotte.kotte.SessionManager
+assert mgr._side is app.core.auth._local_session_objects  # Kotte's own side table
+assert mgr.settings.session_storage_type == os.environ["SESSION_STORAGE_TYPE"]
+
+async def main():
+    async with httpx.AsyncClient(app=asgi_app, base_url="http://testserver") as c:
+        assert (await c.get("/api/v1/auth/me")).status_code == 401
+        r = await c.post("/api/v1/auth/login", json={"username": "admin", "password": "admin"})
+        assert r.status_code == 200, r.text
+        me = (await c.get("/api/v1/auth/me")).json()
+        assert me["user_id"] == "admin" and me["role"] == "admin" and me["created_at"].endswith("+00:00")
+        cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "pw"}
+        assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 200
+        st = (await c.get("/api/v1/session/status")).json()
+        assert st == {"connected": True, "database": "graphs", "has_password": True,
+                      "current_graph": None}, st
+        sid = next(iter(mgr._sessions.keys()))
+        stored = mgr.store.get(sid).data
+        assert "db_connection" not in stored and "pw" not in str(stored)
+        r = await c.post("/api/v1/connections", json={"name": "n", "host": "h", "port": 5432,
+                         "database": "d", "username": "u", "password": "p"})
+        assert r.status_code == 201, r.text
+        print("storage:", r.json()["storage"])
+        assert (await c.post("/api/v1/auth/logout")).status_code == 200
+        assert (await c.get("/api/v1/auth/me")).status_code == 401
+        assert list(mgr._sessions.keys()) == []
+    print("scenario ok")
+
+asyncio.run(main())
+"""
+
+
+def _env_of(settings) -> dict[str, str]:
+    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+
+
+@pytest.mark.parametrize("order", ["install-first", "routes-first"])
+def test_install_puts_libkotte_stores_into_kotte(order: str, tmp_path: Path):
+    standin = write_standin(tmp_path / "backend")
+    marker = tmp_path / "kotte-storage-imported"
+    env = child_env(STANDIN_DIR=str(standin), ORDER=order, STANDIN_IMPORT_MARKER=str(marker),
+                    **_env_of(settings_for("json_file", tmp_path)))
+    p = subprocess.run([sys.executable, "-c", SCENARIO], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "scenario ok" in p.stdout
+    if HAS_CREDENTIALS:
+        assert "storage: libkotte.kotte.connection_storage" in p.stdout
+        if order == "install-first":
+            assert not marker.exists(), "Kotte's JSON-file connection storage was executed"
+    else:  # this build keeps Kotte's own connection storage
+        assert "storage: app.core.connection_storage" in p.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(base: str, proc: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"replica exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+        try:
+            httpx.get(base + "/api/v1/auth/me", timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"replica at {base} did not start")
+
+
+@pytest.mark.parametrize("backend", ["json_file", "postgresql"])
+def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
+    if backend == "postgresql":
+        require_pg()
+    standin = write_standin(tmp_path / "backend")
+    # Replicas share SESSION_SECRET_KEY (cookie signing; and row keys for postgresql).
+    settings = settings_for(backend, tmp_path, session_secret_key="shared-cookie-secret-" * 2)
+    env = child_env(KOTTE_BACKEND_DIR=str(standin), **_env_of(settings))
+    ports = [_free_port(), _free_port()]
+    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "libkotte.kotte.asgi:app",
+                               "--host", "127.0.0.1", "--port", str(p), "--log-level", "warning"],
+                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+             for p in ports]
+    a, b = (f"http://127.0.0.1:{p}" for p in ports)
+    try:
+        deadline = time.monotonic() + 60
+        for base, proc in zip((a, b), procs):
+            _wait_ready(base, proc, deadline)
+        with httpx.Client(base_url=a, timeout=10) as ca, httpx.Client(base_url=b, timeout=10) as cb:
+            r = ca.post("/api/v1/auth/login", json={"username": "alice", "password": "wonderland"})
+            assert r.status_code == 200, r.text
+            cb.cookies.update(ca.cookies)  # the load balancer sends the next request to B
+            me = cb.get("/api/v1/auth/me")
+            assert me.status_code == 200 and me.json()["user_id"] == "alice", me.text
+            assert ca.get("/api/v1/auth/me").json() == me.json()
+            assert cb.post("/api/v1/auth/logout").status_code == 200
+            assert ca.get("/api/v1/auth/me").status_code == 401  # logged out everywhere
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
