@@ -1,0 +1,147 @@
+/* Configuration: environment first, flags override. Secrets (DB_PASSWORD,
+ * MASTER_ENCRYPTION_KEY, SESSION_SECRET_KEY, ADMIN_PASSWORD) are read where
+ * they are used and never copied into this struct, so it can be logged. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <kotte.h>
+
+const char *ks_storage_name(ks_storage s) {
+  switch (s) {
+    case KS_STORE_MEMORY: return "memory";
+    case KS_STORE_JSON_FILE: return "json_file";
+    case KS_STORE_POSTGRESQL: return "postgresql";
+  }
+  return "?";
+}
+
+static int copy_str(char *dst, size_t cap, const char *src, const char *name, char *err,
+                    size_t errlen) {
+  size_t n = strlen(src);
+  if (n >= cap) {
+    snprintf(err, errlen, "%s is too long (at most %zu bytes)", name, cap - 1);
+    return -1;
+  }
+  memcpy(dst, src, n + 1);
+  return 0;
+}
+
+static int env_str(char *dst, size_t cap, const char *name, const char *def, char *err,
+                   size_t errlen) {
+  const char *v = getenv(name);
+  return copy_str(dst, cap, v && *v ? v : def, name, err, errlen);
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+static int env_int(long long *out, const char *name, long long def, long long lo, long long hi,
+                   char *err, size_t errlen) {
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0') {
+    *out = def;
+    return 0;
+  }
+  if (parse_int(v, lo, hi, out) != 0) {
+    snprintf(err, errlen, "%s must be an integer between %lld and %lld", name, lo, hi);
+    return -1;
+  }
+  return 0;
+}
+
+static int env_storage(ks_storage *out, const char *name, char *err, size_t errlen) {
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0' || strcasecmp(v, "json_file") == 0) *out = KS_STORE_JSON_FILE;
+  else if (strcasecmp(v, "memory") == 0) *out = KS_STORE_MEMORY;
+  else if (strcasecmp(v, "postgresql") == 0) *out = KS_STORE_POSTGRESQL;
+  else {
+    snprintf(err, errlen, "%s must be memory, json_file or postgresql", name);
+    return -1;
+  }
+  return 0;
+}
+
+int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  long long v;
+#define INT(field, name, def, lo, hi)                                   \
+  do {                                                                  \
+    if (env_int(&v, name, def, lo, hi, err, errlen) != 0) return -1;    \
+    cfg->field = v;                                                     \
+  } while (0)
+#define STR(field, name, def) \
+  if (env_str(cfg->field, sizeof cfg->field, name, def, err, errlen) != 0) return -1
+
+  STR(host, "KOTTE_SERVER_HOST", "0.0.0.0");
+  INT(port, "KOTTE_SERVER_PORT", 8000, 0, 65535);
+  STR(environment, "ENVIRONMENT", "development");
+  cfg->production = strcmp(cfg->environment, "production") == 0;
+  if (env_storage(&cfg->session_storage, "SESSION_STORAGE_TYPE", err, errlen) != 0) return -1;
+  if (env_storage(&cfg->credential_storage, "CREDENTIAL_STORAGE_TYPE", err, errlen) != 0)
+    return -1;
+  STR(session_path, "SESSION_STORAGE_PATH", "./data/sessions.journal");
+  STR(credential_path, "CREDENTIAL_STORAGE_PATH", "./data/connections.json");
+  INT(session_max_age, "SESSION_MAX_AGE", 3600, 1, 366LL * 86400);
+  INT(session_idle_timeout, "SESSION_IDLE_TIMEOUT", 1800, 1, 366LL * 86400);
+  STR(db_host, "DB_HOST", "localhost");
+  INT(db_port, "DB_PORT", 5432, 1, 65535);
+  STR(db_name, "DB_NAME", "postgres");
+  STR(db_user, "DB_USER", "postgres");
+  STR(users_file, "KOTTE_USERS_FILE", "./data/users");
+
+  const char *lvl = getenv("LOG_LEVEL");
+  cfg->log_level = KOTTE_LOG_INFO;
+  if (lvl && *lvl) {
+    if (strcasecmp(lvl, "DEBUG") == 0) cfg->log_level = KOTTE_LOG_DEBUG;
+    else if (strcasecmp(lvl, "INFO") == 0) cfg->log_level = KOTTE_LOG_INFO;
+    else if (strcasecmp(lvl, "WARNING") == 0 || strcasecmp(lvl, "WARN") == 0)
+      cfg->log_level = KOTTE_LOG_WARN;
+    else if (strcasecmp(lvl, "ERROR") == 0 || strcasecmp(lvl, "CRITICAL") == 0)
+      cfg->log_level = KOTTE_LOG_ERROR;
+    else {
+      snprintf(err, errlen, "LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR");
+      return -1;
+    }
+  }
+
+  INT(max_header_size, "KOTTE_MAX_HEADER_SIZE", 16384, 1024, 1 << 20);
+  INT(max_headers, "KOTTE_MAX_HEADERS", 64, 8, 1024);
+  INT(max_body_size, "KOTTE_MAX_BODY_SIZE", 65536, 1024, 16 << 20);
+  INT(read_timeout_ms, "KOTTE_READ_TIMEOUT_MS", 10000, 100, 600000);
+  INT(idle_timeout_ms, "KOTTE_IDLE_TIMEOUT_MS", 30000, 100, 3600000);
+  INT(shutdown_timeout_ms, "KOTTE_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000);
+  INT(max_connections, "KOTTE_MAX_CONNECTIONS", 4096, 1, 1000000);
+  INT(max_password_checks, "KOTTE_MAX_PASSWORD_CHECKS", 2, 1, 64);
+#undef INT
+#undef STR
+
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if ((strcmp(a, "--host") == 0 || strcmp(a, "--port") == 0) && i + 1 < argc) {
+      const char *val = argv[++i];
+      if (a[2] == 'h') {
+        if (copy_str(cfg->host, sizeof cfg->host, val, "--host", err, errlen) != 0) return -1;
+      } else if (parse_int(val, 0, 65535, &v) != 0) {
+        snprintf(err, errlen, "--port must be between 0 and 65535");
+        return -1;
+      } else {
+        cfg->port = (int)v;
+      }
+    } else {
+      snprintf(err, errlen, "unknown argument '%.64s' (try --help)", a);
+      return -1;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,51 @@
+/* kotte-server: configuration from the environment (Kotte's names, see
+ * ../shared/DESIGN.md) plus the server's own listen address, limits and
+ * timeouts. Command-line flags override the environment. */
+#ifndef KS_CONFIG_H
+#define KS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ks_storage { KS_STORE_MEMORY, KS_STORE_JSON_FILE, KS_STORE_POSTGRESQL } ks_storage;
+
+typedef struct ks_config {
+  /* where to listen: KOTTE_SERVER_HOST (0.0.0.0), KOTTE_SERVER_PORT (8000) */
+  char host[256];
+  int port;
+
+  /* Kotte's settings */
+  char environment[32];          /* ENVIRONMENT: development | production | test */
+  int production;                /* environment == "production": Secure cookies */
+  ks_storage session_storage;    /* SESSION_STORAGE_TYPE (json_file) */
+  ks_storage credential_storage; /* CREDENTIAL_STORAGE_TYPE (json_file) */
+  char session_path[1024];       /* SESSION_STORAGE_PATH (./data/sessions.journal) */
+  char credential_path[1024];    /* CREDENTIAL_STORAGE_PATH (./data/connections.json) */
+  int64_t session_max_age;       /* SESSION_MAX_AGE (3600) */
+  int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
+  char db_host[256], db_name[128], db_user[128];
+  int db_port;
+  int log_level;                 /* LOG_LEVEL as a kotte_log_level */
+
+  /* users: KOTTE_USERS_FILE (./data/users) when not on PostgreSQL */
+  char users_file[1024];
+
+  /* HTTP limits and timeouts */
+  size_t max_header_size;        /* KOTTE_MAX_HEADER_SIZE, request line + headers (16384) */
+  unsigned max_headers;          /* KOTTE_MAX_HEADERS (64) */
+  size_t max_body_size;          /* KOTTE_MAX_BODY_SIZE (65536) */
+  unsigned read_timeout_ms;      /* KOTTE_READ_TIMEOUT_MS: first byte to full request (10000) */
+  unsigned idle_timeout_ms;      /* KOTTE_IDLE_TIMEOUT_MS: keep-alive idle (30000) */
+  unsigned shutdown_timeout_ms;  /* KOTTE_SHUTDOWN_TIMEOUT_MS: SIGTERM drain bound (10000) */
+  unsigned max_connections;      /* KOTTE_MAX_CONNECTIONS (4096) */
+  unsigned max_password_checks;  /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */
+} ks_config;
+
+/* Fills @p cfg from the environment, then from argv (--host H, --port P).
+ * On error writes a message (no secret) into err and returns -1. */
+int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* "memory" | "json_file" | "postgresql" */
+const char *ks_storage_name(ks_storage s);
+
+#endif

@@ -1,0 +1,234 @@
+/* Answers: JSON bodies, Kotte's error envelope, the session cookie, the
+ * headers every answer carries, and the access log line and metrics of
+ * each exchange. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+/* Kotte's SecurityHeadersMiddleware (the API-relevant part). */
+static const char security_headers[] =
+    "X-Content-Type-Options: nosniff\r\n"
+    "X-Frame-Options: DENY\r\n"
+    "X-XSS-Protection: 1; mode=block\r\n"
+    "Referrer-Policy: strict-origin-when-cross-origin\r\n"
+    "Cache-Control: no-store\r\n";
+
+static void finish(ks_ex *ex, int status, const char *content_type, const char *body,
+                   size_t len) {
+  ks_server *srv = ex->srv;
+  char headers[1024];
+  int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s", security_headers,
+                   content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                   content_type ? "\r\n" : "", ex->request_id, ex->set_cookie,
+                   ex->set_cookie[0] ? "\r\n" : "");
+  if (n < 0 || (size_t)n >= sizeof headers) headers[0] = '\0';
+  /* a request the HTTP layer refused is answered and closed */
+  ks_conn_respond(ex->conn, status, headers, body, len, ex->req == NULL);
+
+  double secs = (double)(uv_hrtime() - ex->start_ns) / 1e9;
+  const char *method = ex->req ? http_method_str(ex->req->method) : "-";
+  ks_metrics_request(srv->metrics, method, ex->endpoint, status, secs);
+
+  /* the access line: no query string, no header values, no body */
+  cJSON *f = cJSON_CreateObject();
+  if (f) {
+    cJSON_AddStringToObject(f, "request_id", ex->request_id);
+    cJSON_AddStringToObject(f, "method", method);
+    char path[256];
+    snprintf(path, sizeof path, "%s", ex->req ? ex->req->path : "-");
+    cJSON_AddStringToObject(f, "path", path);
+    cJSON_AddStringToObject(f, "endpoint", ex->endpoint);
+    cJSON_AddNumberToObject(f, "status_code", status);
+    cJSON_AddNumberToObject(f, "duration_ms", secs * 1000.0);
+    if (ex->req) cJSON_AddStringToObject(f, "client_ip", ex->req->remote);
+  }
+  ks_log(status >= 500 ? KOTTE_LOG_WARN : KOTTE_LOG_INFO, "http_request", f, "request handled");
+
+  kotte_session_free(ex->session);
+  cJSON_Delete(ex->sdata); /* session data holds the CSRF token */
+  srv->exchanges--;
+  sodium_memzero(ex->cookie_id, sizeof ex->cookie_id);
+  if (ex->hctx) {
+    sodium_memzero(ex->hctx, ex->hctx_size); /* may hold a CSRF token */
+    free(ex->hctx);
+  }
+  free(ex);
+}
+
+void *ks_ex_ctx(ks_ex *ex, size_t size) {
+  ex->hctx = calloc(1, size);
+  ex->hctx_size = ex->hctx ? size : 0;
+  return ex->hctx;
+}
+
+void ks_reply_raw(ks_ex *ex, int status, const char *content_type, const char *body, size_t len) {
+  finish(ex, status, content_type, body, len);
+}
+
+void ks_reply_json(ks_ex *ex, int status, cJSON *body) {
+  char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+  if (body) ks_json_wipe_delete(body);
+  const char *out = text ? text : "null";
+  size_t len = strlen(out);
+  finish(ex, status, "application/json", out, len);
+  if (text) {
+    sodium_memzero(text, len); /* may hold a saved connection's password */
+    cJSON_free(text);
+  }
+}
+
+void ks_reply_error(ks_ex *ex, int status, const char *code, const char *category,
+                    const char *message, cJSON *details, int retryable) {
+  char ts[40];
+  ks_iso_now(ts);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *e = cJSON_CreateObject();
+  if (root && e) {
+    cJSON_AddItemToObject(root, "error", e);
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "category", category);
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddItemToObject(e, "details", details ? details : cJSON_CreateObject());
+    cJSON_AddStringToObject(e, "request_id", ex->request_id);
+    cJSON_AddStringToObject(e, "timestamp", ts);
+    cJSON_AddBoolToObject(e, "retryable", retryable);
+  } else {
+    cJSON_Delete(e);
+    cJSON_Delete(details);
+  }
+  ks_metrics_error(ex->srv->metrics, code, category);
+  ks_reply_json(ex, status, root);
+}
+
+void ks_reply_auth_required(ks_ex *ex) {
+  ks_reply_error(ex, 401, "AUTH_REQUIRED", "authentication", "Authentication required", NULL, 0);
+}
+
+void ks_reply_session_expired(ks_ex *ex) {
+  ks_reply_error(ex, 401, "AUTH_SESSION_EXPIRED", "authentication", "Session expired or invalid",
+                 NULL, 0);
+}
+
+void ks_reply_store_error(ks_ex *ex, int rc, const char *what) {
+  char msg[160];
+  /* The code's name only: kotte_error_detail() may name a file path,
+   * which a client has no business seeing; it goes to the log instead. */
+  cJSON *f = cJSON_CreateObject();
+  if (f) {
+    cJSON_AddStringToObject(f, "request_id", ex->request_id);
+    cJSON_AddStringToObject(f, "error", kotte_err_name(rc));
+    cJSON_AddStringToObject(f, "detail", kotte_error_detail());
+  }
+  snprintf(msg, sizeof msg, "%s failed: %s", what, kotte_strerror(rc));
+  ks_log(KOTTE_LOG_ERROR, "store_error", f, msg);
+  switch (rc) {
+    case KOTTE_ETOOBIG:
+      ks_reply_error(ex, 413, "QUERY_VALIDATION_ERROR", "validation", "Value too large", NULL, 0);
+      return;
+    case KOTTE_EIO:
+    case KOTTE_ETIMEDOUT:
+    case KOTTE_ECANCELED:
+    case KOTTE_ECLOSED:
+    case KOTTE_EDB:
+    case KOTTE_EPOOLTIMEOUT:
+    case KOTTE_ETOOMANYWAITERS:
+    case KOTTE_ELOCK:
+      snprintf(msg, sizeof msg, "%s unavailable", what);
+      ks_reply_error(ex, 503, "DB_UNAVAILABLE", "upstream", msg, NULL, 1);
+      return;
+    default:
+      ks_reply_error(ex, 500, "INTERNAL_ERROR", "internal", "An internal error occurred", NULL, 0);
+  }
+}
+
+void ks_reply_invalid(ks_ex *ex, const char *field, const char *msg, const char *type) {
+  cJSON *details = cJSON_CreateObject();
+  cJSON *errors = cJSON_AddArrayToObject(details, "errors");
+  cJSON *one = cJSON_CreateObject();
+  if (errors && one) {
+    cJSON *loc = cJSON_AddArrayToObject(one, "loc");
+    cJSON_AddItemToArray(loc, cJSON_CreateString("body"));
+    if (field) cJSON_AddItemToArray(loc, cJSON_CreateString(field));
+    cJSON_AddStringToObject(one, "msg", msg);
+    cJSON_AddStringToObject(one, "type", type);
+    cJSON_AddItemToArray(errors, one);
+  } else {
+    cJSON_Delete(one);
+  }
+  ks_reply_error(ex, 422, "QUERY_VALIDATION_ERROR", "validation", "Request validation failed",
+                 details, 0);
+}
+
+void ks_set_session_cookie(ks_ex *ex, const char *id) {
+  /* Starlette's SessionMiddleware spelling, which Kotte's clients see. */
+  const char *secure = ex->srv->cfg.production ? "; secure" : "";
+  if (id)
+    snprintf(ex->set_cookie, sizeof ex->set_cookie,
+             "Set-Cookie: kotte_session=%s; path=/; Max-Age=%lld; httponly; samesite=lax%s", id,
+             (long long)ex->srv->cfg.session_max_age, secure);
+  else
+    snprintf(ex->set_cookie, sizeof ex->set_cookie,
+             "Set-Cookie: kotte_session=null; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+             "httponly; samesite=lax%s",
+             secure);
+}
+
+static void wipe_strings(cJSON *j) {
+  for (cJSON *it = j->child; it; it = it->next) {
+    if (cJSON_IsString(it) && it->valuestring)
+      sodium_memzero(it->valuestring, strlen(it->valuestring));
+    else if (it->child)
+      wipe_strings(it);
+  }
+}
+
+void ks_json_wipe_delete(cJSON *j) {
+  if (j == NULL) return;
+  wipe_strings(j);
+  cJSON_Delete(j);
+}
+
+cJSON *ks_body_object(ks_ex *ex) {
+  const ks_header *ct = ks_request_header(ex->req, "content-type");
+  if (ct) {
+    /* FastAPI reads a body as JSON only for application/json or
+     * application/...+json; anything else fails validation. This also keeps
+     * cross-site HTML forms (which cannot send JSON types) out. */
+    const char *v = ct->value;
+    size_t n = strcspn(v, "; \t");
+    int json = (n == 16 && strncasecmp(v, "application/json", 16) == 0) ||
+               (n > 17 && strncasecmp(v, "application/", 12) == 0 &&
+                strncasecmp(v + n - 5, "+json", 5) == 0);
+    if (!json) {
+      ks_reply_invalid(ex, NULL, "Input should be a valid dictionary or object to extract fields from",
+                       "model_attributes_type");
+      return NULL;
+    }
+  }
+  const char *end = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(ex->req->body, ex->req->body_len, &end, 0);
+  if (j) {
+    while (end < ex->req->body + ex->req->body_len &&
+           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+      end++;
+  }
+  if (j == NULL || end != ex->req->body + ex->req->body_len) {
+    ks_json_wipe_delete(j);
+    ks_reply_invalid(ex, NULL, "JSON decode error", "json_invalid");
+    return NULL;
+  }
+  if (!cJSON_IsObject(j)) {
+    ks_json_wipe_delete(j);
+    ks_reply_invalid(ex, NULL, "Input should be a valid dictionary or object to extract fields from",
+                     "model_attributes_type");
+    return NULL;
+  }
+  return j;
+}

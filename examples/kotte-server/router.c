@@ -1,0 +1,264 @@
+/* Routing: the route table, Kotte's CSRF rule, session loading, and the
+ * answers to requests no route takes. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "server.h"
+
+enum { R_PUBLIC = 0, R_SESSION = 1 };
+
+struct ks_route {
+  enum http_method method;
+  const char *pattern; /* a trailing "{id}" matches one non-empty segment */
+  void (*fn)(ks_ex *ex);
+  int flags;
+};
+
+static const ks_route routes[] = {
+    {HTTP_GET, "/api/v1/health", ks_h_health, R_PUBLIC},
+    {HTTP_GET, "/api/v1/ready", ks_h_ready, R_PUBLIC},
+    {HTTP_GET, "/metrics", ks_h_metrics, R_PUBLIC},
+    {HTTP_GET, "/api/v1/metrics", ks_h_metrics, R_PUBLIC},
+    {HTTP_POST, "/api/v1/auth/login", ks_h_login, R_PUBLIC},
+    {HTTP_POST, "/api/v1/auth/logout", ks_h_logout, R_SESSION},
+    {HTTP_GET, "/api/v1/auth/me", ks_h_me, R_SESSION},
+    {HTTP_GET, "/api/v1/auth/csrf-token", ks_h_csrf_token, R_SESSION},
+    {HTTP_GET, "/api/v1/session/status", ks_h_session_status, R_SESSION},
+    {HTTP_GET, "/api/v1/connections", ks_h_connections_list, R_SESSION},
+    {HTTP_POST, "/api/v1/connections", ks_h_connections_create, R_SESSION},
+    {HTTP_GET, "/api/v1/connections/{id}", ks_h_connection_get, R_SESSION},
+    {HTTP_DELETE, "/api/v1/connections/{id}", ks_h_connection_delete, R_SESSION},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* 1 if @p path matches @p pattern; copies a {id} segment into @p param. */
+static int match(const char *pattern, const char *path, char *param, size_t cap) {
+  const char *brace = strstr(pattern, "{id}");
+  if (brace == NULL) return strcmp(pattern, path) == 0;
+  size_t pre = (size_t)(brace - pattern);
+  if (strncmp(pattern, path, pre) != 0) return 0;
+  const char *seg = path + pre;
+  size_t n = strlen(seg);
+  if (n == 0 || n >= cap || strchr(seg, '/')) return 0;
+  memcpy(param, seg, n + 1);
+  return 1;
+}
+
+static int valid_request_id(const char *s, size_t n) {
+  if (n == 0 || n > 128) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '_' || c == '.' || c == ':'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Finds kotte_session in the Cookie headers. */
+static void parse_cookie(ks_ex *ex) {
+  for (unsigned i = 0; i < ex->req->nheaders; i++) {
+    const ks_header *h = &ex->req->headers[i];
+    if (strcasecmp(h->name, "cookie") != 0) continue;
+    const char *p = h->value;
+    while (*p) {
+      while (*p == ' ' || *p == '\t' || *p == ';') p++;
+      const char *name = p;
+      const char *eq = NULL;
+      while (*p && *p != ';') {
+        if (*p == '=' && !eq) eq = p;
+        p++;
+      }
+      if (eq == NULL || (size_t)(eq - name) != 13 || strncmp(name, "kotte_session", 13) != 0)
+        continue;
+      const char *v = eq + 1;
+      size_t vl = (size_t)(p - v);
+      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') v++, vl -= 2;
+      if (vl == KOTTE_SESSION_ID_LEN) {
+        memcpy(ex->cookie_id, v, vl);
+        ex->cookie_id[vl] = '\0';
+        if (kotte_token_is_valid(ex->cookie_id)) {
+          ex->cookie_state = 1;
+          return;
+        }
+      }
+      ex->cookie_state = -1; /* e.g. "null" after a logout */
+      return;
+    }
+  }
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+static int load_session(ks_ex *ex, kotte_session *s) {
+  ex->session = s;
+  ex->sdata = cJSON_Parse(kotte_session_data(s));
+  return ex->sdata ? 0 : -1;
+}
+
+static void on_session(int status, kotte_session *s, void *ud) {
+  ks_ex *ex = ud;
+  if (status == KOTTE_ENOTFOUND) ks_reply_session_expired(ex);
+  else if (status != 0) ks_reply_store_error(ex, status, "Session store");
+  else if (load_session(ex, s) != 0) ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
+  else ex->next(ex);
+}
+
+void ks_with_session(ks_ex *ex, void (*next)(ks_ex *ex)) {
+  if (ex->session) {
+    next(ex);
+    return;
+  }
+  /* no cookie, or one that cannot be ours: as Starlette, whose cookie
+   * fails its signature check, this is "not logged in" */
+  if (ex->cookie_state != 1) {
+    ks_reply_auth_required(ex);
+    return;
+  }
+  if (ex->srv->sessions == NULL) {
+    ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
+    return;
+  }
+  ex->next = next;
+  int rc = kotte_session_get(ex->srv->sessions, ex->cookie_id, on_session, ex);
+  if (rc != 0) ks_reply_store_error(ex, rc, "Session store");
+}
+
+/* ---- CSRF: Kotte's CSRFMiddleware ------------------------------------- */
+
+static void route(ks_ex *ex);
+
+static void csrf_fail(ks_ex *ex) {
+  cJSON *f = cJSON_CreateObject();
+  if (f) {
+    cJSON_AddStringToObject(f, "request_id", ex->request_id);
+    cJSON_AddStringToObject(f, "method", http_method_str(ex->req->method));
+    cJSON_AddStringToObject(f, "path", ex->req->path);
+    cJSON_AddStringToObject(f, "client_ip", ex->req->remote);
+  }
+  ks_log(KOTTE_LOG_WARN, "csrf_failure", f, "SECURITY: CSRF token validation failed");
+  ks_reply_error(ex, 403, "INTERNAL_ERROR", "validation", "CSRF token validation failed", NULL,
+                 0);
+}
+
+static void on_csrf_session(int status, kotte_session *s, void *ud) {
+  ks_ex *ex = ud;
+  if (status == KOTTE_ENOTFOUND) {
+    csrf_fail(ex);
+    return;
+  }
+  if (status != 0) {
+    ks_reply_store_error(ex, status, "Session store");
+    return;
+  }
+  if (load_session(ex, s) != 0) {
+    ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
+    return;
+  }
+  const ks_header *h = ks_request_header(ex->req, "x-csrf-token");
+  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
+  if (!cJSON_IsString(tok) || h == NULL || strlen(tok->valuestring) != h->value_len ||
+      h->value_len == 0 || sodium_memcmp(tok->valuestring, h->value, h->value_len) != 0) {
+    csrf_fail(ex);
+    return;
+  }
+  route(ex);
+}
+
+static int state_changing(enum http_method m) {
+  return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH || m == HTTP_DELETE;
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static void reply_detail(ks_ex *ex, int status, const char *detail) {
+  /* FastAPI's own answer for unknown paths and methods */
+  cJSON *b = cJSON_CreateObject();
+  if (b) cJSON_AddStringToObject(b, "detail", detail);
+  ks_reply_json(ex, status, b);
+}
+
+static void route(ks_ex *ex) {
+  if (ex->route == NULL) {
+    reply_detail(ex, ex->endpoint[0] == '/' ? 405 : 404,
+                 ex->endpoint[0] == '/' ? "Method Not Allowed" : "Not Found");
+    return;
+  }
+  if (ex->route->flags & R_SESSION) ks_with_session(ex, ex->route->fn);
+  else ex->route->fn(ex);
+}
+
+static ks_ex *new_ex(ks_server *srv, ks_conn *c, ks_request *req) {
+  ks_ex *ex = calloc(1, sizeof *ex);
+  if (ex == NULL) return NULL;
+  ex->srv = srv;
+  ex->conn = c;
+  ex->req = req;
+  ex->start_ns = uv_hrtime();
+  ex->endpoint = "other";
+  srv->exchanges++;
+  const ks_header *rid = req ? ks_request_header(req, "x-request-id") : NULL;
+  if (rid && valid_request_id(rid->value, rid->value_len))
+    memcpy(ex->request_id, rid->value, rid->value_len + 1);
+  else
+    ks_uuid4(ex->request_id);
+  return ex;
+}
+
+void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
+  ks_server *srv = ctx;
+  ks_ex *ex = new_ex(srv, c, req);
+  if (ex == NULL) {
+    ks_conn_respond(c, 503, "Content-Type: application/json\r\n", "{}", 2, 1);
+    return;
+  }
+  parse_cookie(ex);
+  for (size_t i = 0; i < NROUTES; i++) {
+    char param[sizeof ex->param];
+    if (!match(routes[i].pattern, req->path, param, sizeof param)) continue;
+    ex->endpoint = routes[i].pattern; /* path known: 405 unless a method matches */
+    if (routes[i].method == req->method) {
+      ex->route = &routes[i];
+      memcpy(ex->param, param, sizeof param);
+      break;
+    }
+  }
+  /* As Kotte's middleware, CSRF comes before routing, for every
+   * state-changing method on every path but login. */
+  if (state_changing(req->method) && strcmp(req->path, "/api/v1/auth/login") != 0) {
+    const ks_header *h = ks_request_header(req, "x-csrf-token");
+    if (h == NULL || h->value_len == 0 || ex->cookie_state != 1) {
+      csrf_fail(ex);
+      return;
+    }
+    if (srv->sessions == NULL) {
+      ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
+      return;
+    }
+    int rc = kotte_session_get(srv->sessions, ex->cookie_id, on_csrf_session, ex);
+    if (rc != 0) ks_reply_store_error(ex, rc, "Session store");
+    return;
+  }
+  route(ex);
+}
+
+void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx) {
+  ks_server *srv = ctx;
+  ks_ex *ex = new_ex(srv, c, NULL);
+  if (ex == NULL) return; /* the HTTP layer closes the connection */
+  cJSON *f = cJSON_CreateObject();
+  if (f) {
+    cJSON_AddStringToObject(f, "request_id", ex->request_id);
+    cJSON_AddNumberToObject(f, "status_code", status);
+  }
+  ks_log(KOTTE_LOG_WARN, "http_rejected", f, message);
+  if (status >= 500)
+    ks_reply_error(ex, status, "INTERNAL_ERROR", "internal", message, NULL, 1);
+  else
+    ks_reply_error(ex, status, "QUERY_VALIDATION_ERROR", "validation", message, NULL, 0);
+}

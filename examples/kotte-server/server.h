@@ -1,0 +1,120 @@
+/* kotte-server: the server object and one request/response exchange. */
+#ifndef KS_SERVER_H
+#define KS_SERVER_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include <kotte.h>
+
+#include "config.h"
+#include "http.h"
+
+typedef struct ks_users ks_users;
+typedef struct ks_metrics ks_metrics;
+typedef struct ks_route ks_route;
+typedef struct ks_creds ks_creds;
+
+typedef struct ks_server {
+  uv_loop_t *loop;
+  ks_config cfg;
+  ks_http http;
+  int port; /* bound port */
+  /* stores; NULL once closed (a call then answers 503) */
+  kotte_session_store *sessions;
+  ks_creds *creds;
+  ks_users *users;
+  ks_metrics *metrics;
+  /* shutdown */
+  uv_signal_t sig_term, sig_int;
+  uv_timer_t drain_timer;
+  uv_timer_t purge_timer;
+  int shutting_down;
+  int finished;
+  unsigned exchanges; /* in flight */
+} ks_server;
+
+/* One request and its answer. Created for every complete request, freed
+ * when the answer is handed to the connection. */
+typedef struct ks_ex {
+  ks_server *srv;
+  ks_conn *conn;
+  ks_request *req;
+  const ks_route *route;
+  const char *endpoint; /* metrics label: the route's template or "other" */
+  char param[128];      /* the {id} path segment, if the route has one */
+  char request_id[130];
+  uint64_t start_ns;
+  /* the kotte_session cookie */
+  int cookie_state; /* 0 none, 1 well-formed, -1 malformed */
+  char cookie_id[KOTTE_SESSION_ID_LEN + 1];
+  /* the session, once loaded */
+  kotte_session *session;
+  cJSON *sdata; /* its data, parsed */
+  /* extra response headers (Set-Cookie) */
+  char set_cookie[160];
+  void (*next)(struct ks_ex *ex); /* what ks_with_session() continues with */
+  void *hctx;              /* a handler's own state, wiped and freed at the end */
+  size_t hctx_size;
+} ks_ex;
+
+/* Allocates ex->hctx (zeroed) of @p size; NULL when out of memory. */
+void *ks_ex_ctx(ks_ex *ex, size_t size);
+
+/* ---- answers (responses.c): each ends the exchange ------------------- */
+
+/* JSON answer; consumes @p body (NULL: "null"). */
+void ks_reply_json(ks_ex *ex, int status, cJSON *body);
+/* Kotte's error envelope: {"error": {code, category, message, details,
+ * request_id, timestamp, retryable}}; consumes @p details (NULL: {}). */
+void ks_reply_error(ks_ex *ex, int status, const char *code, const char *category,
+                    const char *message, cJSON *details, int retryable);
+/* Any other body (text/plain metrics, 204 with no body). */
+void ks_reply_raw(ks_ex *ex, int status, const char *content_type, const char *body, size_t len);
+
+/* Common errors. */
+void ks_reply_auth_required(ks_ex *ex);          /* 401 AUTH_REQUIRED */
+void ks_reply_session_expired(ks_ex *ex);        /* 401 AUTH_SESSION_EXPIRED */
+void ks_reply_store_error(ks_ex *ex, int rc, const char *what); /* 503/500 by code */
+/* 422 with the error envelope; details.errors = [{loc:["body",field], msg, type}] */
+void ks_reply_invalid(ks_ex *ex, const char *field, const char *msg, const char *type);
+
+/* Sets the session cookie to @p id, or clears it when @p id is NULL. */
+void ks_set_session_cookie(ks_ex *ex, const char *id);
+
+/* ---- request helpers ------------------------------------------------ */
+
+/* Parses the body as a JSON object (FastAPI's rule: no Content-Type or an
+ * application/json one). On failure answers 422 and returns NULL. */
+cJSON *ks_body_object(ks_ex *ex);
+
+/* Wipes string values of a parsed body (passwords) and deletes it. */
+void ks_json_wipe_delete(cJSON *j);
+
+/* ---- routing (router.c) --------------------------------------------- */
+
+void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx);
+void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx);
+
+/* Loads the session named by the cookie (sliding its idle expiry), then
+ * calls @p next; answers 401 itself when there is none. */
+void ks_with_session(ks_ex *ex, void (*next)(ks_ex *ex));
+
+/* ---- handlers ------------------------------------------------------- */
+
+void ks_h_health(ks_ex *ex);
+void ks_h_ready(ks_ex *ex);
+void ks_h_metrics(ks_ex *ex);
+void ks_h_login(ks_ex *ex);
+void ks_h_logout(ks_ex *ex);
+void ks_h_me(ks_ex *ex);
+void ks_h_csrf_token(ks_ex *ex);
+void ks_h_session_status(ks_ex *ex);
+void ks_h_connections_list(ks_ex *ex);
+void ks_h_connections_create(ks_ex *ex);
+void ks_h_connection_get(ks_ex *ex);
+void ks_h_connection_delete(ks_ex *ex);
+
+#endif

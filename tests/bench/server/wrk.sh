@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# wrk against GET /api/v1/session/status with a valid session cookie: the
+# cost of one authenticated request (cookie parse, session get with its
+# idle-expiry slide, JSON answer) on each session backend.
+#
+#   bash tests/bench/server/wrk.sh [memory json_file postgresql ...]
+#
+# Builds a Release kotte-server in build-release (as examples/run.sh does)
+# unless KOTTE_SERVER_BIN names one. Other settings pass through the
+# environment (DB_* for postgresql). WRK_THREADS (1), WRK_CONNECTIONS (16)
+# and WRK_DURATION (10s) tune the load; the machine has 2 shared cores, so
+# wrk and the server share them. postgresql needs PG_CONNINFO-style DB_*
+# variables of a running server (tests/pg/pg.sh starts one).
+set -eu
+root=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$root"
+backends=${*:-memory json_file}
+threads=${WRK_THREADS:-1} conns=${WRK_CONNECTIONS:-16} duration=${WRK_DURATION:-10s}
+bin=${KOTTE_SERVER_BIN:-}
+if [ -z "$bin" ]; then
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DKOTTE_BUILD_TESTS=OFF \
+    -DKOTTE_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-release -j2 --target kotte-server >/dev/null
+  bin=$root/build-release/examples/kotte-server/kotte-server
+fi
+command -v wrk >/dev/null || { echo "wrk is not installed (Debian: apt-get install wrk)"; exit 1; }
+
+for backend in $backends; do
+  dir=$(mktemp -d /var/tmp/kotte-wrk.XXXXXX)
+  (cd "$dir" && KOTTE_SERVER_HOST=127.0.0.1 KOTTE_SERVER_PORT=0 SESSION_STORAGE_TYPE=$backend \
+     SESSION_STORAGE_PATH=$dir/sessions.journal KOTTE_USERS_FILE=$dir/users \
+     ADMIN_PASSWORD=bench-password LOG_LEVEL=WARNING \
+     exec "$bin" >"$dir/server.log" 2>&1) &
+  pid=$!
+  # LOG_LEVEL=WARNING keeps the access log out of the measurement; the
+  # "listening" line (with the kernel-chosen port) is always logged.
+  port=
+  for _ in $(seq 100); do
+    port=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$dir/server.log" | head -1)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then echo "kotte-server ($backend) did not start:"; cat "$dir/server.log"; kill "$pid" 2>/dev/null; exit 1; fi
+  url=http://127.0.0.1:$port
+  cookie=$(curl -s -c - -H 'Content-Type: application/json' \
+    -d '{"username":"admin","password":"bench-password"}' "$url/api/v1/auth/login" |
+    awk '$6 == "kotte_session" {print $7}')
+  [ -n "$cookie" ] || { echo "login failed"; kill "$pid"; exit 1; }
+  status=$(curl -s -o /dev/null -w '%{http_code}' -b "kotte_session=$cookie" "$url/api/v1/session/status")
+  [ "$status" = 200 ] || { echo "session/status answered $status"; kill "$pid"; exit 1; }
+  echo "=== backend: $backend"
+  echo "\$ wrk -t$threads -c$conns -d$duration --latency -H 'Cookie: kotte_session=<43-char id>' $url/api/v1/session/status"
+  wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Cookie: kotte_session=$cookie" \
+    "$url/api/v1/session/status" | sed -n '/Thread Stats/,$p'
+  kill -TERM "$pid"
+  wait "$pid" || { echo "kotte-server exited $?"; exit 1; }
+  rm -rf "$dir"
+done

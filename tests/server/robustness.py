@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""kotte-server against malformed, oversized, slow and hostile clients.
+
+Every case talks raw bytes over a socket to the real binary (built with
+ASan+UBSan by tests/run.sh); after each group the server must still answer,
+and at the end it must exit 0 on SIGTERM with no sanitizer report (which
+includes LeakSanitizer: no leak).
+
+    python3 tests/server/robustness.py path/to/kotte-server
+"""
+
+import os
+import random
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Client, Server, check, raw_exchange, run, status_of  # noqa: E402
+
+LIMITS = {
+    "KOTTE_READ_TIMEOUT_MS": "1000",
+    "KOTTE_IDLE_TIMEOUT_MS": "1000",
+    "KOTTE_MAX_HEADER_SIZE": "4096",
+    "KOTTE_MAX_HEADERS": "16",
+    "KOTTE_MAX_BODY_SIZE": "4096",
+    "KOTTE_MAX_CONNECTIONS": "32",
+}
+
+GOOD = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def alive(srv):
+    out, _ = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    check(status_of(out) == 200, f"server no longer answers: {out[:200]!r}")
+
+
+def expect_close(srv, data, status, what, **kw):
+    out, closed = raw_exchange(srv.port, data, **kw)
+    check(status_of(out) == status, f"{what}: expected {status}, got {out[:300]!r}")
+    check(b"Connection: close" in out, f"{what}: answer says Connection: close")
+    check(b'"error":{' in out, f"{what}: error envelope")
+    check(closed, f"{what}: connection closed after the answer")
+
+
+def test_malformed(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        cases = [
+            b"GARBAGE\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBadHeaderWithoutColon\r\n\r\n",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"GET /a b c HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # a TLS hello
+            b"GET http://[::1 HTTP/1.1\r\n\r\n",
+        ]
+        for data in cases:
+            expect_close(srv, data, 400, f"malformed {data[:40]!r}")
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_oversized(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        expect_close(srv, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", 414, "long URL")
+        expect_close(srv, b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 5000 + b"\r\n\r\n", 431,
+                     "big header")
+        many = b"".join(b"X-H%d: v\r\n" % i for i in range(20))
+        expect_close(srv, b"GET / HTTP/1.1\r\n" + many + b"\r\n", 431, "many headers")
+        # refused on the headers, before any body byte was sent
+        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 5000\r\n\r\n", 413, "big Content-Length")
+        chunk = b"1000\r\n" + b"a" * 4096 + b"\r\n"
+        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunk + chunk, 413, "big chunked body")
+        # a body within the limit but deeply nested JSON: 422, connection kept
+        c = Client(srv)
+        r, js, _ = c.request("POST", "/api/v1/auth/login", raw_body=b"[" * 2000 + b"]" * 2000,
+                             headers={"Content-Type": "application/json"})
+        check(r.status == 422, f"nested JSON: {r.status}")
+        r, js, _ = c.request("GET", "/api/v1/health")
+        check(r.status == 200, "same connection still usable")
+        c.close()
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_slow_and_idle(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        # slowloris: one header byte every 200 ms never completes in time
+        start = time.monotonic()
+        head = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n"
+        drip = [head] + [b"X-Slow: " + b"a" * i for i in range(1, 2)] + [b"b"] * 30
+        out, closed = raw_exchange(srv.port, None, chunks=drip, pause=0.2, read_timeout=8)
+        took = time.monotonic() - start
+        check(status_of(out) == 408 and closed, f"slowloris: {out[:200]!r} closed={closed}")
+        check(took < 7, f"slowloris cut after the read timeout, took {took:.1f}s")
+
+        # a connection that sends nothing is closed after the read timeout
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        start = time.monotonic()
+        check(s.recv(100) == b"", "silent connection closed without an answer")
+        check(time.monotonic() - start < 4, "silent connection closed in time")
+        s.close()
+
+        # keep-alive: a second request on the same connection, then idle close
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        for _ in range(2):
+            s.sendall(GOOD)
+            data = s.recv(65536)
+            check(status_of(data) == 200 and b"keep-alive" in data, "keep-alive answer")
+        start = time.monotonic()
+        check(s.recv(100) == b"", "idle keep-alive connection closed")
+        check(time.monotonic() - start < 4, "idle close in time")
+        s.close()
+
+        # HTTP/1.0 without keep-alive: answered and closed
+        out, closed = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.0\r\n\r\n")
+        check(status_of(out) == 200 and closed and b"Connection: close" in out, "HTTP/1.0")
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_pipelining_and_continue(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        reqs = b"".join(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nX-Request-ID: p%d\r\n\r\n" % i
+                        for i in range(5))
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(reqs + b"GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        s.close()
+        ids = [line.split(b": ")[1] for line in out.split(b"\r\n") if line.startswith(b"X-Request-ID")]
+        check(ids[:5] == [b"p0", b"p1", b"p2", b"p3", b"p4"] and len(ids) == 6,
+              f"pipelined answers in order: {ids}")
+
+        # Expect: 100-continue
+        body = b'{"username":"admin","password":"admin"}'
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        first = s.recv(100)
+        check(first == b"HTTP/1.1 100 Continue\r\n\r\n", f"100 Continue: {first!r}")
+        s.sendall(body)
+        resp = s.recv(65536)
+        check(status_of(resp) == 200, f"login after 100-continue: {resp[:200]!r}")
+        s.close()
+    finally:
+        srv.stop()
+
+
+def test_fuzz_and_disconnects(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        rnd = random.Random(6)
+        seeds = [GOOD,
+                 b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 39\r\n\r\n{\"username\":\"admin\",\"password\":\"x\"}",
+                 b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
+                 b"GET /api/v1/auth/me HTTP/1.1\r\nCookie: kotte_session=" + b"A" * 43 + b"\r\n\r\n"]
+
+        def mutate(data):
+            b = bytearray(data)
+            for _ in range(rnd.randint(1, 6)):
+                op = rnd.randrange(4)
+                pos = rnd.randrange(len(b) + 1)
+                if op == 0 and b:
+                    b[min(pos, len(b) - 1)] = rnd.randrange(256)
+                elif op == 1:
+                    b[pos:pos] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 8)))
+                elif op == 2 and b:
+                    del b[pos:pos + rnd.randint(1, 8)]
+                else:
+                    b[pos:pos] = rnd.choice([b"\r\n", b":", b" ", b"\r\n\r\n", b"0\r\n"])
+            return bytes(b)
+
+        cases = [mutate(rnd.choice(seeds)) for _ in range(400)]
+        bad = []
+
+        def worker(items):
+            for data in items:
+                try:
+                    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                    s.sendall(data)
+                    s.shutdown(socket.SHUT_WR)  # EOF: no waiting for the read timeout
+                    out = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        out += chunk
+                    s.close()
+                    if out and not out.startswith(b"HTTP/1.1 "):
+                        bad.append((data, out[:100]))
+                except ConnectionResetError:
+                    pass
+                except OSError as exc:
+                    bad.append((data, repr(exc)))
+
+        threads = [threading.Thread(target=worker, args=(cases[i::8],)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        check(not bad, f"bad answers to fuzzed input: {bad[:3]}")
+        alive(srv)
+
+        # clients that vanish mid-request and mid-login
+        for data in (b"GET /api/v1/health HTTP/1.1\r\nHost:", b"POST /api/v1/auth/login HTTP/1.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 39\r\n\r\n"
+                     b"{\"username\":\"admin\",\"password\":\"admin\"}"):
+            for _ in range(5):
+                s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+                s.sendall(data)
+                s.close()
+        time.sleep(0.5)
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_connection_flood(binary):
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(48)]
+        time.sleep(0.3)
+        closed = 0
+        for s in socks[32:]:
+            s.settimeout(2)
+            try:
+                if s.recv(10) == b"":
+                    closed += 1
+            except (ConnectionResetError, socket.timeout):
+                closed += 1
+        check(closed == 16, f"connections over the limit closed at once: {closed}/16")
+        for s in socks:
+            s.close()
+        time.sleep(0.3)
+        alive(srv)
+        c = Client(srv)
+        r, _, text = c.request("GET", "/metrics")
+        check(b"kotte_http_connections_refused_total 16" in text, "refusals counted")
+        c.close()
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    run([test_malformed, test_oversized, test_slow_and_idle, test_pipelining_and_continue,
+         test_fuzz_and_disconnects, test_connection_flood], sys.argv[1])

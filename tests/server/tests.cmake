@@ -1,0 +1,17 @@
+# kotte-server end to end: the real binary (in build-asan: ASan+UBSan),
+# driven by a real HTTP client (Python 3's http.client and raw sockets).
+# Each script starts its own servers on kernel-chosen ports in temporary
+# directories and stops them with SIGTERM, requiring exit 0 and a clean
+# stderr (no sanitizer report, no leak).
+if(TARGET kotte-server)
+  find_program(KOTTE_PYTHON3 python3 REQUIRED)
+  foreach(script e2e robustness shutdown)
+    add_test(NAME server_${script}
+             COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/${script}.py
+                     $<TARGET_FILE:kotte-server>)
+  endforeach()
+  # No suite may hang CI: the scripts have their own watchdog below this.
+  set_tests_properties(server_e2e server_robustness server_shutdown PROPERTIES
+    TIMEOUT 300 LABELS server
+    ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+endif()
