@@ -24,7 +24,7 @@ from libkotte.kotte.config import KotteSettings
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ["memory", "json_file", "postgresql"]
-TEST_KEY = "libkotte-test-master-key-of-at-least-32-characters"
+TEST_KEY = "00112233445566778899aabbccddeeff" * 2  # 32 bytes as hex: no Argon2id per key ring
 
 
 def pg_conninfo() -> str | None:
@@ -124,7 +124,8 @@ def pg_execute(sql: str) -> None:
 @pytest.fixture(autouse=True)
 def _empty_pg_tables(request: pytest.FixtureRequest) -> None:
     """Every postgresql-backed test starts with empty libkotte tables."""
-    if "backend" in request.fixturenames and request.getfixturevalue("backend") == "postgresql":
+    if ("backend" in request.fixturenames and pg_conninfo() and pg_supported()
+            and request.getfixturevalue("backend") == "postgresql"):
         pg_execute("DELETE FROM kotte_sessions")
 
 

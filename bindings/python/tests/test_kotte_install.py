@@ -55,14 +55,14 @@ async def main():
         assert r.status_code == 200, r.text
         me = (await c.get("/api/v1/auth/me")).json()
         assert me["user_id"] == "admin" and me["role"] == "admin" and me["created_at"].endswith("+00:00")
-        cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "pw"}
+        cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "s3cret-connect-password"}
         assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 200
         st = (await c.get("/api/v1/session/status")).json()
         assert st == {"connected": True, "database": "graphs", "has_password": True,
                       "current_graph": None}, st
         sid = next(iter(mgr._sessions.keys()))
         stored = mgr.store.get(sid).data
-        assert "db_connection" not in stored and "pw" not in str(stored)
+        assert "db_connection" not in stored and "s3cret-connect-password" not in str(stored)
         r = await c.post("/api/v1/connections", json={"name": "n", "host": "h", "port": 5432,
                          "database": "d", "username": "u", "password": "p"})
         assert r.status_code == 201, r.text
