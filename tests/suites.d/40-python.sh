@@ -4,7 +4,7 @@
 #   - runs bindings/python/tests with pytest against the memory, json_file and
 #     postgresql backends (a throw-away PostgreSQL from tests/pg/pg.sh),
 #   - installs ./bindings/python with pip, offline, for Debian's python3 and
-#     for every other CPython >= 3.11 found with headers and setuptools.
+#     for every other CPython >= 3.11 found with headers (pyenv's, /usr/local).
 kpy_python=/usr/bin/python3
 
 kpy_build() {
@@ -40,21 +40,20 @@ else
 fi
 
 suite "python: pip install (Debian python3)" \
-  bash bindings/python/tests/pip_install.sh "$kpy_python" --system-site-packages
+  bash bindings/python/tests/pip_install.sh "$kpy_python"
 
-# Other interpreters: any CPython >= 3.11 with headers and setuptools (no
-# package index here, so the venv's own setuptools must build it).
+# Other interpreters: any CPython >= 3.11 with headers and venv/ensurepip.
 for kpy_other in $(ls -d /root/.pyenv/versions/3.1[1-9]*/bin/python3 /usr/local/bin/python3.1[1-9] \
                      /usr/bin/python3.1[2-9] 2>/dev/null | sort -u); do
   if "$kpy_other" - <<'PY' 2>/dev/null
 import sys, sysconfig, os, importlib.util
 ok = sys.version_info >= (3, 11) and sys.implementation.name == "cpython"
 ok = ok and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
-ok = ok and importlib.util.find_spec("setuptools") is not None and importlib.util.find_spec("ensurepip") is not None
+ok = ok and importlib.util.find_spec("ensurepip") is not None
 sys.exit(0 if ok else 1)
 PY
   then :; else
-    echo "=== python: $kpy_other skipped (not a CPython >= 3.11 with headers and setuptools)"
+    echo "=== python: $kpy_other skipped (not a CPython >= 3.11 with headers and ensurepip)"
     continue
   fi
   [ "$(readlink -f "$kpy_other")" = "$(readlink -f "$kpy_python")" ] && continue
