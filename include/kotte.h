@@ -7,8 +7,10 @@
  *   kotte/core.h     allocator, logging, clock, random tokens
  *   kotte/runtime.h  a library-owned libuv loop thread for blocking calls
  *   kotte/session.h  the session store and its built-in backends
+ *   kotte/credential.h  the key ring and the credential store (saved connections)
  *
- * Backend writers additionally include kotte/sys/session_backend.h.
+ * Backend writers additionally include kotte/sys/session_backend.h or
+ * kotte/sys/credential_backend.h.
  */
 #ifndef KOTTE_H
 #define KOTTE_H
@@ -17,5 +19,6 @@
 #include "kotte/core.h"
 #include "kotte/runtime.h"
 #include "kotte/session.h"
+#include "kotte/credential.h"
 
 #endif /* KOTTE_H */

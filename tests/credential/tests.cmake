@@ -1,0 +1,19 @@
+# Credential store suites (paths relative to tests/). Tests named
+# credential_* also run under ThreadSanitizer (tests/suites.d/10-credential.sh).
+set(KOTTE_CRED_TESTS ${CMAKE_CURRENT_LIST_DIR})
+function(kotte_cred_test name)
+  kotte_test(${name} ${ARGN} credential/cred_fixture.c)
+  target_include_directories(${name} PRIVATE ${KOTTE_CRED_TESTS})
+endfunction()
+
+kotte_cred_test(test_cred_conformance credential/test_cred_conformance.c)
+add_test(NAME credential_conformance COMMAND test_cred_conformance)
+set_tests_properties(credential_conformance PROPERTIES TIMEOUT 300)
+
+kotte_cred_test(test_keyring credential/test_keyring.c)
+add_test(NAME credential_keyring COMMAND test_keyring)
+set_tests_properties(credential_keyring PROPERTIES TIMEOUT 300)
+
+kotte_cred_test(test_cred_tamper credential/test_cred_tamper.c)
+add_test(NAME credential_tamper COMMAND test_cred_tamper)
+set_tests_properties(credential_tamper PROPERTIES TIMEOUT 300)
