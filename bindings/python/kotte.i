@@ -21,8 +21,90 @@
 #define SWIG_FILE_WITH_INIT
 #include <kotte.h>
 #include <kotte/pg.h>
+#include <kotte/credential.h>
 #include "kpy_aio.h"
 #include "kpy_secret.h"
+
+/* A saved connection as a tuple (id, user_id, name, host, port, database,
+ * sslmode, username, password, key_id, created_at, updated_at,
+ * created_at_iso, updated_at_iso); username and password are None unless
+ * the record came from a get. */
+static PyObject *kpy_cred_tuple(const kotte_cred *c) {
+  return Py_BuildValue("(ssssiszzzsLLss)", kotte_cred_id(c), kotte_cred_user_id(c),
+                       kotte_cred_name(c), kotte_cred_host(c), kotte_cred_port(c),
+                       kotte_cred_database(c), kotte_cred_sslmode(c), kotte_cred_username(c),
+                       kotte_cred_password(c), kotte_cred_key_id(c),
+                       (long long)kotte_cred_created_at(c), (long long)kotte_cred_updated_at(c),
+                       kotte_cred_created_at_iso(c), kotte_cred_updated_at_iso(c));
+}
+
+static PyObject *kpy_cred_list_py(const kotte_cred_list *l) {
+  size_t n = kotte_cred_list_count(l);
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  for (size_t i = 0; list && i < n; i++) {
+    PyObject *t = kpy_cred_tuple(kotte_cred_list_get(l, i));
+    if (t == NULL) {
+      Py_CLEAR(list);
+      break;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+  }
+  return list;
+}
+
+/* A rewrap / key usage report as a dict. */
+static PyObject *kpy_cred_report_py(const kotte_cred_report *r) {
+  size_t n = kotte_cred_report_key_count(r);
+  PyObject *keys = PyList_New(0);
+  for (size_t i = 0; keys && i < n; i++) {
+    PyObject *k = Py_BuildValue("{s:s,s:K,s:O,s:O}", "key_id", kotte_cred_report_key_id(r, i),
+                                "records", (unsigned long long)kotte_cred_report_key_records(r, i),
+                                "current", kotte_cred_report_key_is_current(r, i) ? Py_True : Py_False,
+                                "in_ring", kotte_cred_report_key_in_ring(r, i) ? Py_True : Py_False);
+    if (k == NULL || PyList_Append(keys, k) != 0) Py_CLEAR(keys);
+    Py_XDECREF(k);
+  }
+  if (keys == NULL) return NULL;
+  return Py_BuildValue("{s:K,s:K,s:K,s:N}", "rewrapped",
+                       (unsigned long long)kotte_cred_report_rewrapped(r), "failed",
+                       (unsigned long long)kotte_cred_report_failed(r), "stale",
+                       (unsigned long long)kotte_cred_report_stale(r), "keys", keys);
+}
+
+/* Fills @p in from a dict of its field names; strings stay owned by the dict. */
+static int kpy_cred_input(PyObject *d, kotte_cred_input *in) {
+  kotte_cred_input init = KOTTE_CRED_INPUT_INIT;
+  *in = init;
+  if (!PyDict_Check(d)) {
+    PyErr_SetString(PyExc_TypeError, "a connection must be given as a dict");
+    return -1;
+  }
+  static const char *const names[] = {"name", "host", "database", "sslmode", "username",
+                                      "password", "id"};
+  const char **slots[] = {&in->name, &in->host, &in->database, &in->sslmode, &in->username,
+                          &in->password, &in->id};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    PyObject *v = PyDict_GetItemString(d, names[i]);
+    if (v == NULL || v == Py_None) continue;
+    if (!PyUnicode_Check(v)) {
+      PyErr_Format(PyExc_TypeError, "connection field %s must be a str", names[i]);
+      return -1;
+    }
+    if ((*slots[i] = PyUnicode_AsUTF8(v)) == NULL) return -1;
+  }
+  static const char *const ints[] = {"port", "fields", "created_at", "updated_at"};
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+    PyObject *v = PyDict_GetItemString(d, ints[i]);
+    if (v == NULL || v == Py_None) continue;
+    long long x = PyLong_AsLongLong(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (i == 0) in->port = (int)x;
+    else if (i == 1) in->fields = (unsigned int)x;
+    else if (i == 2) in->created_at = x;
+    else in->updated_at = x;
+  }
+  return 0;
+}
 
 /* Raises the libkotte.errors exception for @p code (a negative KOTTE_E*). */
 static void kpy_raise(int code, const char *detail) {
@@ -65,6 +147,9 @@ KPY_OUT_HANDLE(kotte_runtime)
 KPY_OUT_HANDLE(kotte_session_backend)
 KPY_OUT_HANDLE(kotte_session_store)
 KPY_OUT_HANDLE(kotte_pg_pool)
+KPY_OUT_HANDLE(kotte_keyring)
+KPY_OUT_HANDLE(kotte_cred_backend)
+KPY_OUT_HANDLE(kotte_cred_store)
 KPY_OUT_HANDLE(kpy_aioq)
 KPY_OUT_HANDLE(kpy_sealer)
 
@@ -89,6 +174,45 @@ KPY_OUT_HANDLE(kpy_sealer)
   $result = l;
 }
 %typemap(freearg) kotte_session_list **out "kotte_session_list_free(*$1);";
+
+%typemap(in, numinputs=0) kotte_cred **out (kotte_cred *tmp = NULL) "$1 = &tmp;";
+%typemap(argout) kotte_cred **out {
+  PyObject *t = kpy_cred_tuple(*$1);
+  kotte_cred_free(*$1);
+  *$1 = NULL;
+  if (t == NULL) SWIG_fail;
+  Py_DECREF($result);
+  $result = t;
+}
+%typemap(freearg) kotte_cred **out "kotte_cred_free(*$1);";
+
+%typemap(in, numinputs=0) kotte_cred_list **out (kotte_cred_list *tmp = NULL) "$1 = &tmp;";
+%typemap(argout) kotte_cred_list **out {
+  PyObject *l = kpy_cred_list_py(*$1);
+  kotte_cred_list_free(*$1);
+  *$1 = NULL;
+  if (l == NULL) SWIG_fail;
+  Py_DECREF($result);
+  $result = l;
+}
+%typemap(freearg) kotte_cred_list **out "kotte_cred_list_free(*$1);";
+
+%typemap(in, numinputs=0) kotte_cred_report **out (kotte_cred_report *tmp = NULL) "$1 = &tmp;";
+%typemap(argout) kotte_cred_report **out {
+  PyObject *r = kpy_cred_report_py(*$1);
+  kotte_cred_report_free(*$1);
+  *$1 = NULL;
+  if (r == NULL) SWIG_fail;
+  Py_DECREF($result);
+  $result = r;
+}
+%typemap(freearg) kotte_cred_report **out "kotte_cred_report_free(*$1);";
+
+/* A connection to save or the changes of an update, from a dict. */
+%typemap(in) const kotte_cred_input *in (kotte_cred_input tmp) {
+  if (kpy_cred_input($input, &tmp) != 0) SWIG_fail;
+  $1 = &tmp;
+}
 
 %typemap(in, numinputs=0) uint64_t *count (uint64_t tmp = 0) "$1 = &tmp;";
 %typemap(argout) uint64_t *count {
@@ -149,6 +273,18 @@ KPY_OUT_HANDLE(kpy_sealer)
 %thread kotte_session_list_user_sync;
 %thread kotte_session_delete_user_sync;
 %thread kotte_session_purge_expired_sync;
+%thread kotte_keyring_new;
+%thread kotte_keyring_from_env;
+%thread kotte_cred_backend_json_file_new;
+%thread kotte_cred_store_open;
+%thread kotte_cred_store_free;
+%thread kotte_cred_save_sync;
+%thread kotte_cred_get_sync;
+%thread kotte_cred_list_user_sync;
+%thread kotte_cred_update_sync;
+%thread kotte_cred_delete_sync;
+%thread kotte_cred_rewrap_sync;
+%thread kotte_cred_key_usage_sync;
 %thread kotte_pg_pool_open;
 %thread kotte_pg_pool_free;
 %thread kotte_pg_pool_get_stats;
@@ -189,6 +325,24 @@ KPY_OUT_HANDLE(kpy_sealer)
 %ignore kotte_session_list_free;
 %ignore kotte_session_options::clock;
 %ignore kotte_session_options::clock_ctx;
+%ignore kotte_keyring_seal;
+%ignore kotte_keyring_open;
+%ignore kotte_keyring_blob_key_id;
+%ignore kotte_keyring_sealed_size;
+%ignore kotte_secret_free;
+%ignore kotte_cred_save;
+%ignore kotte_cred_get;
+%ignore kotte_cred_list_user;
+%ignore kotte_cred_update;
+%ignore kotte_cred_delete;
+%ignore kotte_cred_rewrap;
+%ignore kotte_cred_key_usage;
+%ignore kotte_cred_store_new;
+%ignore kotte_cred_input;
+%ignore kotte_cred_options::clock;
+%ignore kotte_cred_options::clock_ctx;
+%rename("$ignore", regextarget=1) "^kotte_cred_(id|user_id|name|host|port|database|sslmode|username|password|key_id|created_at|updated_at|created_at_iso|updated_at_iso|free)$";
+%rename("$ignore", regextarget=1) "^kotte_cred_(list_(count|get|free)|report_.*)$";
 %ignore kotte_pg_pool_new;
 %ignore kotte_pg_pool_loop;
 %ignore kotte_pg_pool_prepare;
@@ -246,6 +400,16 @@ KPY_OUT_HANDLE(kpy_sealer)
     return o;
   }
 }
+%extend kotte_cred_options {
+  kotte_cred_options() {
+    kotte_cred_options *o = malloc(sizeof *o);
+    if (o) {
+      kotte_cred_options init = KOTTE_CRED_OPTIONS_INIT;
+      *o = init;
+    }
+    return o;
+  }
+}
 %extend kotte_session_options {
   kotte_session_options() {
     kotte_session_options *o = malloc(sizeof *o);
@@ -262,5 +426,6 @@ KPY_OUT_HANDLE(kpy_sealer)
 %include "kotte/runtime.h"
 %include "kotte/session.h"
 %include "kotte/pg.h"
+%include "kotte/credential.h"
 %include "kpy_aio.h"
 %include "kpy_secret.h"
