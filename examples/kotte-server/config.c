@@ -72,6 +72,11 @@ static int env_storage(ks_storage *out, const char *name, char *err, size_t errl
   return 0;
 }
 
+int ks_config_uses_pg(const ks_config *cfg) {
+  return cfg->session_storage == KS_STORE_POSTGRESQL ||
+         cfg->credential_storage == KS_STORE_POSTGRESQL || cfg->users_store == KS_STORE_POSTGRESQL;
+}
+
 int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen) {
   memset(cfg, 0, sizeof *cfg);
   long long v;
@@ -98,7 +103,27 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   INT(db_port, "DB_PORT", 5432, 1, 65535);
   STR(db_name, "DB_NAME", "postgres");
   STR(db_user, "DB_USER", "postgres");
+  INT(db_connect_timeout, "DB_CONNECT_TIMEOUT", 10, 1, 3600);
+  INT(db_pool_min_size, "DB_POOL_MIN_SIZE", 1, 0, 1000);
+  INT(db_pool_max_size, "DB_POOL_MAX_SIZE", 10, 1, 1000);
+  INT(db_pipeline_depth, "KOTTE_DB_PIPELINE_DEPTH", 32, 1, 256);
+  if (cfg->db_pool_min_size > cfg->db_pool_max_size) {
+    snprintf(err, errlen, "DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE");
+    return -1;
+  }
   STR(users_file, "KOTTE_USERS_FILE", "./data/users");
+  const char *us = getenv("KOTTE_USERS_STORE");
+  if (us == NULL || *us == '\0')
+    cfg->users_store =
+        cfg->session_storage == KS_STORE_POSTGRESQL ? KS_STORE_POSTGRESQL : KS_STORE_JSON_FILE;
+  else if (strcasecmp(us, "file") == 0)
+    cfg->users_store = KS_STORE_JSON_FILE;
+  else if (strcasecmp(us, "postgresql") == 0)
+    cfg->users_store = KS_STORE_POSTGRESQL;
+  else {
+    snprintf(err, errlen, "KOTTE_USERS_STORE must be file or postgresql");
+    return -1;
+  }
 
   const char *lvl = getenv("LOG_LEVEL");
   cfg->log_level = KOTTE_LOG_INFO;

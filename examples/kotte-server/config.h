@@ -25,9 +25,15 @@ typedef struct ks_config {
   int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
   char db_host[256], db_name[128], db_user[128];
   int db_port;
+  int db_connect_timeout;        /* DB_CONNECT_TIMEOUT, seconds (10) */
+  unsigned db_pool_min_size;     /* DB_POOL_MIN_SIZE (1) */
+  unsigned db_pool_max_size;     /* DB_POOL_MAX_SIZE (10) */
+  unsigned db_pipeline_depth;    /* KOTTE_DB_PIPELINE_DEPTH: queries per connection round trip (32) */
   int log_level;                 /* LOG_LEVEL as a kotte_log_level */
 
-  /* users: KOTTE_USERS_FILE (./data/users) when not on PostgreSQL */
+  /* users: KOTTE_USERS_STORE (file | postgresql; postgresql when the
+   * sessions are there), KOTTE_USERS_FILE (./data/users) for file */
+  ks_storage users_store;
   char users_file[1024];
 
   /* HTTP limits and timeouts */
@@ -44,6 +50,9 @@ typedef struct ks_config {
 /* Fills @p cfg from the environment, then from argv (--host H, --port P).
  * On error writes a message (no secret) into err and returns -1. */
 int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* 1 if any store (sessions, credentials, users) is on PostgreSQL. */
+int ks_config_uses_pg(const ks_config *cfg);
 
 /* "memory" | "json_file" | "postgresql" */
 const char *ks_storage_name(ks_storage s);

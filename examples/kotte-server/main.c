@@ -26,8 +26,10 @@
 #include "creds.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgconn.h"
 #include "server.h"
 #include "users.h"
+#include "users_pg.h"
 
 #define PURGE_EVERY_MS (5 * 60 * 1000)
 
@@ -113,8 +115,10 @@ static int user_command(int argc, char **argv) {
     return 1;
   }
   const char *verb = argc > 2 ? argv[2] : "";
+  int pg = cfg.users_store == KS_STORE_POSTGRESQL;
   if (strcmp(verb, "list") == 0 && argc == 3) {
-    if (ks_users_file_list(cfg.users_file, stdout, err, sizeof err) != 0) {
+    if ((pg ? ks_users_pg_list(&cfg, stdout, err, sizeof err)
+            : ks_users_file_list(cfg.users_file, stdout, err, sizeof err)) != 0) {
       fprintf(stderr, "kotte-server: %s\n", err);
       return 1;
     }
@@ -125,6 +129,15 @@ static int user_command(int argc, char **argv) {
     return 2;
   }
   const char *name = argv[3];
+  if (!ks_username_valid(name)) {
+    fprintf(stderr, "kotte-server: a username is 1 to 64 of A-Z a-z 0-9 . _ @ -\n");
+    return 2;
+  }
+  if (strcmp(verb, "del") == 0 && pg) {
+    fprintf(stderr, "kotte-server: users in kotte_users are deleted in the database (the "
+                    "application role may not delete them)\n");
+    return 2;
+  }
   if (strcmp(verb, "del") == 0) {
     int rc = ks_users_file_delete(cfg.users_file, name, err, sizeof err);
     if (rc < 0) fprintf(stderr, "kotte-server: %s\n", err);
@@ -132,7 +145,7 @@ static int user_command(int argc, char **argv) {
     else printf("deleted user %s from %s\n", name, cfg.users_file);
     return rc == 0 ? 0 : 1;
   }
-  if (make_parent(cfg.users_file) != 0) {
+  if (!pg && make_parent(cfg.users_file) != 0) {
     fprintf(stderr, "kotte-server: cannot create the directory of %s: %s\n", cfg.users_file,
             strerror(errno));
     return 1;
@@ -142,15 +155,16 @@ static int user_command(int argc, char **argv) {
     fprintf(stderr, "kotte-server: out of memory\n");
     return 1;
   }
-  int rc = ks_users_file_put(cfg.users_file, name, pw, strcmp(verb, "passwd") == 0, err,
-                             sizeof err);
+  int replace = strcmp(verb, "passwd") == 0;
+  int rc = pg ? ks_users_pg_put(&cfg, name, pw, replace, err, sizeof err)
+              : ks_users_file_put(cfg.users_file, name, pw, replace, err, sizeof err);
   sodium_free(pw);
   if (rc != 0) {
     fprintf(stderr, "kotte-server: %s\n", err);
     return 1;
   }
   printf("%s user %s in %s\n", strcmp(verb, "add") == 0 ? "added" : "updated", name,
-         cfg.users_file);
+         pg ? "kotte_users" : cfg.users_file);
   return 0;
 }
 
@@ -170,6 +184,10 @@ static void close_stores(ks_server *srv) {
   if (srv->users) {
     ks_users_close(srv->users);
     srv->users = NULL;
+  }
+  if (srv->pool) { /* after every store that uses it; its queries end ECANCELED */
+    kotte_pg_pool_free(srv->pool);
+    srv->pool = NULL;
   }
 }
 
@@ -250,10 +268,15 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
       }
       rc = kotte_session_backend_json_file_new(&be, srv->loop, srv->cfg.session_path);
       break;
-    default:
-      snprintf(err, errlen, "SESSION_STORAGE_TYPE=%s is not available in this build",
-               ks_storage_name(srv->cfg.session_storage));
-      return -1;
+    case KS_STORE_POSTGRESQL: {
+      unsigned char *secret;
+      size_t len;
+      if (ks_pg_session_secret(&secret, &len, err, errlen) != 0) return -1;
+      rc = kotte_session_backend_postgresql_new(&be, srv->pool, secret, len);
+      sodium_free(secret);
+      break;
+    }
+    default: rc = KOTTE_EINVAL;
   }
   if (rc != 0) {
     snprintf(err, errlen, "session store (%s): %s %s", ks_storage_name(srv->cfg.session_storage),
@@ -273,10 +296,8 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
 }
 
 static int open_users(ks_server *srv, char *err, size_t errlen) {
-  if (srv->cfg.session_storage == KS_STORE_POSTGRESQL) {
-    snprintf(err, errlen, "users from PostgreSQL are not available in this build");
-    return -1;
-  }
+  if (srv->cfg.users_store == KS_STORE_POSTGRESQL)
+    return ks_users_open_pg(&srv->users, srv->loop, srv->pool, &srv->cfg, err, errlen);
   if (make_parent(srv->cfg.users_file) != 0) {
     snprintf(err, errlen, "cannot create the directory of %.900s: %s", srv->cfg.users_file,
              strerror(errno));
@@ -294,6 +315,11 @@ static void log_started(ks_server *srv) {
     cJSON_AddStringToObject(f, "session_storage", kotte_session_store_backend_name(srv->sessions));
     cJSON_AddStringToObject(f, "credential_storage", ks_creds_backend(srv->creds));
     cJSON_AddStringToObject(f, "users", ks_users_backend(srv->users));
+    if (srv->pool) {
+      cJSON_AddStringToObject(f, "db_host", srv->cfg.db_host);
+      cJSON_AddNumberToObject(f, "db_port", srv->cfg.db_port);
+      cJSON_AddStringToObject(f, "db_name", srv->cfg.db_name);
+    }
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
     cJSON_AddStringToObject(f, "version", kotte_version());
   }
@@ -322,7 +348,9 @@ static int serve(int argc, char **argv) {
   uv_loop_init(&loop);
   srv.loop = &loop;
 
-  int rc = open_sessions(&srv, err, sizeof err);
+  int rc = 0;
+  if (ks_config_uses_pg(&srv.cfg)) rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
+  if (rc == 0) rc = open_sessions(&srv, err, sizeof err);
   if (rc == 0) rc = open_users(&srv, err, sizeof err);
   if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, &srv.cfg, err, sizeof err);
   if (rc == 0 && (srv.metrics = ks_metrics_new()) == NULL) {

@@ -191,6 +191,54 @@ char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
           "kotte_password_checks_in_flight{state=\"running\"} %u\n"
           "kotte_password_checks_in_flight{state=\"queued\"} %u\n",
       us.running, us.queued);
+  if (srv->pool) {
+    kotte_pg_pool_stats ps;
+    memset(&ps, 0, sizeof ps);
+    ps.version = KOTTE_PG_STATS_VERSION;
+    if (kotte_pg_pool_get_stats(srv->pool, &ps) == 0) {
+      const char *db = srv->cfg.db_name; /* a label value: no quote, backslash or newline */
+      char dbl[128];
+      size_t j = 0;
+      for (const char *p = db; *p && j + 1 < sizeof dbl; p++)
+        dbl[j++] = (*p == '"' || *p == '\\' || *p == '\n') ? '_' : *p;
+      dbl[j] = '\0';
+      put(&b, "# HELP db_pool_size Number of connections in the pool\n"
+              "# TYPE db_pool_size gauge\n"
+              "db_pool_size{database=\"%s\",type=\"total\"} %u\n"
+              "db_pool_size{database=\"%s\",type=\"available\"} %u\n"
+              "db_pool_size{database=\"%s\",type=\"in_use\"} %u\n",
+          dbl, ps.open, dbl, ps.idle, dbl, ps.busy);
+      put(&b, "# HELP kotte_pg_pool_connecting Connection attempts under way\n"
+              "# TYPE kotte_pg_pool_connecting gauge\nkotte_pg_pool_connecting %u\n"
+              "# HELP kotte_pg_pool_waiting Queries waiting for a connection\n"
+              "# TYPE kotte_pg_pool_waiting gauge\nkotte_pg_pool_waiting %u\n"
+              "# HELP kotte_pg_pool_in_flight Queries sent and not yet answered\n"
+              "# TYPE kotte_pg_pool_in_flight gauge\nkotte_pg_pool_in_flight %u\n",
+          ps.connecting, ps.waiting, ps.in_flight);
+      const struct {
+        const char *name, *help;
+        uint64_t v;
+      } c[] = {
+          {"kotte_pg_pool_queries_total", "Queries completed", ps.queries},
+          {"kotte_pg_pool_errors_total", "Queries that failed", ps.errors},
+          {"kotte_pg_pool_timeouts_total", "Waits for a connection that timed out",
+           ps.pool_timeouts},
+          {"kotte_pg_pool_query_timeouts_total", "Queries that timed out", ps.query_timeouts},
+          {"kotte_pg_pool_connects_total", "Connections established", ps.connects},
+          {"kotte_pg_pool_connect_failures_total", "Failed connection attempts",
+           ps.connect_failures},
+          {"kotte_pg_pool_connections_lost_total", "Connections that broke while open",
+           ps.connections_lost},
+      };
+      for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        put(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", c[i].name, c[i].help, c[i].name,
+            c[i].name, (unsigned long long)c[i].v);
+      put(&b, "# HELP kotte_pg_pool_acquire_wait_seconds_total Time queries waited for a "
+              "connection\n# TYPE kotte_pg_pool_acquire_wait_seconds_total counter\n"
+              "kotte_pg_pool_acquire_wait_seconds_total %.6f\n",
+          (double)ps.acquire_wait_us_total / 1e6);
+    }
+  }
   if (b.oom) {
     free(b.p);
     return NULL;

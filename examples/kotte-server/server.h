@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include <kotte.h>
+#include <kotte/pg.h>
 
 #include "config.h"
 #include "http.h"
@@ -23,6 +24,7 @@ typedef struct ks_server {
   ks_http http;
   int port; /* bound port */
   /* stores; NULL once closed (a call then answers 503) */
+  kotte_pg_pool *pool; /* when a store is on PostgreSQL */
   kotte_session_store *sessions;
   ks_creds *creds;
   ks_users *users;

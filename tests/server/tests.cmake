@@ -14,4 +14,10 @@ if(TARGET kotte-server)
   set_tests_properties(server_e2e server_robustness server_shutdown PROPERTIES
     TIMEOUT 300 LABELS server
     ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  # On PostgreSQL: needs tests/pg/pg.sh's server (KOTTE_TEST_PG_*), else
+  # exits 77 (skipped); tests/suites.d/30-server.sh starts one for it.
+  add_test(NAME server_pg
+           COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/pg.py $<TARGET_FILE:kotte-server>)
+  set_tests_properties(server_pg PROPERTIES TIMEOUT 300 LABELS server SKIP_RETURN_CODE 77
+    RESOURCE_LOCK kotte_postgresql ENVIRONMENT "KOTTE_TEST_BUDGET=240")
 endif()

@@ -1,0 +1,31 @@
+/* kotte-server: the PostgreSQL connection shared by the stores (DB_*). */
+#ifndef KS_PGCONN_H
+#define KS_PGCONN_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include <kotte/pg.h>
+
+#include "config.h"
+
+/* A libpq conninfo from DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and
+ * DB_CONNECT_TIMEOUT, values quoted. It holds the password: it lives in
+ * sodium_malloc memory; release it with ks_pg_conninfo_free(), which wipes
+ * it. NULL when out of memory. */
+char *ks_pg_conninfo(const ks_config *cfg);
+void ks_pg_conninfo_free(char *conninfo);
+
+/* Opens the asynchronous pool on @p loop (DB_POOL_MIN_SIZE..MAX_SIZE). */
+int ks_pg_pool_open(kotte_pg_pool **out, uv_loop_t *loop, const ks_config *cfg, char *err,
+                    size_t errlen);
+
+/* The key material of the postgresql session backend, the same on every
+ * replica and the same as libkotte's Python drop-in derives:
+ * SESSION_SECRET_KEY's bytes (at least 16), else BLAKE2b-256 of
+ * MASTER_ENCRYPTION_KEY with personalisation "kotte-pg-session". Written to
+ * @p out (sodium_malloc'd, release with sodium_free()). 0 or -1 with err. */
+int ks_pg_session_secret(unsigned char **out, size_t *len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,25 @@
+# kotte-server: the README's curl walk-through against the ASan+UBSan binary,
+# then the PostgreSQL suite (sessions in kotte_sessions, users in
+# kotte_users, two servers on one database, the database going away) on a
+# throw-away PostgreSQL 15 of its own. The other server suites (end to end,
+# robustness, shutdown) run with the C suites (ctest, label "server").
+# Sourced by tests/run.sh (uses `suite`).
+if [ -x build-asan/examples/kotte-server/kotte-server ]; then
+  suite "kotte-server README curl login (ASan+UBSan)" \
+    bash tests/server/readme_curl.sh build-asan/examples/kotte-server/kotte-server
+  kotte_server_pg_env=$(bash tests/pg/pg.sh start 2>&1)
+  if [ $? -eq 0 ]; then
+    eval "$kotte_server_pg_env"
+    suite "kotte-server on PostgreSQL (ASan+UBSan)" \
+      ctest --test-dir build-asan --output-on-failure -R '^server_pg$'
+    bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"
+    unset KOTTE_TEST_PG_DIR KOTTE_TEST_PG_PORT KOTTE_TEST_PG_BIN KOTTE_TEST_PG_CONNINFO \
+      KOTTE_TEST_PG_OWNER_CONNINFO KOTTE_TEST_PG_SUPER_CONNINFO
+  else
+    echo "$kotte_server_pg_env"
+    suite "kotte-server PostgreSQL start" false
+  fi
+  unset kotte_server_pg_env
+else
+  suite "kotte-server built (build-asan)" false
+fi
