@@ -96,3 +96,35 @@ def test_environment_round_trip_of_the_settings(tmp_path: Path):
     s = settings_for("json_file", tmp_path)
     assert KotteSettings.from_env(_env_of(s), env_file=None) == s
     assert s.master_encryption_key == TEST_KEY
+
+
+def test_a_forked_child_reopens_its_own_store(tmp_path: Path):
+    """gunicorn --preload style: the manager was used before fork(); the child
+    must not touch the parent's runtime thread (it does not exist there)."""
+    import os
+
+    m = SessionManager(settings_for("json_file", tmp_path))
+    try:
+        sid = asyncio.run(m.create_session("parent"))
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                os.close(r)
+                s = asyncio.run(m.get_session(sid))
+                new = asyncio.run(m.create_session("child"))
+                os.write(w, f"{s['user_id']} {new}".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r) as f:
+            out = f.read()
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
+        user, child_sid = out.split()
+        assert user == "parent"
+        assert asyncio.run(m.get_session(child_sid))["user_id"] == "child"
+    finally:
+        m.close()
