@@ -2,6 +2,8 @@
  * arguments (secrets into memory that is wiped when the call is done),
  * starts the asynchronous operation on the runtime's loop and waits for its
  * callback or the timeout. */
+#include <string.h>
+
 #include "credential/credential_store_internal.h"
 #include "runtime/runtime_internal.h"
 
@@ -68,6 +70,19 @@ static char *dup_arg(const char *s, int *ok) {
 static int call(kotte_cred_store *st, sync_op op, const char *user_id, const char *id,
                 const kotte_cred_input *in, void **result, int timeout_ms) {
   if (st == NULL) return KOTTE_EINVAL;
+  /* The store checks again on the loop thread; checking here as well puts
+   * the detail of a refusal into this thread's kotte_error_detail(). */
+  int rc = 0;
+  if (user_id && (!kotte__user_id_valid(user_id) || !kotte__utf8_valid(user_id, strlen(user_id))))
+    return kotte__fail(KOTTE_EINVAL, "user id must be 1 to %d bytes of UTF-8",
+                       KOTTE__MAX_USER_ID);
+  if (op == S_SAVE) rc = kotte__cred_input_check(in, KOTTE_CRED_ALL);
+  if (op == S_UPDATE && in->fields != 0 && !(in->fields & ~KOTTE_CRED_ALL))
+    rc = kotte__cred_input_check(in, in->fields);
+  if (rc != 0) return rc;
+  char canon[KOTTE_CRED_ID_LEN + 1];
+  if (id && kotte__uuid_canonical(id, canon) != 0)
+    return kotte__fail(KOTTE_ENOTFOUND, "no such connection (not a UUID)");
   kotte_runtime *rt = kotte__cred_store_runtime(st);
   if (rt == NULL)
     return kotte__fail(KOTTE_EINVAL, "blocking call on a store not opened on a runtime");

@@ -473,6 +473,64 @@ static void updating_one_secret_under_an_old_key_reseals_both(void **state) {
   kotte_cred_free(c);
 }
 
+typedef struct race {
+  int calls;
+  int update_status, rewrap_status;
+  kotte_cred_report *report;
+} race;
+
+static void race_update(int status, kotte_cred *c, void *ud) {
+  race *r = ud;
+  r->calls++;
+  r->update_status = status;
+  kotte_cred_free(c);
+}
+
+static void race_rewrap(int status, kotte_cred_report *rep, void *ud) {
+  race *r = ud;
+  r->calls++;
+  r->rewrap_status = status;
+  r->report = rep;
+}
+
+static void an_update_racing_a_rewrap_loses_nothing(void **state) {
+  F;
+  /* Both start in one loop turn: the update reads the row under key A,
+   * the rewrap re-seals it under B before the update writes, so the
+   * update's compare-and-swap fails and it must read again (json_file runs
+   * them in one batch; the memory backend finishes each at once). */
+  for (int order = 0; order < 2; order++) {
+    char id[37], name[8];
+    snprintf(name, sizeof name, "r%d", order);
+    cfx_use_ring(f, cfx_ring(KEY_A, NULL));
+    cfx_new(f, "alice", name, "keep-user", "old-pass", id);
+    cfx_use_ring(f, cfx_ring(KEY_B, KEY_A));
+    kotte_cred_input in = KOTTE_CRED_INPUT_INIT;
+    in.fields = KOTTE_CRED_PASSWORD;
+    in.password = "new-pass";
+    race r = { 0, -1, -1, NULL };
+    if (order == 0) {
+      assert_int_equal(kotte_cred_rewrap(f->store, race_rewrap, &r), 0);
+      assert_int_equal(kotte_cred_update(f->store, "alice", id, &in, race_update, &r), 0);
+    } else {
+      assert_int_equal(kotte_cred_update(f->store, "alice", id, &in, race_update, &r), 0);
+      assert_int_equal(kotte_cred_rewrap(f->store, race_rewrap, &r), 0);
+    }
+    assert_int_equal(r.calls, 0);
+    while (r.calls < 2) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(r.update_status, 0);
+    assert_int_equal(r.rewrap_status, 0);
+    assert_int_equal(kotte_cred_report_failed(r.report), 0);
+    kotte_cred_report_free(r.report);
+    cfx_use_ring(f, cfx_ring(KEY_B, NULL));
+    kotte_cred *c;
+    assert_int_equal(cfx_get(f, "alice", id, &c), 0);
+    assert_string_equal(kotte_cred_username(c), "keep-user");
+    assert_string_equal(kotte_cred_password(c), "new-pass");
+    kotte_cred_free(c);
+  }
+}
+
 static void a_store_keeps_its_key_ring_after_the_caller_frees_it(void **state) {
   F;
   kotte_keyring *kr = cfx_ring(KEY_B, NULL);
@@ -595,6 +653,7 @@ static void options_and_versions_are_checked(void **state) {
     T(rewrap_reseals_every_record_under_the_current_key, setup),                        \
     T(rewrap_leaves_records_it_cannot_open_and_reports_them, setup),                    \
     T(updating_one_secret_under_an_old_key_reseals_both, setup),                        \
+    T(an_update_racing_a_rewrap_loses_nothing, setup),                                  \
     T(a_store_keeps_its_key_ring_after_the_caller_frees_it, setup),                     \
     T(freeing_the_store_in_a_callback_cancels_the_rest, setup),                         \
     T(calls_after_free_are_refused_and_a_rewrap_is_canceled, setup),                    \
