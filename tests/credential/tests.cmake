@@ -29,3 +29,14 @@ set_tests_properties(credential_rotation PROPERTIES TIMEOUT 600)
 kotte_cred_test(test_cred_sync credential/test_cred_sync.c)
 add_test(NAME credential_sync COMMAND test_cred_sync)
 set_tests_properties(credential_sync PROPERTIES TIMEOUT 300)
+
+# Import from Kotte (examples/import-connections; not built without examples
+# or libcrypto). Fixtures come from make_kotte_fixture.py (python3-cryptography).
+if(TARGET kotte_import)
+  kotte_test(test_import credential/test_import.c)
+  target_link_libraries(test_import PRIVATE kotte_import kotte_static)
+  add_test(NAME import_kotte COMMAND test_import ${KOTTE_CRED_TESTS}/make_kotte_fixture.py)
+  add_test(NAME import_kotte_cli COMMAND bash ${KOTTE_CRED_TESTS}/import_cli.sh
+           $<TARGET_FILE:kotte-import-connections> ${KOTTE_CRED_TESTS}/make_kotte_fixture.py)
+  set_tests_properties(import_kotte import_kotte_cli PROPERTIES TIMEOUT 300)
+endif()
