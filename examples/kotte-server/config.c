@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <kotte.h>
 
@@ -62,13 +63,67 @@ static int env_int(long long *out, const char *name, long long def, long long lo
 
 static int env_storage(ks_storage *out, const char *name, char *err, size_t errlen) {
   const char *v = getenv(name);
-  if (v == NULL || *v == '\0' || strcasecmp(v, "json_file") == 0) *out = KS_STORE_JSON_FILE;
-  else if (strcasecmp(v, "memory") == 0) *out = KS_STORE_MEMORY;
-  else if (strcasecmp(v, "postgresql") == 0) *out = KS_STORE_POSTGRESQL;
+  if (v == NULL || *v == '\0' || strcasecmp(v, "json_file") == 0)
+    *out = KS_STORE_JSON_FILE;
+  else if (strcasecmp(v, "memory") == 0)
+    *out = KS_STORE_MEMORY;
+  else if (strcasecmp(v, "postgresql") == 0)
+    *out = KS_STORE_POSTGRESQL;
   else {
     snprintf(err, errlen, "%s must be memory, json_file or postgresql", name);
     return -1;
   }
+  return 0;
+}
+
+/* CORS_ORIGINS as Kotte reads it: '["a","b"]' or "a,b". */
+static int parse_cors(ks_config *cfg, char *err, size_t errlen) {
+  const char *v = getenv("CORS_ORIGINS");
+  if (v == NULL || *v == '\0') v = "http://localhost:5173,http://localhost:3000";
+  char buf[4096];
+  if (strlen(v) >= sizeof buf) {
+    snprintf(err, errlen, "CORS_ORIGINS is too long");
+    return -1;
+  }
+  /* A JSON array is turned into the comma form: its strings are plain
+   * origins, so dropping brackets and quotes is enough. */
+  size_t n = 0;
+  for (const char *p = v; *p; p++)
+    if (*p != '[' && *p != ']' && *p != '"') buf[n++] = *p;
+  buf[n] = '\0';
+  cfg->n_cors_origins = 0;
+  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+    while (*tok == ' ' || *tok == '\t') tok++;
+    size_t l = strlen(tok);
+    while (l && (tok[l - 1] == ' ' || tok[l - 1] == '\t')) tok[--l] = '\0';
+    if (l == 0) continue;
+    if (strcmp(tok, "*") == 0) {
+      cfg->cors_any = 1;
+      continue;
+    }
+    if (cfg->n_cors_origins == sizeof cfg->cors_origins / sizeof cfg->cors_origins[0] ||
+        l >= sizeof cfg->cors_origins[0]) {
+      snprintf(err, errlen, "CORS_ORIGINS: at most 16 origins of at most 255 bytes");
+      return -1;
+    }
+    memcpy(cfg->cors_origins[cfg->n_cors_origins++], tok, l + 1);
+  }
+  return 0;
+}
+
+int ks_make_parent(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL || slash == dir) return 0;
+  *slash = '\0';
+  for (char *p = dir + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
   return 0;
 }
 
@@ -80,10 +135,10 @@ int ks_config_uses_pg(const ks_config *cfg) {
 int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen) {
   memset(cfg, 0, sizeof *cfg);
   long long v;
-#define INT(field, name, def, lo, hi)                                   \
-  do {                                                                  \
-    if (env_int(&v, name, def, lo, hi, err, errlen) != 0) return -1;    \
-    cfg->field = v;                                                     \
+#define INT(field, name, def, lo, hi)                                \
+  do {                                                               \
+    if (env_int(&v, name, def, lo, hi, err, errlen) != 0) return -1; \
+    cfg->field = v;                                                  \
   } while (0)
 #define STR(field, name, def) \
   if (env_str(cfg->field, sizeof cfg->field, name, def, err, errlen) != 0) return -1
@@ -93,8 +148,7 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   STR(environment, "ENVIRONMENT", "development");
   cfg->production = strcmp(cfg->environment, "production") == 0;
   if (env_storage(&cfg->session_storage, "SESSION_STORAGE_TYPE", err, errlen) != 0) return -1;
-  if (env_storage(&cfg->credential_storage, "CREDENTIAL_STORAGE_TYPE", err, errlen) != 0)
-    return -1;
+  if (env_storage(&cfg->credential_storage, "CREDENTIAL_STORAGE_TYPE", err, errlen) != 0) return -1;
   STR(session_path, "SESSION_STORAGE_PATH", "./data/sessions.journal");
   STR(credential_path, "CREDENTIAL_STORAGE_PATH", "./data/connections.json");
   INT(session_max_age, "SESSION_MAX_AGE", 3600, 1, 366LL * 86400);
@@ -128,8 +182,10 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   const char *lvl = getenv("LOG_LEVEL");
   cfg->log_level = KOTTE_LOG_INFO;
   if (lvl && *lvl) {
-    if (strcasecmp(lvl, "DEBUG") == 0) cfg->log_level = KOTTE_LOG_DEBUG;
-    else if (strcasecmp(lvl, "INFO") == 0) cfg->log_level = KOTTE_LOG_INFO;
+    if (strcasecmp(lvl, "DEBUG") == 0)
+      cfg->log_level = KOTTE_LOG_DEBUG;
+    else if (strcasecmp(lvl, "INFO") == 0)
+      cfg->log_level = KOTTE_LOG_INFO;
     else if (strcasecmp(lvl, "WARNING") == 0 || strcasecmp(lvl, "WARN") == 0)
       cfg->log_level = KOTTE_LOG_WARN;
     else if (strcasecmp(lvl, "ERROR") == 0 || strcasecmp(lvl, "CRITICAL") == 0)
@@ -139,6 +195,8 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
       return -1;
     }
   }
+
+  if (parse_cors(cfg, err, errlen) != 0) return -1;
 
   INT(max_header_size, "KOTTE_MAX_HEADER_SIZE", 16384, 1024, 1 << 20);
   INT(max_headers, "KOTTE_MAX_HEADERS", 64, 8, 1024);

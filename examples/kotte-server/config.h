@@ -25,11 +25,16 @@ typedef struct ks_config {
   int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
   char db_host[256], db_name[128], db_user[128];
   int db_port;
-  int db_connect_timeout;        /* DB_CONNECT_TIMEOUT, seconds (10) */
-  unsigned db_pool_min_size;     /* DB_POOL_MIN_SIZE (1) */
-  unsigned db_pool_max_size;     /* DB_POOL_MAX_SIZE (10) */
-  unsigned db_pipeline_depth;    /* KOTTE_DB_PIPELINE_DEPTH: queries per connection round trip (32) */
-  int log_level;                 /* LOG_LEVEL as a kotte_log_level */
+  int db_connect_timeout;     /* DB_CONNECT_TIMEOUT, seconds (10) */
+  unsigned db_pool_min_size;  /* DB_POOL_MIN_SIZE (1) */
+  unsigned db_pool_max_size;  /* DB_POOL_MAX_SIZE (10) */
+  unsigned db_pipeline_depth; /* KOTTE_DB_PIPELINE_DEPTH: queries per connection round trip (32) */
+  int log_level;              /* LOG_LEVEL as a kotte_log_level */
+  /* CORS_ORIGINS: a JSON array or comma-separated list (Kotte's default:
+   * http://localhost:5173, http://localhost:3000); "*" allows any */
+  char cors_origins[16][256];
+  unsigned n_cors_origins;
+  int cors_any;
 
   /* users: KOTTE_USERS_STORE (file | postgresql; postgresql when the
    * sessions are there), KOTTE_USERS_FILE (./data/users) for file */
@@ -37,19 +42,22 @@ typedef struct ks_config {
   char users_file[1024];
 
   /* HTTP limits and timeouts */
-  size_t max_header_size;        /* KOTTE_MAX_HEADER_SIZE, request line + headers (16384) */
-  unsigned max_headers;          /* KOTTE_MAX_HEADERS (64) */
-  size_t max_body_size;          /* KOTTE_MAX_BODY_SIZE (65536) */
-  unsigned read_timeout_ms;      /* KOTTE_READ_TIMEOUT_MS: first byte to full request (10000) */
-  unsigned idle_timeout_ms;      /* KOTTE_IDLE_TIMEOUT_MS: keep-alive idle (30000) */
-  unsigned shutdown_timeout_ms;  /* KOTTE_SHUTDOWN_TIMEOUT_MS: SIGTERM drain bound (10000) */
-  unsigned max_connections;      /* KOTTE_MAX_CONNECTIONS (4096) */
-  unsigned max_password_checks;  /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */
+  size_t max_header_size;       /* KOTTE_MAX_HEADER_SIZE, request line + headers (16384) */
+  unsigned max_headers;         /* KOTTE_MAX_HEADERS (64) */
+  size_t max_body_size;         /* KOTTE_MAX_BODY_SIZE (65536) */
+  unsigned read_timeout_ms;     /* KOTTE_READ_TIMEOUT_MS: first byte to full request (10000) */
+  unsigned idle_timeout_ms;     /* KOTTE_IDLE_TIMEOUT_MS: keep-alive idle (30000) */
+  unsigned shutdown_timeout_ms; /* KOTTE_SHUTDOWN_TIMEOUT_MS: SIGTERM drain bound (10000) */
+  unsigned max_connections;     /* KOTTE_MAX_CONNECTIONS (4096) */
+  unsigned max_password_checks; /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */
 } ks_config;
 
 /* Fills @p cfg from the environment, then from argv (--host H, --port P).
  * On error writes a message (no secret) into err and returns -1. */
 int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* mkdir -p of the directory holding @p path (mode 0700). 0 or -1 (errno). */
+int ks_make_parent(const char *path);
 
 /* 1 if any store (sessions, credentials, users) is on PostgreSQL. */
 int ks_config_uses_pg(const ks_config *cfg);

@@ -1,4 +1,6 @@
-/* kotte-server: the saved-connection store behind /api/v1/connections. */
+/* kotte-server: the saved-connection store behind /api/v1/connections:
+ * libkotte's credential store (kotte/credential.h) on the server's loop,
+ * its key ring from MASTER_ENCRYPTION_KEY (and _KEYS_PREVIOUS). */
 #ifndef KS_CREDS_H
 #define KS_CREDS_H
 
@@ -6,14 +8,22 @@
 
 #include <uv.h>
 
+#include <kotte.h>
+
 #include "config.h"
 
 typedef struct ks_creds ks_creds;
 
-/* Opens the store configured by CREDENTIAL_STORAGE_TYPE. *out stays NULL
- * (and 0 is returned) when this build has no credential store. */
+/* Opens the store configured by CREDENTIAL_STORAGE_TYPE. Without
+ * MASTER_ENCRYPTION_KEY, outside production, the key is the development
+ * key file ".master_encryption_key" beside CREDENTIAL_STORAGE_PATH (read,
+ * or created once), as Kotte and libkotte's Python drop-in do. For a
+ * backend this libkotte lacks, *out stays NULL, an error is logged and 0
+ * is returned: the server runs and /api/v1/connections answers 501. */
 int ks_creds_open(ks_creds **out, uv_loop_t *loop, const ks_config *cfg, char *err,
                   size_t errlen);
+/* The store (NULL for NULL). */
+kotte_cred_store *ks_creds_store(ks_creds *c);
 /* The backend's name, "none" for NULL. */
 const char *ks_creds_backend(const ks_creds *c);
 /* Readiness: calls back later with 0 when the store answers. */

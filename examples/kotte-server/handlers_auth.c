@@ -45,8 +45,7 @@ static void on_session_created(int status, kotte_session *s, void *ud) {
   ks_metrics_inc(ex->srv->metrics, KS_C_SESSIONS_CREATED);
   /* The id changes at every login; a session the client presented before
    * (possibly one planted on it) ends here. */
-  if (ex->cookie_state == 1 && ex->srv->sessions &&
-      strcmp(ex->cookie_id, kotte_session_id(s)) != 0)
+  if (ex->cookie_state == 1 && ex->srv->sessions && strcmp(ex->cookie_id, kotte_session_id(s)) != 0)
     kotte_session_delete(ex->srv->sessions, ex->cookie_id, noop_status, NULL);
   ks_set_session_cookie(ex, kotte_session_id(s));
   kotte_session_free(s);
@@ -71,8 +70,7 @@ static void on_verified(int result, const char *user_id, const char *username, v
     return;
   }
   if (result < 0) {
-    ks_logf(KOTTE_LOG_ERROR, "users_unavailable", "users store failed: %s",
-            kotte_strerror(result));
+    ks_logf(KOTTE_LOG_ERROR, "users_unavailable", "users store failed: %s", kotte_strerror(result));
     ks_reply_error(ex, 503, "DB_UNAVAILABLE", "upstream", "Authentication service unavailable",
                    NULL, 1);
     return;
@@ -172,8 +170,8 @@ void ks_h_logout(ks_ex *ex) {
     ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
     return;
   }
-  int rc = kotte_session_delete(ex->srv->sessions, kotte_session_id(ex->session),
-                                on_logout_deleted, ex);
+  int rc =
+      kotte_session_delete(ex->srv->sessions, kotte_session_id(ex->session), on_logout_deleted, ex);
   if (rc != 0) ks_reply_store_error(ex, rc, "Session store");
 }
 
@@ -262,8 +260,10 @@ void ks_h_session_status(ks_ex *ex) {
     cJSON_AddNullToObject(b, "database");
     cJSON_AddNullToObject(b, "host");
     cJSON_AddNullToObject(b, "port");
-    if (cJSON_IsString(graph)) cJSON_AddStringToObject(b, "current_graph", graph->valuestring);
-    else cJSON_AddNullToObject(b, "current_graph");
+    if (cJSON_IsString(graph))
+      cJSON_AddStringToObject(b, "current_graph", graph->valuestring);
+    else
+      cJSON_AddNullToObject(b, "current_graph");
   }
   ks_reply_json(ex, 200, b);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netdb.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -41,6 +42,7 @@ struct ks_conn {
   int closed; /* close_now() ran */
   int close_after;
   int continue_pending;
+  int head; /* the request being answered is a HEAD: no body goes out */
   unsigned requests;
   /* parser-callback errors */
   int reject_status;
@@ -352,8 +354,10 @@ static void close_now(ks_conn *c) {
   c->closed = 1;
   c->state = ST_CLOSING;
   /* unlink now so drain/force-close never see it again */
-  if (c->prev) c->prev->next = c->next;
-  else c->h->conns = c->next;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->h->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   uv_read_stop((uv_stream_t *)&c->tcp);
@@ -422,11 +426,9 @@ static void on_timer(uv_timer_t *t) {
   switch (c->state) {
     case ST_READING: reject(c, 408, "Request timeout"); break;
     case ST_BUSY: break; /* never armed while the application holds it */
-    case ST_IDLE:     /* keep-alive expired */
-    case ST_WRITING:  /* the client does not read its answer */
-    case ST_CLOSING:  /* lingering is over */
-      close_now(c);
-      break;
+    case ST_IDLE:        /* keep-alive expired */
+    case ST_WRITING:     /* the client does not read its answer */
+    case ST_CLOSING: /* lingering is over */ close_now(c); break;
   }
 }
 
@@ -443,6 +445,7 @@ static void dispatch(ks_conn *c) {
   }
   c->body[c->body_len] = '\0';
   c->req.method = (enum http_method)c->parser.method;
+  c->head = c->req.method == HTTP_HEAD;
   c->req.headers = c->hdrs;
   c->req.nheaders = c->nhdrs;
   c->req.body = c->body;
@@ -472,12 +475,15 @@ static void feed(ks_conn *c, const char *data, size_t len) {
     dispatch(c);
     return;
   }
-  if (c->reject_status) reject(c, c->reject_status, c->reject_msg);
-  else if (e != HPE_OK) reject(c, 400, "Malformed HTTP request");
+  if (c->reject_status)
+    reject(c, c->reject_status, c->reject_msg);
+  else if (e != HPE_OK)
+    reject(c, 400, "Malformed HTTP request");
 }
 
 static void next_request(ks_conn *c) {
   free_request(c);
+  c->head = 0;
   c->state = ST_IDLE;
   arm(c, c->h->cfg->idle_timeout_ms);
   http_parser_pause(&c->parser, 0);
@@ -502,9 +508,12 @@ static void on_written(uv_write_t *req, int status) {
   c->wbuf = NULL;
   c->wlen = 0;
   if (c->closed) return;
-  if (status < 0) close_now(c);
-  else if (c->close_after) lingering_close(c);
-  else next_request(c);
+  if (status < 0)
+    close_now(c);
+  else if (c->close_after)
+    lingering_close(c);
+  else
+    next_request(c);
 }
 
 static const char *reason(int status) {
@@ -525,8 +534,8 @@ static void http_date(char out[40]) {
   memcpy(out, cached, 40);
 }
 
-void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *body,
-                     size_t body_len, int close) {
+void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *body, size_t body_len,
+                     int close) {
   if (c->state != ST_BUSY || c->closed) {
     ks_logf(KOTTE_LOG_ERROR, "internal", "response for a connection that is not waiting for one");
     return;
@@ -535,10 +544,11 @@ void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *bo
   char date[40];
   http_date(date);
   char head[256];
-  int hn = snprintf(head, sizeof head,
-                    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n",
-                    status, reason(status), date, body_len, c->close_after ? "close" : "keep-alive");
+  int hn = snprintf(
+      head, sizeof head, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Length: %zu\r\nConnection: %s\r\n",
+      status, reason(status), date, body_len, c->close_after ? "close" : "keep-alive");
   size_t hl = headers ? strlen(headers) : 0;
+  if (c->head) body_len = 0; /* Content-Length above still tells the size */
   size_t total = (size_t)hn + hl + 2 + body_len;
   c->wbuf = malloc(total);
   if (c->wbuf == NULL) {
@@ -623,7 +633,23 @@ int ks_http_listen(ks_http *h, int *port_out) {
   struct sockaddr_storage addr;
   int rc = uv_ip4_addr(h->cfg->host, h->cfg->port, (struct sockaddr_in *)&addr);
   if (rc != 0) rc = uv_ip6_addr(h->cfg->host, h->cfg->port, (struct sockaddr_in6 *)&addr);
-  if (rc != 0) return rc;
+  if (rc != 0) { /* a name ("localhost"): resolved once, at start */
+    uv_getaddrinfo_t gai;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc =
+        uv_getaddrinfo(h->loop, &gai, NULL, h->cfg->host, NULL, &hints); /* no callback: blocking */
+    if (rc != 0) return rc;
+    memcpy(&addr, gai.addrinfo->ai_addr, gai.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(gai.addrinfo);
+    if (addr.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)h->cfg->port);
+    else
+      ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)h->cfg->port);
+  }
   http_parser_set_max_header_size((uint32_t)h->cfg->max_header_size + 1024);
   uv_tcp_init(h->loop, &h->listener);
   h->listener.data = h;
@@ -639,7 +665,7 @@ int ks_http_listen(ks_http *h, int *port_out) {
   *port_out = h->cfg->port;
   if (uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &bl) == 0)
     *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                   : ((struct sockaddr_in *)&bound)->sin_port);
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
   return 0;
 }
 
@@ -661,8 +687,10 @@ void ks_http_drain(ks_http *h) {
     next = c->next;
     /* An idle connection is closed now, unless a request already waits in
      * the kernel's buffer (sent before the signal): that one is served. */
-    if (c->state == ST_IDLE && !c->pending && !input_waiting(c)) close_now(c);
-    else c->close_after = 1; /* reading, busy or writing: finish this one */
+    if (c->state == ST_IDLE && !c->pending && !input_waiting(c))
+      close_now(c);
+    else
+      c->close_after = 1; /* reading, busy or writing: finish this one */
   }
   if (h->nconns == 0 && h->on_drained) h->on_drained(h->ctx);
 }

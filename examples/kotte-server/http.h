@@ -88,8 +88,8 @@ void ks_http_force_close(ks_http *h);
 /* Answers the current request. @p headers is a block of complete
  * "Name: value\r\n" lines (or NULL); Content-Length, Date and Connection
  * are added here. @p close forces Connection: close. The body is copied. */
-void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *body,
-                     size_t body_len, int close);
+void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *body, size_t body_len,
+                     int close);
 
 /* The connection's HTTP layer (for the application's context). */
 ks_http *ks_conn_http(ks_conn *c);

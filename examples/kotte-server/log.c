@@ -39,13 +39,13 @@ void ks_uuid4(char out[37]) {
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
   snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-           b[14], b[15]);
+           b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
 }
 
 static int secret_name(const char *name) {
-  static const char *const words[] = {"password", "token", "secret", "key", "cookie",
-                                      "authorization"};
+  static const char *const words[] = {"password", "token",  "secret",
+                                      "key",      "cookie", "authorization"};
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (strcasestr(name, words[i])) return 1;
   return 0;

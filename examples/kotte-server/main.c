@@ -34,39 +34,23 @@
 #define PURGE_EVERY_MS (5 * 60 * 1000)
 
 static void usage(FILE *out) {
-  fputs("usage: kotte-server [--host ADDR] [--port PORT]\n"
-        "       kotte-server user add|passwd NAME   (reads the password from stdin)\n"
-        "       kotte-server user del NAME\n"
-        "       kotte-server user list\n"
-        "\n"
-        "Serves Kotte's /api/v1 auth, session and saved-connection endpoints.\n"
-        "Configured by the environment: KOTTE_SERVER_HOST (0.0.0.0), KOTTE_SERVER_PORT (8000),\n"
-        "SESSION_STORAGE_TYPE and CREDENTIAL_STORAGE_TYPE (memory|json_file|postgresql;\n"
-        "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
-        "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
-        "DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, MASTER_ENCRYPTION_KEY, ENVIRONMENT,\n"
-        "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
-        "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
-        "KOTTE_IDLE_TIMEOUT_MS, KOTTE_SHUTDOWN_TIMEOUT_MS, KOTTE_MAX_CONNECTIONS,\n"
-        "KOTTE_MAX_PASSWORD_CHECKS.\n",
-        out);
-}
-
-/* mkdir -p of the directory holding @p path (mode 0700). */
-static int make_parent(const char *path) {
-  char dir[PATH_MAX];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == NULL || slash == dir) return 0;
-  *slash = '\0';
-  for (char *p = dir + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return -1;
-  return 0;
+  fputs(
+      "usage: kotte-server [--host ADDR] [--port PORT]\n"
+      "       kotte-server user add|passwd NAME   (reads the password from stdin)\n"
+      "       kotte-server user del NAME\n"
+      "       kotte-server user list\n"
+      "\n"
+      "Serves Kotte's /api/v1 auth, session and saved-connection endpoints.\n"
+      "Configured by the environment: KOTTE_SERVER_HOST (0.0.0.0), KOTTE_SERVER_PORT (8000),\n"
+      "SESSION_STORAGE_TYPE and CREDENTIAL_STORAGE_TYPE (memory|json_file|postgresql;\n"
+      "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
+      "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
+      "DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, MASTER_ENCRYPTION_KEY, ENVIRONMENT,\n"
+      "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
+      "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
+      "KOTTE_IDLE_TIMEOUT_MS, KOTTE_SHUTDOWN_TIMEOUT_MS, KOTTE_MAX_CONNECTIONS,\n"
+      "KOTTE_MAX_PASSWORD_CHECKS.\n",
+      out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -134,18 +118,22 @@ static int user_command(int argc, char **argv) {
     return 2;
   }
   if (strcmp(verb, "del") == 0 && pg) {
-    fprintf(stderr, "kotte-server: users in kotte_users are deleted in the database (the "
-                    "application role may not delete them)\n");
+    fprintf(stderr,
+            "kotte-server: users in kotte_users are deleted in the database (the "
+            "application role may not delete them)\n");
     return 2;
   }
   if (strcmp(verb, "del") == 0) {
     int rc = ks_users_file_delete(cfg.users_file, name, err, sizeof err);
-    if (rc < 0) fprintf(stderr, "kotte-server: %s\n", err);
-    else if (rc == 1) fprintf(stderr, "kotte-server: no user %s\n", name);
-    else printf("deleted user %s from %s\n", name, cfg.users_file);
+    if (rc < 0)
+      fprintf(stderr, "kotte-server: %s\n", err);
+    else if (rc == 1)
+      fprintf(stderr, "kotte-server: no user %s\n", name);
+    else
+      printf("deleted user %s from %s\n", name, cfg.users_file);
     return rc == 0 ? 0 : 1;
   }
-  if (!pg && make_parent(cfg.users_file) != 0) {
+  if (!pg && ks_make_parent(cfg.users_file) != 0) {
     fprintf(stderr, "kotte-server: cannot create the directory of %s: %s\n", cfg.users_file,
             strerror(errno));
     return 1;
@@ -209,9 +197,8 @@ static void finish(void *ctx) {
 
 static void on_drain_timeout(uv_timer_t *t) {
   ks_server *srv = t->data;
-  ks_logf(KOTTE_LOG_WARN, "shutdown_timeout",
-          "%u connections still open after %u ms: closing them", srv->http.nconns,
-          srv->cfg.shutdown_timeout_ms);
+  ks_logf(KOTTE_LOG_WARN, "shutdown_timeout", "%u connections still open after %u ms: closing them",
+          srv->http.nconns, srv->cfg.shutdown_timeout_ms);
   /* cancel store operations (their requests get 503) and drop the rest */
   close_stores(srv);
   ks_http_force_close(&srv->http);
@@ -227,10 +214,9 @@ static void on_signal(uv_signal_t *s, int signum) {
     return;
   }
   srv->shutting_down = 1;
-  ks_lifecyclef("shutdown_started",
-          "%s: no longer accepting; finishing %u open connections within %u ms",
-          signum == SIGTERM ? "SIGTERM" : "SIGINT", srv->http.nconns,
-          srv->cfg.shutdown_timeout_ms);
+  ks_lifecyclef(
+      "shutdown_started", "%s: no longer accepting; finishing %u open connections within %u ms",
+      signum == SIGTERM ? "SIGTERM" : "SIGINT", srv->http.nconns, srv->cfg.shutdown_timeout_ms);
   uv_timer_stop(&srv->purge_timer);
   uv_timer_start(&srv->drain_timer, on_drain_timeout, srv->cfg.shutdown_timeout_ms, 0);
   ks_http_drain(&srv->http); /* may call finish() at once */
@@ -261,7 +247,7 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
   switch (srv->cfg.session_storage) {
     case KS_STORE_MEMORY: rc = kotte_session_backend_memory_new(&be); break;
     case KS_STORE_JSON_FILE:
-      if (make_parent(srv->cfg.session_path) != 0) {
+      if (ks_make_parent(srv->cfg.session_path) != 0) {
         snprintf(err, errlen, "cannot create the directory of %.900s: %s", srv->cfg.session_path,
                  strerror(errno));
         return -1;
@@ -298,7 +284,7 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
 static int open_users(ks_server *srv, char *err, size_t errlen) {
   if (srv->cfg.users_store == KS_STORE_POSTGRESQL)
     return ks_users_open_pg(&srv->users, srv->loop, srv->pool, &srv->cfg, err, errlen);
-  if (make_parent(srv->cfg.users_file) != 0) {
+  if (ks_make_parent(srv->cfg.users_file) != 0) {
     snprintf(err, errlen, "cannot create the directory of %.900s: %s", srv->cfg.users_file,
              strerror(errno));
     return -1;
@@ -325,8 +311,8 @@ static void log_started(ks_server *srv) {
   }
   char msg[512];
   const char *shown = strcmp(srv->cfg.host, "0.0.0.0") == 0 ? "127.0.0.1" : srv->cfg.host;
-  snprintf(msg, sizeof msg, "kotte-server listening on http://%s%s%s:%d", strchr(shown, ':') ? "[" : "",
-           shown, strchr(shown, ':') ? "]" : "", srv->port);
+  snprintf(msg, sizeof msg, "kotte-server listening on http://%s%s%s:%d",
+           strchr(shown, ':') ? "[" : "", shown, strchr(shown, ':') ? "]" : "", srv->port);
   ks_log_lifecycle("listening", f, msg);
 }
 
@@ -349,7 +335,8 @@ static int serve(int argc, char **argv) {
   srv.loop = &loop;
 
   int rc = 0;
-  if (ks_config_uses_pg(&srv.cfg)) rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
+  if (ks_config_uses_pg(&srv.cfg))
+    rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
   if (rc == 0) rc = open_sessions(&srv, err, sizeof err);
   if (rc == 0) rc = open_users(&srv, err, sizeof err);
   if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, &srv.cfg, err, sizeof err);

@@ -53,8 +53,7 @@ void ks_metrics_request(ks_metrics *m, const char *method, const char *endpoint,
   if (m == NULL) return;
   req_series *r = NULL;
   for (size_t i = 0; i < m->nreq && !r; i++)
-    if (m->req[i].status == status && m->req[i].method == method &&
-        m->req[i].endpoint == endpoint)
+    if (m->req[i].status == status && m->req[i].method == method && m->req[i].endpoint == endpoint)
       r = &m->req[i];
   if (r == NULL && m->nreq < MAX_SERIES) {
     r = &m->req[m->nreq++];
@@ -62,8 +61,10 @@ void ks_metrics_request(ks_metrics *m, const char *method, const char *endpoint,
     r->endpoint = endpoint;
     r->status = status;
   }
-  if (r) r->count++;
-  else m->dropped++;
+  if (r)
+    r->count++;
+  else
+    m->dropped++;
 
   hist_series *h = NULL;
   for (size_t i = 0; i < m->nhist && !h; i++)
@@ -134,19 +135,23 @@ static void put(sbuf *b, const char *fmt, ...) {
 char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
   sbuf b = {malloc(8192), 0, 8192, 0};
   if (b.p == NULL) return NULL;
-  put(&b, "# HELP http_requests_total Total number of HTTP requests\n"
-          "# TYPE http_requests_total counter\n");
+  put(&b,
+      "# HELP http_requests_total Total number of HTTP requests\n"
+      "# TYPE http_requests_total counter\n");
   for (size_t i = 0; i < m->nreq; i++)
     put(&b, "http_requests_total{method=\"%s\",endpoint=\"%s\",status_code=\"%d\"} %llu\n",
         m->req[i].method, m->req[i].endpoint, m->req[i].status, m->req[i].count);
-  put(&b, "# HELP http_request_duration_seconds HTTP request duration in seconds\n"
-          "# TYPE http_request_duration_seconds histogram\n");
+  put(&b,
+      "# HELP http_request_duration_seconds HTTP request duration in seconds\n"
+      "# TYPE http_request_duration_seconds histogram\n");
   for (size_t i = 0; i < m->nhist; i++) {
     const hist_series *h = &m->hist[i];
     for (size_t k = 0; k < NBUCKETS; k++)
-      put(&b, "http_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"%g\"} %llu\n",
+      put(&b,
+          "http_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"%g\"} %llu\n",
           h->method, h->endpoint, buckets[k], h->bucket[k]);
-    put(&b, "http_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"+Inf\"} %llu\n",
+    put(&b,
+        "http_request_duration_seconds_bucket{method=\"%s\",endpoint=\"%s\",le=\"+Inf\"} %llu\n",
         h->method, h->endpoint, h->count);
     put(&b, "http_request_duration_seconds_count{method=\"%s\",endpoint=\"%s\"} %llu\n", h->method,
         h->endpoint, h->count);
@@ -157,39 +162,48 @@ char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
   for (size_t i = 0; i < m->nerr; i++)
     put(&b, "errors_total{error_code=\"%s\",error_category=\"%s\"} %llu\n", m->err[i].code,
         m->err[i].category, m->err[i].count);
-  put(&b, "# HELP session_creations_total Total number of sessions created\n"
-          "# TYPE session_creations_total counter\nsession_creations_total %llu\n",
+  put(&b,
+      "# HELP session_creations_total Total number of sessions created\n"
+      "# TYPE session_creations_total counter\nsession_creations_total %llu\n",
       m->counters[KS_C_SESSIONS_CREATED]);
-  put(&b, "# HELP session_destructions_total Total number of sessions destroyed\n"
-          "# TYPE session_destructions_total counter\nsession_destructions_total %llu\n",
+  put(&b,
+      "# HELP session_destructions_total Total number of sessions destroyed\n"
+      "# TYPE session_destructions_total counter\nsession_destructions_total %llu\n",
       m->counters[KS_C_SESSIONS_DESTROYED]);
-  put(&b, "# HELP kotte_login_failures_total Failed logins (wrong username or password)\n"
-          "# TYPE kotte_login_failures_total counter\nkotte_login_failures_total %llu\n",
+  put(&b,
+      "# HELP kotte_login_failures_total Failed logins (wrong username or password)\n"
+      "# TYPE kotte_login_failures_total counter\nkotte_login_failures_total %llu\n",
       m->counters[KS_C_LOGINS_FAILED]);
-  put(&b, "# HELP kotte_login_rejected_busy_total Logins refused because too many password "
-          "checks were queued\n# TYPE kotte_login_rejected_busy_total counter\n"
-          "kotte_login_rejected_busy_total %llu\n",
+  put(&b,
+      "# HELP kotte_login_rejected_busy_total Logins refused because too many password "
+      "checks were queued\n# TYPE kotte_login_rejected_busy_total counter\n"
+      "kotte_login_rejected_busy_total %llu\n",
       m->counters[KS_C_LOGINS_BUSY]);
-  put(&b, "# HELP kotte_http_connections Open client connections\n"
-          "# TYPE kotte_http_connections gauge\nkotte_http_connections %u\n",
+  put(&b,
+      "# HELP kotte_http_connections Open client connections\n"
+      "# TYPE kotte_http_connections gauge\nkotte_http_connections %u\n",
       srv->http.nconns);
-  put(&b, "# HELP kotte_http_connections_accepted_total Accepted client connections\n"
-          "# TYPE kotte_http_connections_accepted_total counter\n"
-          "kotte_http_connections_accepted_total %llu\n",
+  put(&b,
+      "# HELP kotte_http_connections_accepted_total Accepted client connections\n"
+      "# TYPE kotte_http_connections_accepted_total counter\n"
+      "kotte_http_connections_accepted_total %llu\n",
       srv->http.accepted);
-  put(&b, "# HELP kotte_http_connections_refused_total Connections closed at once because "
-          "KOTTE_MAX_CONNECTIONS were open\n# TYPE kotte_http_connections_refused_total counter\n"
-          "kotte_http_connections_refused_total %llu\n",
+  put(&b,
+      "# HELP kotte_http_connections_refused_total Connections closed at once because "
+      "KOTTE_MAX_CONNECTIONS were open\n# TYPE kotte_http_connections_refused_total counter\n"
+      "kotte_http_connections_refused_total %llu\n",
       srv->http.refused);
-  put(&b, "# HELP kotte_requests_in_flight Requests being handled\n"
-          "# TYPE kotte_requests_in_flight gauge\nkotte_requests_in_flight %u\n",
+  put(&b,
+      "# HELP kotte_requests_in_flight Requests being handled\n"
+      "# TYPE kotte_requests_in_flight gauge\nkotte_requests_in_flight %u\n",
       srv->exchanges);
   ks_users_stats us;
   ks_users_get_stats(srv->users, &us);
-  put(&b, "# HELP kotte_password_checks_in_flight Password hash checks running or queued\n"
-          "# TYPE kotte_password_checks_in_flight gauge\n"
-          "kotte_password_checks_in_flight{state=\"running\"} %u\n"
-          "kotte_password_checks_in_flight{state=\"queued\"} %u\n",
+  put(&b,
+      "# HELP kotte_password_checks_in_flight Password hash checks running or queued\n"
+      "# TYPE kotte_password_checks_in_flight gauge\n"
+      "kotte_password_checks_in_flight{state=\"running\"} %u\n"
+      "kotte_password_checks_in_flight{state=\"queued\"} %u\n",
       us.running, us.queued);
   if (srv->pool) {
     kotte_pg_pool_stats ps;
@@ -202,18 +216,20 @@ char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
       for (const char *p = db; *p && j + 1 < sizeof dbl; p++)
         dbl[j++] = (*p == '"' || *p == '\\' || *p == '\n') ? '_' : *p;
       dbl[j] = '\0';
-      put(&b, "# HELP db_pool_size Number of connections in the pool\n"
-              "# TYPE db_pool_size gauge\n"
-              "db_pool_size{database=\"%s\",type=\"total\"} %u\n"
-              "db_pool_size{database=\"%s\",type=\"available\"} %u\n"
-              "db_pool_size{database=\"%s\",type=\"in_use\"} %u\n",
+      put(&b,
+          "# HELP db_pool_size Number of connections in the pool\n"
+          "# TYPE db_pool_size gauge\n"
+          "db_pool_size{database=\"%s\",type=\"total\"} %u\n"
+          "db_pool_size{database=\"%s\",type=\"available\"} %u\n"
+          "db_pool_size{database=\"%s\",type=\"in_use\"} %u\n",
           dbl, ps.open, dbl, ps.idle, dbl, ps.busy);
-      put(&b, "# HELP kotte_pg_pool_connecting Connection attempts under way\n"
-              "# TYPE kotte_pg_pool_connecting gauge\nkotte_pg_pool_connecting %u\n"
-              "# HELP kotte_pg_pool_waiting Queries waiting for a connection\n"
-              "# TYPE kotte_pg_pool_waiting gauge\nkotte_pg_pool_waiting %u\n"
-              "# HELP kotte_pg_pool_in_flight Queries sent and not yet answered\n"
-              "# TYPE kotte_pg_pool_in_flight gauge\nkotte_pg_pool_in_flight %u\n",
+      put(&b,
+          "# HELP kotte_pg_pool_connecting Connection attempts under way\n"
+          "# TYPE kotte_pg_pool_connecting gauge\nkotte_pg_pool_connecting %u\n"
+          "# HELP kotte_pg_pool_waiting Queries waiting for a connection\n"
+          "# TYPE kotte_pg_pool_waiting gauge\nkotte_pg_pool_waiting %u\n"
+          "# HELP kotte_pg_pool_in_flight Queries sent and not yet answered\n"
+          "# TYPE kotte_pg_pool_in_flight gauge\nkotte_pg_pool_in_flight %u\n",
           ps.connecting, ps.waiting, ps.in_flight);
       const struct {
         const char *name, *help;
@@ -233,9 +249,10 @@ char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
       for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
         put(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", c[i].name, c[i].help, c[i].name,
             c[i].name, (unsigned long long)c[i].v);
-      put(&b, "# HELP kotte_pg_pool_acquire_wait_seconds_total Time queries waited for a "
-              "connection\n# TYPE kotte_pg_pool_acquire_wait_seconds_total counter\n"
-              "kotte_pg_pool_acquire_wait_seconds_total %.6f\n",
+      put(&b,
+          "# HELP kotte_pg_pool_acquire_wait_seconds_total Time queries waited for a "
+          "connection\n# TYPE kotte_pg_pool_acquire_wait_seconds_total counter\n"
+          "kotte_pg_pool_acquire_wait_seconds_total %.6f\n",
           (double)ps.acquire_wait_us_total / 1e6);
     }
   }

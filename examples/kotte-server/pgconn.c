@@ -91,8 +91,8 @@ int ks_pg_session_secret(unsigned char **out, size_t *len, char *err, size_t err
         "kotte-pg-session"; /* exactly 16 bytes, as Python's person= */
     *out = sodium_malloc(32);
     if (*out == NULL) goto oom;
-    crypto_generichash_blake2b_salt_personal(*out, 32, (const unsigned char *)m, strlen(m),
-                                             NULL, 0, NULL, personal);
+    crypto_generichash_blake2b_salt_personal(*out, 32, (const unsigned char *)m, strlen(m), NULL, 0,
+                                             NULL, personal);
     *len = 32;
     return 0;
   }

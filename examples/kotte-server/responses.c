@@ -20,14 +20,13 @@ static const char security_headers[] =
     "Referrer-Policy: strict-origin-when-cross-origin\r\n"
     "Cache-Control: no-store\r\n";
 
-static void finish(ks_ex *ex, int status, const char *content_type, const char *body,
-                   size_t len) {
+static void finish(ks_ex *ex, int status, const char *content_type, const char *body, size_t len) {
   ks_server *srv = ex->srv;
-  char headers[1024];
-  int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s", security_headers,
+  char headers[2048];
+  int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s%s", security_headers,
                    content_type ? "Content-Type: " : "", content_type ? content_type : "",
                    content_type ? "\r\n" : "", ex->request_id, ex->set_cookie,
-                   ex->set_cookie[0] ? "\r\n" : "");
+                   ex->set_cookie[0] ? "\r\n" : "", ex->cors);
   if (n < 0 || (size_t)n >= sizeof headers) headers[0] = '\0';
   /* a request the HTTP layer refused is answered and closed */
   ks_conn_respond(ex->conn, status, headers, body, len, ex->req == NULL);
@@ -207,10 +206,17 @@ cJSON *ks_body_object(ks_ex *ex) {
                (n > 17 && strncasecmp(v, "application/", 12) == 0 &&
                 strncasecmp(v + n - 5, "+json", 5) == 0);
     if (!json) {
-      ks_reply_invalid(ex, NULL, "Input should be a valid dictionary or object to extract fields from",
+      ks_reply_invalid(ex, NULL,
+                       "Input should be a valid dictionary or object to extract fields from",
                        "model_attributes_type");
       return NULL;
     }
+  }
+  /* cJSON ends a string at an escaped NUL ("\\u0000"), so "pw\\u0000x"
+   * would read as "pw": refuse such bodies outright. */
+  if (memmem(ex->req->body, ex->req->body_len, "\\u0000", 6) != NULL) {
+    ks_reply_invalid(ex, NULL, "String should not contain NUL characters", "string_nul");
+    return NULL;
   }
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(ex->req->body, ex->req->body_len, &end, 0);
@@ -226,7 +232,8 @@ cJSON *ks_body_object(ks_ex *ex) {
   }
   if (!cJSON_IsObject(j)) {
     ks_json_wipe_delete(j);
-    ks_reply_invalid(ex, NULL, "Input should be a valid dictionary or object to extract fields from",
+    ks_reply_invalid(ex, NULL,
+                     "Input should be a valid dictionary or object to extract fields from",
                      "model_attributes_type");
     return NULL;
   }

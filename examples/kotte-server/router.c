@@ -52,8 +52,8 @@ static int valid_request_id(const char *s, size_t n) {
   if (n == 0 || n > 128) return 0;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '_' || c == '.' || c == ':'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_' || c == '.' || c == ':'))
       return 0;
   }
   return 1;
@@ -103,10 +103,14 @@ static int load_session(ks_ex *ex, kotte_session *s) {
 
 static void on_session(int status, kotte_session *s, void *ud) {
   ks_ex *ex = ud;
-  if (status == KOTTE_ENOTFOUND) ks_reply_session_expired(ex);
-  else if (status != 0) ks_reply_store_error(ex, status, "Session store");
-  else if (load_session(ex, s) != 0) ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
-  else ex->next(ex);
+  if (status == KOTTE_ENOTFOUND)
+    ks_reply_session_expired(ex);
+  else if (status != 0)
+    ks_reply_store_error(ex, status, "Session store");
+  else if (load_session(ex, s) != 0)
+    ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
+  else
+    ex->next(ex);
 }
 
 void ks_with_session(ks_ex *ex, void (*next)(ks_ex *ex)) {
@@ -142,8 +146,7 @@ static void csrf_fail(ks_ex *ex) {
     cJSON_AddStringToObject(f, "client_ip", ex->req->remote);
   }
   ks_log(KOTTE_LOG_WARN, "csrf_failure", f, "SECURITY: CSRF token validation failed");
-  ks_reply_error(ex, 403, "INTERNAL_ERROR", "validation", "CSRF token validation failed", NULL,
-                 0);
+  ks_reply_error(ex, 403, "INTERNAL_ERROR", "validation", "CSRF token validation failed", NULL, 0);
 }
 
 static void on_csrf_session(int status, kotte_session *s, void *ud) {
@@ -189,8 +192,10 @@ static void route(ks_ex *ex) {
                  ex->endpoint[0] == '/' ? "Method Not Allowed" : "Not Found");
     return;
   }
-  if (ex->route->flags & R_SESSION) ks_with_session(ex, ex->route->fn);
-  else ex->route->fn(ex);
+  if (ex->route->flags & R_SESSION)
+    ks_with_session(ex, ex->route->fn);
+  else
+    ex->route->fn(ex);
 }
 
 static ks_ex *new_ex(ks_server *srv, ks_conn *c, ks_request *req) {
@@ -210,6 +215,60 @@ static ks_ex *new_ex(ks_server *srv, ks_conn *c, ks_request *req) {
   return ex;
 }
 
+/* ---- CORS: Kotte's CORSMiddleware (allow_credentials, any method and
+ * header, origins from CORS_ORIGINS) ------------------------------------ */
+
+static int origin_allowed(const ks_config *cfg, const ks_header *o) {
+  if (o->value_len == 0 || o->value_len >= 200) return 0;
+  for (unsigned i = 0; i < cfg->n_cors_origins; i++)
+    if (strcmp(cfg->cors_origins[i], o->value) == 0) return 1;
+  if (!cfg->cors_any) return 0;
+  /* "*": echoed back, so it must be a plain origin */
+  for (size_t i = 0; i < o->value_len; i++) {
+    char ch = o->value[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+          strchr(":/.-[]", ch)))
+      return 0;
+  }
+  return 1;
+}
+
+/* Answers a preflight; 1 if it was one. */
+static int cors(ks_ex *ex) {
+  const ks_request *req = ex->req;
+  const ks_header *origin = ks_request_header(req, "origin");
+  int allowed = origin && origin_allowed(&ex->srv->cfg, origin);
+  if (allowed)
+    snprintf(ex->cors, sizeof ex->cors,
+             "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
+             "Vary: Origin\r\n",
+             origin->value);
+  if (req->method != HTTP_OPTIONS || origin == NULL ||
+      ks_request_header(req, "access-control-request-method") == NULL)
+    return 0;
+  ex->endpoint = "preflight";
+  if (!allowed) {
+    static const char no[] = "Disallowed CORS origin";
+    ks_reply_raw(ex, 400, "text/plain; charset=utf-8", no, sizeof no - 1);
+    return 1;
+  }
+  size_t n = strlen(ex->cors);
+  n += (size_t)snprintf(ex->cors + n, sizeof ex->cors - n,
+                        "Access-Control-Allow-Methods: DELETE, GET, HEAD, OPTIONS, PATCH, POST, "
+                        "PUT\r\nAccess-Control-Max-Age: 600\r\n");
+  /* any header is allowed: the requested ones are mirrored, if they are
+   * plain header names */
+  const ks_header *rh = ks_request_header(req, "access-control-request-headers");
+  if (rh && rh->value_len < 200 &&
+      strspn(rh->value,
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+             "OPQRSTUVWXYZ0123456789-_, ") == rh->value_len &&
+      n < sizeof ex->cors)
+    snprintf(ex->cors + n, sizeof ex->cors - n, "Access-Control-Allow-Headers: %s\r\n", rh->value);
+  ks_reply_raw(ex, 200, "text/plain; charset=utf-8", "OK", 2);
+  return 1;
+}
+
 void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   ks_server *srv = ctx;
   ks_ex *ex = new_ex(srv, c, req);
@@ -217,6 +276,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
     ks_conn_respond(c, 503, "Content-Type: application/json\r\n", "{}", 2, 1);
     return;
   }
+  if (cors(ex)) return;
   parse_cookie(ex);
   for (size_t i = 0; i < NROUTES; i++) {
     char param[sizeof ex->param];

@@ -55,10 +55,11 @@ typedef struct ks_ex {
   /* the session, once loaded */
   kotte_session *session;
   cJSON *sdata; /* its data, parsed */
-  /* extra response headers (Set-Cookie) */
+  /* extra response headers */
   char set_cookie[160];
+  char cors[512];                 /* Access-Control-* lines for an allowed Origin */
   void (*next)(struct ks_ex *ex); /* what ks_with_session() continues with */
-  void *hctx;              /* a handler's own state, wiped and freed at the end */
+  void *hctx;                     /* a handler's own state, wiped and freed at the end */
   size_t hctx_size;
 } ks_ex;
 
@@ -77,8 +78,8 @@ void ks_reply_error(ks_ex *ex, int status, const char *code, const char *categor
 void ks_reply_raw(ks_ex *ex, int status, const char *content_type, const char *body, size_t len);
 
 /* Common errors. */
-void ks_reply_auth_required(ks_ex *ex);          /* 401 AUTH_REQUIRED */
-void ks_reply_session_expired(ks_ex *ex);        /* 401 AUTH_SESSION_EXPIRED */
+void ks_reply_auth_required(ks_ex *ex);                         /* 401 AUTH_REQUIRED */
+void ks_reply_session_expired(ks_ex *ex);                       /* 401 AUTH_SESSION_EXPIRED */
 void ks_reply_store_error(ks_ex *ex, int rc, const char *what); /* 503/500 by code */
 /* 422 with the error envelope; details.errors = [{loc:["body",field], msg, type}] */
 void ks_reply_invalid(ks_ex *ex, const char *field, const char *msg, const char *type);

@@ -86,8 +86,10 @@ void ks__users_defer(ks_users *u, int result, const char *user_id, const char *u
   d->result = result;
   d->cb = cb;
   d->ud = ud;
-  if (u->dq_tail) u->dq_tail->next = d;
-  else u->dq_head = d;
+  if (u->dq_tail)
+    u->dq_tail->next = d;
+  else
+    u->dq_head = d;
   u->dq_tail = d;
   u->pending++;
   uv_async_send(&u->async);
@@ -158,8 +160,8 @@ static void start_checks(ks_users *u) {
 }
 
 void ks__users_check(ks_users *u, ks_hash_kind kind, const char *hash, int known,
-                     const char *user_id, const char *username, const char *password,
-                     ks_user_cb cb, void *ud) {
+                     const char *user_id, const char *username, const char *password, ks_user_cb cb,
+                     void *ud) {
   if (u->closing) {
     ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
     return;
@@ -186,8 +188,10 @@ void ks__users_check(ks_users *u, ks_hash_kind kind, const char *hash, int known
   j->known = known;
   j->cb = cb;
   j->ud = ud;
-  if (u->cq_tail) u->cq_tail->next = j;
-  else u->cq_head = j;
+  if (u->cq_tail)
+    u->cq_tail->next = j;
+  else
+    u->cq_head = j;
   u->cq_tail = j;
   u->queued++;
   u->pending++;
@@ -206,8 +210,7 @@ int ks__users_init(ks_users *u, uv_loop_t *loop, const ks_users_ops *ops, unsign
   unsigned char rnd[16];
   randombytes_buf(rnd, sizeof rnd);
   if (crypto_pwhash_str_alg(u->dummy_hash, (const char *)rnd, sizeof rnd,
-                            crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                            crypto_pwhash_MEMLIMIT_INTERACTIVE,
+                            crypto_pwhash_OPSLIMIT_INTERACTIVE, crypto_pwhash_MEMLIMIT_INTERACTIVE,
                             crypto_pwhash_ALG_ARGON2ID13) != 0)
     return -1;
   u->async.data = u;
@@ -216,18 +219,24 @@ int ks__users_init(ks_users *u, uv_loop_t *loop, const ks_users_ops *ops, unsign
 
 void ks_users_verify(ks_users *u, const char *username, const char *password, ks_user_cb cb,
                      void *ud) {
-  if (u->closing) ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
-  else u->ops->verify(u, username, password, cb, ud);
+  if (u->closing)
+    ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
+  else
+    u->ops->verify(u, username, password, cb, ud);
 }
 
 void ks_users_lookup(ks_users *u, const char *user_id, ks_user_cb cb, void *ud) {
-  if (u->closing) ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
-  else u->ops->lookup(u, user_id, cb, ud);
+  if (u->closing)
+    ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
+  else
+    u->ops->lookup(u, user_id, cb, ud);
 }
 
 void ks_users_ping(ks_users *u, ks_user_cb cb, void *ud) {
-  if (u->closing) ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
-  else u->ops->ping(u, cb, ud);
+  if (u->closing)
+    ks__users_defer(u, KOTTE_ECANCELED, NULL, NULL, cb, ud);
+  else
+    u->ops->ping(u, cb, ud);
 }
 
 const char *ks_users_backend(const ks_users *u) { return u ? u->ops->name : "none"; }
@@ -332,8 +341,8 @@ static void file_lookup(ks_users *u, const char *user_id, ks_user_cb cb, void *u
     return;
   }
   const ks_user_rec *r = file_find(f, user_id);
-  ks__users_defer(u, r ? KS_USER_OK : KS_USER_DENIED, r ? r->name : NULL, r ? r->name : NULL,
-                  cb, ud);
+  ks__users_defer(u, r ? KS_USER_OK : KS_USER_DENIED, r ? r->name : NULL, r ? r->name : NULL, cb,
+                  ud);
 }
 
 static void file_ping(ks_users *u, ks_user_cb cb, void *ud) {

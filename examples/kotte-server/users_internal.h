@@ -9,8 +9,7 @@ typedef struct ks_users_ops {
   /* Finds the user's hash and hands it to ks__users_check(), or (unknown
    * user) hands it the dummy hash with @p known = 0; or fails through
    * ks__users_defer(). */
-  void (*verify)(ks_users *u, const char *username, const char *password, ks_user_cb cb,
-                 void *ud);
+  void (*verify)(ks_users *u, const char *username, const char *password, ks_user_cb cb, void *ud);
   void (*lookup)(ks_users *u, const char *user_id, ks_user_cb cb, void *ud);
   void (*ping)(ks_users *u, ks_user_cb cb, void *ud);
   /* Releases the backend's state; called once nothing is pending. */
@@ -39,8 +38,8 @@ int ks__users_init(ks_users *u, uv_loop_t *loop, const ks_users_ops *ops, unsign
  * gets KS_USER_OK with @p user_id / @p username; with @p known = 0 it
  * always gets KS_USER_DENIED (after the same work). */
 void ks__users_check(ks_users *u, ks_hash_kind kind, const char *hash, int known,
-                     const char *user_id, const char *username, const char *password,
-                     ks_user_cb cb, void *ud);
+                     const char *user_id, const char *username, const char *password, ks_user_cb cb,
+                     void *ud);
 /* Calls back on a later loop turn with @p result. */
 void ks__users_defer(ks_users *u, int result, const char *user_id, const char *username,
                      ks_user_cb cb, void *ud);
@@ -53,8 +52,7 @@ typedef struct ks_user_rec {
   char *name;
   char *hash;
 } ks_user_rec;
-int ks__users_file_read(const char *path, ks_user_rec **recs, size_t *n, char *err,
-                        size_t errlen);
+int ks__users_file_read(const char *path, ks_user_rec **recs, size_t *n, char *err, size_t errlen);
 void ks__users_recs_free(ks_user_rec *recs, size_t n);
 
 #endif

@@ -137,11 +137,12 @@ static void pg_verify(ks_users *u, const char *username, const char *password, k
 
 static void on_by_id(int status, const kotte_pg_result *res, void *ud) {
   pg_op *op = ud;
-  if (status != 0) op->cb(status, NULL, NULL, op->ud);
-  else if (kotte_pg_result_ntuples(res) == 0) op->cb(KS_USER_DENIED, NULL, NULL, op->ud);
+  if (status != 0)
+    op->cb(status, NULL, NULL, op->ud);
+  else if (kotte_pg_result_ntuples(res) == 0)
+    op->cb(KS_USER_DENIED, NULL, NULL, op->ud);
   else
-    op->cb(KS_USER_OK, kotte_pg_result_value(res, 0, 0), kotte_pg_result_value(res, 0, 1),
-           op->ud);
+    op->cb(KS_USER_OK, kotte_pg_result_value(res, 0, 0), kotte_pg_result_value(res, 0, 1), op->ud);
   ks_users *u = op->u;
   op_free(op);
   ks__users_release(u);
@@ -227,13 +228,14 @@ static int exec_ok(PGconn *c, PGresult *r, const char *what, char *err, size_t e
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
   const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
   snprintf(err, errlen, "%s failed (SQLSTATE %s): %s", what, state ? state : "?",
-           PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                                                          : PQerrorMessage(c));
+           PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+               ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+               : PQerrorMessage(c));
   return -1;
 }
 
-int ks_users_pg_put(const ks_config *cfg, const char *username, const char *password,
-                    int replace, char *err, size_t errlen) {
+int ks_users_pg_put(const ks_config *cfg, const char *username, const char *password, int replace,
+                    char *err, size_t errlen) {
   char hash[128];
   if (ks_bcrypt_hash(password, hash, sizeof hash) != 0) {
     snprintf(err, errlen, "bcrypt hashing failed");
@@ -242,12 +244,12 @@ int ks_users_pg_put(const ks_config *cfg, const char *username, const char *pass
   PGconn *c = connect_blocking(cfg, err, errlen);
   if (c == NULL) return -1;
   const char *v[2] = {username, hash};
-  PGresult *r = PQexecParams(
-      c,
-      replace ? "UPDATE kotte_users SET password_hash = $2 WHERE username = $1"
-              : "INSERT INTO kotte_users (username, password_hash) VALUES ($1, $2) "
-                "ON CONFLICT (username) DO NOTHING",
-      2, NULL, v, NULL, NULL, 0);
+  PGresult *r =
+      PQexecParams(c,
+                   replace ? "UPDATE kotte_users SET password_hash = $2 WHERE username = $1"
+                           : "INSERT INTO kotte_users (username, password_hash) VALUES ($1, $2) "
+                             "ON CONFLICT (username) DO NOTHING",
+                   2, NULL, v, NULL, NULL, 0);
   int rc = exec_ok(c, r, replace ? "UPDATE kotte_users" : "INSERT INTO kotte_users", err, errlen);
   if (rc == 0 && strcmp(PQcmdTuples(r), "1") != 0) {
     snprintf(err, errlen, replace ? "no user %s" : "user %s already exists", username);
@@ -326,9 +328,9 @@ int ks_users_open_pg(ks_users **out, uv_loop_t *loop, kotte_pg_pool *pool, const
                             "SELECT id::text, username::text, password_hash FROM kotte_users "
                             "WHERE username = $1",
                             1, NULL) != 0 ||
-      kotte_pg_pool_prepare(pool, &p->by_id,
-                            "SELECT id::text, username::text FROM kotte_users WHERE id = $1::bigint",
-                            1, NULL) != 0 ||
+      kotte_pg_pool_prepare(
+          pool, &p->by_id, "SELECT id::text, username::text FROM kotte_users WHERE id = $1::bigint",
+          1, NULL) != 0 ||
       kotte_pg_pool_prepare(pool, &p->touch,
                             "UPDATE kotte_users SET last_login_at = now() WHERE id = $1::bigint", 1,
                             NULL) != 0 ||

@@ -16,8 +16,8 @@ int ks_users_open_pg(ks_users **out, uv_loop_t *loop, kotte_pg_pool *pool, const
 
 /* The `user` subcommand on kotte_users (blocking libpq): add (or with
  * @p replace, change the password of) a user; list id and username. */
-int ks_users_pg_put(const ks_config *cfg, const char *username, const char *password,
-                    int replace, char *err, size_t errlen);
+int ks_users_pg_put(const ks_config *cfg, const char *username, const char *password, int replace,
+                    char *err, size_t errlen);
 int ks_users_pg_list(const ks_config *cfg, FILE *out, char *err, size_t errlen);
 
 /* A bcrypt ("$2b$", cost 12) hash of @p password into @p out. */

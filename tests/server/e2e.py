@@ -41,7 +41,28 @@ def connections_flow(c, csrf):
     check(r.status == 200, f"get: {r.status} {js}")
     check(js["username"] == CONN["username"] and js["password"] == CONN["password"],
           f"get returns the decrypted credentials: {js}")
-    check(js["sslmode"] is None and js["id"] == cid, f"get: {js}")
+    # libkotte stores an absent sslmode as libpq's default, "prefer"
+    check(js["sslmode"] in (None, "prefer") and js["id"] == cid, f"get: {js}")
+    check(set(js) == {"id", "name", "host", "port", "database", "username", "password",
+                      "sslmode", "created_at", "updated_at"}, f"get fields: {js}")
+
+    # validation as Kotte's model does it
+    for bad, field in ((dict(CONN, port=70000), "port"), (dict(CONN, port="x"), "port"),
+                       (dict(CONN, port=1e300), "port"), (dict(CONN, name=""), "name"),
+                       (dict(CONN, name="n" * 101), "name"), ({"name": "x"}, "host")):
+        r, js, _ = c.request("POST", "/api/v1/connections", bad, headers=csrf)
+        expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")
+        check(js["error"]["details"]["errors"][0]["loc"] == ["body", field], f"loc: {js}")
+    r, js, _ = c.request("POST", "/api/v1/connections", dict(CONN, name="with ssl",
+                                                             sslmode="require"), headers=csrf)
+    check(r.status == 201, f"save with sslmode: {js}")
+    r, js2, _ = c.request("GET", f"/api/v1/connections/{js['id']}")
+    check(js2["sslmode"] == "require", f"sslmode kept: {js2}")
+    r, _, _ = c.request("DELETE", f"/api/v1/connections/{js['id']}", headers=csrf)
+    check(r.status == 204, "delete the second one")
+    # no CSRF token, no change
+    r, js, _ = c.request("DELETE", f"/api/v1/connections/{cid}")
+    expect_error(r, js, 403, "INTERNAL_ERROR", "CSRF token validation failed")
 
     r, js, _ = c.request("GET", "/api/v1/connections/00000000-0000-4000-8000-000000000000")
     expect_error(r, js, 404, "CONNECTION_NOT_FOUND")
@@ -84,14 +105,7 @@ def test_full_flow(binary):
                                          "port": None, "current_graph": None}, f"status: {js}")
 
         csrf = {"X-CSRF-Token": c.csrf}
-        r, js, _ = c.request("GET", "/api/v1/ready")
-        if "credentials" in js["stores"]:
-            connections_flow(c, csrf)
-        else:
-            # TEMPORARY until libkotte's credential store is committed: the
-            # connection endpoints say that they are not there.
-            r, js, _ = c.request("POST", "/api/v1/connections", CONN, headers=csrf)
-            expect_error(r, js, 501, "INTERNAL_ERROR")
+        connections_flow(c, csrf)
 
         old_cookie = c.cookie
         r, js, _ = c.request("POST", "/api/v1/auth/logout", headers=csrf)
@@ -200,6 +214,7 @@ def test_health_ready_metrics(binary):
         check(r.status == 200 and js["status"] == "ready", f"ready {js}")
         check(js["stores"]["sessions"] == {"backend": "json_file", "ok": True}, f"ready {js}")
         check(js["stores"]["users"]["ok"] is True, f"ready {js}")
+        check(js["stores"]["credentials"] == {"backend": "json_file", "ok": True}, f"ready {js}")
         c.login()
         r, _, text = c.request("GET", "/metrics")
         check(r.status == 200 and r.getheader("Content-Type").startswith("text/plain"), "metrics")
@@ -292,6 +307,10 @@ def test_two_servers_json_file(binary):
         check(r.status == 200 and js["username"] == "admin", f"B accepts A's cookie: {js}")
         r, js, _ = cb.request("GET", "/api/v1/auth/csrf-token")
         check(js == {"csrf_token": ca.csrf}, "B sees A's CSRF token")
+        r, js, _ = ca.request("POST", "/api/v1/connections", CONN, headers={"X-CSRF-Token": ca.csrf})
+        check(r.status == 201, f"save on A: {js}")
+        r, js, _ = cb.request("GET", f"/api/v1/connections/{js['id']}")
+        check(r.status == 200 and js["password"] == CONN["password"], f"read on B: {r.status}")
         r, js, _ = cb.request("POST", "/api/v1/auth/logout", headers={"X-CSRF-Token": ca.csrf})
         check(r.status == 200, f"logout on B: {r.status} {js}")
         r, js, _ = ca.request("GET", "/api/v1/auth/me")
@@ -301,6 +320,90 @@ def test_two_servers_json_file(binary):
     finally:
         b.stop()
         a.stop()
+
+
+def test_cors_head_and_nul(binary):
+    srv = Server(binary, env={"CORS_ORIGINS": "http://localhost:5173, https://kotte.example.com"}).start()
+    try:
+        c = Client(srv)
+        # preflight from an allowed origin: Starlette's answer
+        r, _, body = c.request("OPTIONS", "/api/v1/auth/login", headers={
+            "Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-csrf-token"})
+        check(r.status == 200 and body == b"OK", f"preflight: {r.status} {body!r}")
+        check(r.getheader("Access-Control-Allow-Origin") == "http://localhost:5173", "allow origin")
+        check(r.getheader("Access-Control-Allow-Credentials") == "true", "credentials")
+        check("POST" in r.getheader("Access-Control-Allow-Methods"), "methods")
+        check(r.getheader("Access-Control-Allow-Headers") == "content-type,x-csrf-token", "headers")
+        r, _, body = c.request("OPTIONS", "/api/v1/auth/logout", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        check(r.status == 400 and body == b"Disallowed CORS origin", f"bad origin: {body!r}")
+        check(r.getheader("Access-Control-Allow-Origin") is None, "no CORS header for it")
+        # the real request carries the headers for an allowed origin only
+        r, js, _ = c.request("POST", "/api/v1/auth/login", {"username": "admin", "password": "admin"},
+                             headers={"Origin": "https://kotte.example.com"})
+        check(r.status == 200 and r.getheader("Access-Control-Allow-Origin") ==
+              "https://kotte.example.com" and r.getheader("Vary") == "Origin", "CORS on login")
+        r, js, _ = c.request("GET", "/api/v1/health", headers={"Origin": "https://evil.example"})
+        check(r.status == 200 and r.getheader("Access-Control-Allow-Origin") is None, "evil origin")
+        # HEAD: the answer's headers, no body, and the connection stays usable
+        r, _, body = c.request("HEAD", "/api/v1/health")
+        check(r.status == 405 and body == b"", f"HEAD: {r.status} {body!r}")
+        r, js, _ = c.request("GET", "/api/v1/health")
+        check(r.status == 200 and js["status"] == "healthy", "same connection after HEAD")
+        # an escaped NUL cannot shorten a password
+        r, js, _ = c.request("POST", "/api/v1/auth/login",
+                             raw_body=b'{"username":"admin","password":"admin\\u0000x"}',
+                             headers={"Content-Type": "application/json"})
+        expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")
+        c.close()
+    finally:
+        srv.stop()
+
+
+def test_connections_isolation_and_persistence(binary):
+    """Another user never sees a connection; json_file keeps them across a
+    restart; without MASTER_ENCRYPTION_KEY a development key file is made."""
+    import subprocess
+    srv = Server(binary, env={"MASTER_ENCRYPTION_KEY": ""})
+    for name in ("alice", "bob"):
+        p = subprocess.run([binary, "user", "add", name], env=srv.env, cwd=srv.dir,
+                           input=f"{name}-pw\n".encode(), capture_output=True, timeout=30)
+        check(p.returncode == 0, f"user add: {p.stderr!r}")
+    srv.start()
+    try:
+        check(srv.events("development_key"), "development key announced")
+        key = os.path.join(srv.dir, ".master_encryption_key")
+        check(os.stat(key).st_mode & 0o077 == 0, "development key file is 0600")
+        a = Client(srv)
+        a.login("alice", "alice-pw")
+        r, js, _ = a.request("POST", "/api/v1/connections", CONN, headers={"X-CSRF-Token": a.csrf})
+        check(r.status == 201, f"save: {js}")
+        cid = js["id"]
+        b = Client(srv)
+        b.login("bob", "bob-pw")
+        r, js, _ = b.request("GET", f"/api/v1/connections/{cid}")
+        expect_error(r, js, 404, "CONNECTION_NOT_FOUND", f"Connection '{cid}' not found")
+        r, js, _ = b.request("GET", "/api/v1/connections")
+        check(r.status == 200 and js == [], f"bob's list: {js}")
+        r, js, _ = b.request("DELETE", f"/api/v1/connections/{cid}", headers={"X-CSRF-Token": b.csrf})
+        expect_error(r, js, 404, "CONNECTION_NOT_FOUND")
+        a.close()
+        b.close()
+    finally:
+        srv.stop()
+    with open(os.path.join(srv.dir, "connections.journal"), "rb") as f:
+        check(CONN["password"].encode() not in f.read(), "the journal holds no plaintext password")
+    srv2 = Server(binary, env={"MASTER_ENCRYPTION_KEY": ""}, datadir=srv.dir, name="restarted")
+    srv2.start()
+    try:
+        a = Client(srv2)
+        a.login("alice", "alice-pw")
+        r, js, _ = a.request("GET", f"/api/v1/connections/{cid}")
+        check(r.status == 200 and js["password"] == CONN["password"], f"after restart: {r.status}")
+        a.close()
+    finally:
+        srv2.stop()
 
 
 def test_memory_backend(binary):
@@ -321,5 +424,6 @@ def test_memory_backend(binary):
 
 if __name__ == "__main__":
     run([test_full_flow, test_auth_errors, test_health_ready_metrics,
-         test_production_cookie_and_users_cli, test_two_servers_json_file, test_memory_backend],
+         test_production_cookie_and_users_cli, test_two_servers_json_file, test_cors_head_and_nul,
+         test_connections_isolation_and_persistence, test_memory_backend],
         sys.argv[1])

@@ -57,6 +57,9 @@ def test_malformed(binary):
             b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # a TLS hello
             b"GET http://[::1 HTTP/1.1\r\n\r\n",
+            # request smuggling: both framings at once
+            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+            b"\r\n0\r\n\r\nGET /api/v1/health HTTP/1.1\r\n\r\n",
         ]
         for data in cases:
             expect_close(srv, data, 400, f"malformed {data[:40]!r}")
