@@ -40,3 +40,9 @@ if(TARGET kotte_import)
            $<TARGET_FILE:kotte-import-connections> ${KOTTE_CRED_TESTS}/make_kotte_fixture.py)
   set_tests_properties(import_kotte import_kotte_cli PROPERTIES TIMEOUT 300)
 endif()
+
+# SIGKILL at random moments while writing and rewrapping (ASan run only: the
+# name does not start with credential_).
+kotte_test(crash_cred_json_file credential/crash_cred_json_file.c)
+add_test(NAME crash_credential_json_file COMMAND crash_cred_json_file 100)
+set_tests_properties(crash_credential_json_file PROPERTIES TIMEOUT 600)
