@@ -116,6 +116,18 @@ void kpg_conn_close(kpg_conn *c) {
   kotte__free(c);
 }
 
+/* Notices and errors that arrive outside a query (a FATAL before the server
+ * closes the connection): to the log hook, by SQLSTATE only. */
+static void on_notice(void *arg, const PGresult *res) {
+  kpg_conn *c = arg;
+  const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+  /* FATAL outside a query: the server is about to close this connection */
+  if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) c->broken = 1;
+  kotte__log(KOTTE_LOG_DEBUG, "pg pool: server %s (SQLSTATE %s)", sev ? sev : "notice",
+             code ? code : "?");
+}
+
 int kpg_conn_start(kotte_pg_pool *p) {
   kpg_conn *c = kotte__calloc(1, sizeof *c);
   if (c == NULL) return KOTTE_ENOMEM;
@@ -129,6 +141,7 @@ int kpg_conn_start(kotte_pg_pool *p) {
   p->conns = c;
   p->n_connecting++;
   c->pg = PQconnectStart(p->conninfo);
+  if (c->pg) PQsetNoticeReceiver(c->pg, on_notice, c);
   if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
       watch(c, UV_WRITABLE) != 0) {
     if (c->pg) kotte__log(KOTTE_LOG_WARN, "pg pool: connection failed: %.200s", PQerrorMessage(c->pg));
@@ -446,7 +459,7 @@ int kpg_conn_alive(kpg_conn *c) {
   if (pfd.fd < 0) return 0;
   if (poll(&pfd, 1, 0) <= 0) return 1;
   if (!PQconsumeInput(c->pg) || PQstatus(c->pg) == CONNECTION_BAD) return 0;
-  return read_results(c) == 0;
+  return read_results(c) == 0 && !c->broken;
 }
 
 /* ---- events ---------------------------------------------------------------------------- */
@@ -481,6 +494,10 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         kpg_conn_lost(c, "read failed");
         goto out;
       }
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD || PQsocket(c->pg) != c->poll->fd) {
+      kpg_conn_lost(c, "connection closed"); /* libpq may have dropped the socket */
+      goto out;
     }
     if (c->state == CONN_READY && c->broken && c->inflight.n == 0) {
       kpg_conn_close(c);

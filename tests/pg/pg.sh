@@ -143,7 +143,7 @@ cmd_start() {
   chmod 700 "$dir"
   if [ -n "$standby_of" ]; then
     as_pg "$BIN/pg_basebackup" -h "$standby_of" -p "$(port_of "$standby_of")" -U postgres \
-      -D "$dir/data" -R -X stream --no-sync >/dev/null
+      -D "$dir/data" -R -X stream --checkpoint=fast --no-sync >/dev/null
     write_conf "$dir" "$port" "$durable" "${extra[@]+"${extra[@]}"}"
     server_start "$dir"
   else

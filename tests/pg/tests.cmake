@@ -13,3 +13,15 @@ target_include_directories(test_pg_migrate PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
 target_compile_definitions(test_pg_migrate PRIVATE KOTTE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 add_test(NAME pg_migrate COMMAND test_pg_migrate)
 set_tests_properties(pg_migrate PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
+
+kotte_test(test_pg_sessions pg/test_pg_sessions.c)
+target_include_directories(test_pg_sessions PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
+add_test(NAME pg_sessions COMMAND test_pg_sessions)
+set_tests_properties(pg_sessions PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
+
+# Starts servers of its own (restart, failover); the overload case uses the shared one.
+kotte_test(test_pg_faults pg/test_pg_faults.c)
+target_include_directories(test_pg_faults PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
+target_compile_definitions(test_pg_faults PRIVATE KOTTE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_test(NAME pg_faults COMMAND test_pg_faults)
+set_tests_properties(pg_faults PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)

@@ -1,0 +1,494 @@
+/* Fault tests on real servers of their own (tests/pg/pg.sh, loopback only):
+ *
+ *  - overload: the waiter limit and the acquire timeout, exactly as documented;
+ *  - restart: PostgreSQL restarts under load; no operation outlives its
+ *    bound, the pool recovers by itself, no acknowledged create is lost;
+ *  - failover: a primary and a streaming standby behind a multi-host
+ *    conninfo with target_session_attrs=read-write; the primary stops and
+ *    the standby is promoted under load; the pool reaches the new primary
+ *    within seconds and no acknowledged create is lost.
+ *
+ * Prints the window of failed operations; asserts only behaviour and
+ * generous bounds. */
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "pg_test_util.h"
+
+#ifndef KOTTE_SOURCE_DIR
+#error KOTTE_SOURCE_DIR must be defined
+#endif
+
+static const unsigned char secret[] = "fault-tests-session-secret-0123456";
+
+typedef struct server {
+  char dir[256];
+  char port[16];
+} server;
+
+static int sh(const char *args, char *out, size_t n) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "bash %s/tests/pg/pg.sh %s 2>&1", KOTTE_SOURCE_DIR, args);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  size_t len = 0;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) {
+    if (out && len + got < n) {
+      memcpy(out + len, buf, got);
+      len += got;
+    }
+  }
+  if (out) out[len] = '\0';
+  return pclose(p);
+}
+
+static void grab(const char *env, const char *key, char *out, size_t n) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "export %s='", key);
+  const char *p = strstr(env, pat);
+  assert_non_null(p);
+  p += strlen(pat);
+  size_t i = 0;
+  while (p[i] && p[i] != '\'' && i + 1 < n) {
+    out[i] = p[i];
+    i++;
+  }
+  out[i] = '\0';
+}
+
+static void server_start(server *s, const char *args) {
+  char env[4096];
+  int rc = sh(args, env, sizeof env);
+  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, env);
+  assert_int_equal(rc, 0);
+  grab(env, "KOTTE_TEST_PG_DIR", s->dir, sizeof s->dir);
+  grab(env, "KOTTE_TEST_PG_PORT", s->port, sizeof s->port);
+}
+
+static void server_cmd(const char *cmd, const server *s, const char *extra) {
+  char args[512];
+  snprintf(args, sizeof args, "%s %s %s", cmd, s->dir, extra ? extra : "");
+  char out[2048];
+  int rc = sh(args, out, sizeof out);
+  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, out);
+  assert_int_equal(rc, 0);
+}
+
+/* ---- a blocking shell step on a thread while the loop keeps running ---- */
+
+typedef struct bg {
+  uv_thread_t th;
+  char steps[2][512];
+  atomic_int done;
+  uint64_t t_start, t_end; /* uv_hrtime() */
+} bg;
+
+static void bg_main(void *arg) {
+  bg *b = arg;
+  b->t_start = uv_hrtime();
+  for (int i = 0; i < 2; i++)
+    if (b->steps[i][0]) sh(b->steps[i], NULL, 0);
+  b->t_end = uv_hrtime();
+  atomic_store(&b->done, 1);
+}
+
+/* ---- load: N workers, each create then get, over and over ---- */
+
+#define WORKERS 8
+#define MAX_OPS 400000
+
+typedef struct op_rec {
+  uint64_t start, end; /* ms since the load began */
+  int status;
+  int is_create;
+} op_rec;
+
+typedef struct load load;
+typedef struct worker {
+  load *l;
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  uint64_t started;
+  int create_next;
+} worker;
+
+struct load {
+  uv_loop_t *loop;
+  kotte_session_store *store;
+  worker w[WORKERS];
+  int running, inflight;
+  uint64_t t0;
+  op_rec *ops;
+  size_t n;
+  char (*acked)[KOTTE_SESSION_ID_LEN + 1];
+  size_t n_acked;
+};
+
+static uint64_t ms_since(load *l, uint64_t hr) { return (hr - l->t0) / 1000000; }
+
+static void worker_next(worker *w);
+
+static void op_done(worker *w, int status, int is_create) {
+  load *l = w->l;
+  uint64_t now = uv_hrtime();
+  if (l->n < MAX_OPS)
+    l->ops[l->n++] = (op_rec){ ms_since(l, w->started), ms_since(l, now), status, is_create };
+  l->inflight--;
+  if (l->running) worker_next(w);
+}
+
+static void on_create(int status, kotte_session *s, void *ud) {
+  worker *w = ud;
+  if (status == 0) {
+    snprintf(w->id, sizeof w->id, "%s", kotte_session_id(s));
+    load *l = w->l;
+    if (l->n_acked < MAX_OPS) snprintf(l->acked[l->n_acked++], KOTTE_SESSION_ID_LEN + 1, "%s", w->id);
+  }
+  kotte_session_free(s);
+  op_done(w, status, 1);
+}
+
+static void on_get(int status, kotte_session *s, void *ud) {
+  kotte_session_free(s);
+  op_done(ud, status, 0);
+}
+
+static void worker_next(worker *w) {
+  load *l = w->l;
+  w->started = uv_hrtime();
+  l->inflight++;
+  int rc;
+  if (w->create_next || w->id[0] == '\0') {
+    w->create_next = 0;
+    rc = kotte_session_create(l->store, "load", "{\"n\":1}", on_create, w);
+  } else {
+    w->create_next = 1;
+    rc = kotte_session_get(l->store, w->id, on_get, w);
+  }
+  if (rc != 0) { /* refused at once: counted; this worker stops */
+    l->inflight--;
+    if (l->n < MAX_OPS) l->ops[l->n++] = (op_rec){ ms_since(l, w->started), ms_since(l, w->started), rc, 0 };
+  }
+}
+
+typedef struct stack {
+  kotte_pg_pool *pool;
+  kotte_session_store *store;
+} stack;
+
+static void stack_open(stack *s, uv_loop_t *loop, const char *conninfo) {
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = conninfo;
+  o.min_size = 2;
+  o.max_size = 4;
+  o.acquire_timeout_ms = 2000;
+  o.query_timeout_ms = 2000;
+  o.connect_timeout_ms = 2000;
+  o.reconnect_min_ms = 50;
+  o.reconnect_max_ms = 500;
+  assert_int_equal(kotte_pg_pool_new(&s->pool, loop, &o), 0);
+  kotte_session_backend *be;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be, s->pool, secret, sizeof secret - 1), 0);
+  assert_int_equal(kotte_session_store_new(&s->store, loop, be, NULL), 0);
+}
+
+static void stack_close(stack *s, uv_loop_t *loop) {
+  kotte_session_store_free(s->store);
+  kotte_pg_pool_free(s->pool);
+  uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void on_tick(uv_timer_t *t) { (void)t; }
+
+/* Runs the load; starts @p b (if any) after 1 s; stops issuing 3 s after
+ * @p b finished (or after 3 s). Returns the ms at which @p b finished. */
+static uint64_t run_load(load *l, bg *b) {
+  uv_timer_t tick;
+  uv_timer_init(l->loop, &tick);
+  uv_timer_start(&tick, on_tick, 10, 10);
+  l->t0 = uv_hrtime();
+  l->running = 1;
+  for (int i = 0; i < WORKERS; i++) {
+    l->w[i].l = l;
+    worker_next(&l->w[i]);
+  }
+  int started = 0;
+  uint64_t finished_ms = 0;
+  for (;;) {
+    uv_run(l->loop, UV_RUN_ONCE);
+    uint64_t now = ms_since(l, uv_hrtime());
+    if (b && !started && now >= 1000) {
+      started = 1;
+      assert_int_equal(uv_thread_create(&b->th, bg_main, b), 0);
+    }
+    if (b && started && !finished_ms && atomic_load(&b->done)) {
+      uv_thread_join(&b->th);
+      finished_ms = ms_since(l, b->t_end);
+    }
+    uint64_t stop_at = b ? (finished_ms ? finished_ms + 3000 : UINT64_MAX) : 3000;
+    if (now >= stop_at || now > 60000) break;
+  }
+  l->running = 0;
+  while (l->inflight) uv_run(l->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(l->loop, UV_RUN_NOWAIT);
+  return finished_ms;
+}
+
+typedef struct summary {
+  size_t ok, failed;
+  uint64_t first_fail, last_fail, max_latency;
+  size_t by_code[32];
+} summary;
+
+static summary summarize(load *l) {
+  summary s = { 0 };
+  s.first_fail = UINT64_MAX;
+  for (size_t i = 0; i < l->n; i++) {
+    op_rec *o = &l->ops[i];
+    uint64_t lat = o->end - o->start;
+    if (lat > s.max_latency) s.max_latency = lat;
+    if (o->status == 0) {
+      s.ok++;
+      continue;
+    }
+    s.failed++;
+    if (o->end < s.first_fail) s.first_fail = o->end;
+    if (o->end > s.last_fail) s.last_fail = o->end;
+    int idx = -o->status;
+    if (idx > 0 && idx < 32) s.by_code[idx]++;
+  }
+  return s;
+}
+
+static void print_summary(const char *what, load *l, summary *s, uint64_t event_ms) {
+  printf("  %s: %zu operations, %zu ok, %zu failed; slowest %llu ms\n", what, l->n, s->ok,
+         s->failed, (unsigned long long)s->max_latency);
+  if (s->failed)
+    printf("  failed operations between %llu ms and %llu ms (window %llu ms; the event ended at "
+           "%llu ms)\n",
+           (unsigned long long)s->first_fail, (unsigned long long)s->last_fail,
+           (unsigned long long)(s->last_fail - s->first_fail), (unsigned long long)event_ms);
+  for (int i = 1; i < 32; i++)
+    if (s->by_code[i]) printf("    %s: %zu\n", kotte_err_name(-i), s->by_code[i]);
+}
+
+typedef struct check {
+  load *l;
+  size_t next, done, lost;
+  int inflight;
+} check;
+
+static void check_next(check *c);
+
+static void on_check(int status, kotte_session *s, void *ud) {
+  check *c = ud;
+  kotte_session_free(s);
+  c->done++;
+  c->inflight--;
+  if (status != 0) c->lost++;
+  check_next(c);
+}
+
+static void check_next(check *c) {
+  while (c->inflight < 64 && c->next < c->l->n_acked) {
+    c->inflight++;
+    assert_int_equal(kotte_session_get(c->l->store, c->l->acked[c->next++], on_check, c), 0);
+  }
+}
+
+/* Every acknowledged create must still be there. Returns how many are not. */
+static size_t count_lost(load *l) {
+  check c = { l, 0, 0, 0, 0 };
+  check_next(&c);
+  while (c.done < l->n_acked) uv_run(l->loop, UV_RUN_ONCE);
+  return c.lost;
+}
+
+static load *load_new(uv_loop_t *loop, kotte_session_store *store) {
+  load *l = calloc(1, sizeof *l);
+  l->loop = loop;
+  l->store = store;
+  l->ops = calloc(MAX_OPS, sizeof *l->ops);
+  l->acked = calloc(MAX_OPS, sizeof *l->acked);
+  return l;
+}
+
+static void load_free(load *l) {
+  free(l->ops);
+  free(l->acked);
+  free(l);
+}
+
+/* ---- the tests ---------------------------------------------------------- */
+
+static void a_restart_under_load_loses_no_acknowledged_write(void **state) {
+  (void)state;
+  server a;
+  server_start(&a, "start");
+  char ci[512];
+  snprintf(ci, sizeof ci, "host=%s port=%s dbname=kotte user=kotte_app", a.dir, a.port);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  stack s;
+  stack_open(&s, &loop, ci);
+  load *l = load_new(&loop, s.store);
+  bg b = { 0 };
+  snprintf(b.steps[0], sizeof b.steps[0], "restart %s fast", a.dir);
+  uint64_t restarted = run_load(l, &b);
+  summary sum = summarize(l);
+  print_summary("restart under load", l, &sum, restarted);
+  kotte_pg_pool_stats st = pg_stats(s.pool);
+  printf("  pool: %llu connections lost, %llu reconnects, %llu retries\n",
+         (unsigned long long)st.connections_lost, (unsigned long long)st.reconnects,
+         (unsigned long long)st.retries);
+  /* bounded: acquire 2 s + query 2 s, once more after a lost connection */
+  assert_true(sum.max_latency < 9000);
+  /* recovered by itself: everything in the last second succeeded */
+  for (size_t i = 0; i < l->n; i++)
+    if (l->ops[i].start >= restarted + 2000) assert_int_equal(l->ops[i].status, 0);
+  assert_true(st.reconnects >= 1);
+  size_t lost = count_lost(l);
+  printf("  %zu acknowledged creates, %zu lost\n", l->n_acked, lost);
+  assert_int_equal(lost, 0);
+  load_free(l);
+  stack_close(&s, &loop);
+  uv_loop_close(&loop);
+  server_cmd("stop", &a, NULL);
+}
+
+static void a_failover_reaches_the_new_primary_within_seconds(void **state) {
+  (void)state;
+  server p, sb;
+  server_start(&p, "start");
+  char args[512];
+  snprintf(args, sizeof args, "start --standby-of %s", p.dir);
+  server_start(&sb, args);
+  char ci[512];
+  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
+                          "target_session_attrs=read-write", p.port, sb.port);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  stack s;
+  stack_open(&s, &loop, ci);
+  load *l = load_new(&loop, s.store);
+  bg b = { 0 };
+  /* a switchover: the old primary stops (a fast shutdown ships its WAL to
+   * the standby first), then the standby is promoted */
+  snprintf(b.steps[0], sizeof b.steps[0], "stop-server %s fast", p.dir);
+  snprintf(b.steps[1], sizeof b.steps[1], "promote %s", sb.dir);
+  uint64_t promoted = run_load(l, &b);
+  summary sum = summarize(l);
+  print_summary("failover under load", l, &sum, promoted);
+  uint64_t stop_ms = ms_since(l, b.t_start);
+  uint64_t first_ok_after = 0;
+  for (size_t i = 0; i < l->n; i++)
+    if (l->ops[i].status == 0 && l->ops[i].start >= promoted &&
+        (!first_ok_after || l->ops[i].end < first_ok_after))
+      first_ok_after = l->ops[i].end;
+  printf("  old primary stopped at %llu ms, standby promoted at %llu ms, first success on the "
+         "new primary at %llu ms: %llu ms without a primary, %llu ms until the pool was back\n",
+         (unsigned long long)stop_ms, (unsigned long long)promoted,
+         (unsigned long long)first_ok_after, (unsigned long long)(promoted - stop_ms),
+         (unsigned long long)(first_ok_after - promoted));
+  assert_true(first_ok_after > 0);
+  assert_true(first_ok_after - promoted < 5000);
+  for (size_t i = 0; i < l->n; i++)
+    if (l->ops[i].start >= promoted + 2000) assert_int_equal(l->ops[i].status, 0);
+  size_t lost = count_lost(l);
+  printf("  %zu acknowledged creates, %zu lost\n", l->n_acked, lost);
+  assert_int_equal(lost, 0);
+  load_free(l);
+  stack_close(&s, &loop);
+  uv_loop_close(&loop);
+  server_cmd("stop", &sb, NULL);
+  server_cmd("stop", &p, NULL);
+}
+
+typedef struct ov_call {
+  int done, status;
+} ov_call;
+
+static void on_ov(int status, const kotte_pg_result *res, void *ud) {
+  ov_call *c = ud;
+  (void)res;
+  c->done = 1;
+  c->status = status;
+}
+
+/* 50 requests at once on a pool of 2 with 10 waiters and a 300 ms acquire
+ * timeout, each holding its connection 600 ms: 2 run, 10 wait and time
+ * out, 38 are refused at once. */
+static void overload_behaves_as_documented(void **state) {
+  (void)state;
+  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = ci;
+  o.min_size = 2;
+  o.max_size = 2;
+  o.max_waiters = 10;
+  o.acquire_timeout_ms = 300;
+  kotte_pg_pool *pool;
+  assert_int_equal(kotte_pg_pool_new(&pool, &loop, &o), 0);
+  /* the pool keeps the loop alive only while it has queries: a timer does meanwhile */
+  uv_timer_t tick;
+  uv_timer_init(&loop, &tick);
+  uv_timer_start(&tick, on_tick, 10, 10);
+  while (pg_stats(pool).open < 2) uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&tick, NULL);
+  ov_call c[50];
+  memset(c, 0, sizeof c);
+  int refused = 0;
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = "SELECT pg_sleep(0.6)";
+  for (int i = 0; i < 50; i++) {
+    int rc = kotte_pg_pool_query(pool, &q, on_ov, &c[i]);
+    if (rc == KOTTE_ETOOMANYWAITERS) {
+      refused++;
+      c[i].done = 1;
+      c[i].status = rc;
+    } else {
+      assert_int_equal(rc, 0);
+    }
+  }
+  for (int i = 0; i < 50; i++) pg_wait(&loop, &c[i].done, 1);
+  int ok = 0, timed_out = 0;
+  for (int i = 0; i < 50; i++) {
+    if (c[i].status == 0) ok++;
+    else if (c[i].status == KOTTE_EPOOLTIMEOUT) timed_out++;
+  }
+  kotte_pg_pool_stats s = pg_stats(pool);
+  printf("  50 at once: %d ran, %d timed out waiting (KOTTE_EPOOLTIMEOUT), %d refused "
+         "(KOTTE_ETOOMANYWAITERS); longest wait %llu ms\n",
+         ok, timed_out, refused, (unsigned long long)(s.acquire_wait_us_max / 1000));
+  assert_int_equal(ok, 2);
+  assert_int_equal(timed_out, 10);
+  assert_int_equal(refused, 38);
+  assert_int_equal(s.pool_timeouts, 10);
+  assert_int_equal(s.waiter_rejections, 38);
+  pg_pool_close(pool, &loop);
+  uv_loop_close(&loop);
+}
+
+static uint64_t log_t0;
+
+static void log_line(kotte_log_level level, const char *msg, void *ctx) {
+  (void)ctx;
+  printf("    [%6.3f s] %s %s\n", (double)(uv_hrtime() - log_t0) / 1e9,
+         level >= KOTTE_LOG_ERROR ? "error" : level >= KOTTE_LOG_WARN ? "warn" : "info", msg);
+}
+
+int main(void) {
+  pg_conninfo_or_skip("test_pg_faults");
+  log_t0 = uv_hrtime();
+  kotte_set_log_hook(log_line, NULL, KOTTE_LOG_WARN);
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(overload_behaves_as_documented),
+    cmocka_unit_test(a_restart_under_load_loses_no_acknowledged_write),
+    cmocka_unit_test(a_failover_reaches_the_new_primary_within_seconds),
+  };
+  return cmocka_run_group_tests_name("pg faults", tests, NULL, NULL);
+}

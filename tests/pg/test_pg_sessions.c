@@ -1,0 +1,336 @@
+/* The PostgreSQL session backend beyond the conformance suite: what the
+ * table holds, concurrent merges from many connections, and purging 100,000
+ * expired rows while gets go on. Prints figures; asserts behaviour only. */
+#include <sodium.h>
+
+#include "pg_test_util.h"
+
+static const char *conninfo;
+static const unsigned char secret[] = "sessions-suite-secret-0123456789";
+
+typedef struct fx {
+  uv_loop_t loop;
+  kotte_pg_pool *pool;
+  kotte_session_store *store;
+} fx;
+
+static void open_fx(fx *f, unsigned int max_size, const kotte_session_options *so) {
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = conninfo;
+  o.max_size = max_size;
+  o.max_waiters = 100000;
+  assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &o), 0);
+  kotte_session_backend *be;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be, f->pool, secret, sizeof secret - 1), 0);
+  assert_int_equal(kotte_session_store_new(&f->store, &f->loop, be, so), 0);
+}
+
+static void close_fx(fx *f) {
+  kotte_session_store_free(f->store);
+  f->store = NULL;
+  kotte_pg_pool_free(f->pool);
+  f->pool = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof *f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  if (f->store) close_fx(f);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  free(f);
+  return 0;
+}
+
+static void sql(fx *f, const char *text) {
+  pg_call c;
+  int rc = pg_run(f->pool, &c, 0, 60000, text, 0, NULL);
+  if (rc != 0) fprintf(stderr, "%s: %s %s\n", text, kotte_strerror(rc), c.sqlstate);
+  assert_int_equal(rc, 0);
+}
+
+static void sql_value(fx *f, const char *text, char *out, size_t n) {
+  pg_call c;
+  assert_int_equal(pg_run(f->pool, &c, 0, 60000, text, 0, NULL), 0);
+  snprintf(out, n, "%s", c.value);
+}
+
+typedef struct sess_call {
+  int done, status;
+  kotte_session *s;
+  uint64_t count;
+} sess_call;
+
+static void on_sess(int st, kotte_session *s, void *ud) {
+  sess_call *c = ud;
+  c->done++;
+  c->status = st;
+  c->s = s;
+}
+
+static void on_count(int st, uint64_t n, void *ud) {
+  sess_call *c = ud;
+  c->done++;
+  c->status = st;
+  c->count = n;
+}
+
+#define F fx *f = *state
+
+static void the_table_never_holds_a_usable_token(void **state) {
+  F;
+  open_fx(f, 2, NULL);
+  sql(f, "DELETE FROM kotte_sessions");
+  sess_call c = { 0 };
+  assert_int_equal(kotte_session_create(f->store, "alice", "{\"csrf_token\":\"abc\"}", on_sess, &c), 0);
+  pg_wait(&f->loop, &c.done, 1);
+  assert_int_equal(c.status, 0);
+  char token[KOTTE_SESSION_ID_LEN + 1];
+  snprintf(token, sizeof token, "%s", kotte_session_id(c.s));
+  kotte_session_free(c.s);
+  char row[512];
+  sql_value(f, "SELECT row_to_json(s)::text FROM kotte_sessions s", row, sizeof row);
+  printf("  stored row: %.160s...\n", row);
+  assert_null(strstr(row, token));
+  assert_non_null(strstr(row, "csrf_token"));
+  /* nor does any 16-character piece of it appear */
+  for (size_t i = 0; i + 16 <= KOTTE_SESSION_ID_LEN; i++) {
+    char piece[17];
+    memcpy(piece, token + i, 16);
+    piece[16] = '\0';
+    assert_null(strstr(row, piece));
+  }
+  /* a backend with another secret finds nothing under the same token */
+  kotte_session_backend *other;
+  kotte_session_store *st2;
+  static const unsigned char other_secret[] = "a-different-secret-for-this-test";
+  assert_int_equal(kotte_session_backend_postgresql_new(&other, f->pool, other_secret,
+                                                        sizeof other_secret - 1), 0);
+  assert_int_equal(kotte_session_store_new(&st2, &f->loop, other, NULL), 0);
+  sess_call g = { 0 };
+  assert_int_equal(kotte_session_get(st2, token, on_sess, &g), 0);
+  pg_wait(&f->loop, &g.done, 1);
+  assert_int_equal(g.status, KOTTE_ENOTFOUND);
+  kotte_session_store_free(st2);
+  assert_int_equal(kotte_session_backend_postgresql_new(&other, f->pool, secret, 8), KOTTE_EKEY);
+}
+
+#define N_UPDATES 200
+
+/* Merges run inside the database: 200 concurrent updates over 8
+ * connections, each adding its own key, leave all 200 keys. */
+static void concurrent_updates_over_many_connections_lose_nothing(void **state) {
+  F;
+  open_fx(f, 8, NULL);
+  sql(f, "DELETE FROM kotte_sessions");
+  sess_call c = { 0 };
+  assert_int_equal(kotte_session_create(f->store, "bob", "{}", on_sess, &c), 0);
+  pg_wait(&f->loop, &c.done, 1);
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  snprintf(id, sizeof id, "%s", kotte_session_id(c.s));
+  kotte_session_free(c.s);
+  static sess_call u[N_UPDATES];
+  memset(u, 0, sizeof u);
+  for (int i = 0; i < N_UPDATES; i++) {
+    char patch[64];
+    snprintf(patch, sizeof patch, "{\"k%03d\":%d}", i, i);
+    assert_int_equal(kotte_session_update(f->store, id, patch, on_sess, &u[i]), 0);
+  }
+  for (int i = 0; i < N_UPDATES; i++) pg_wait(&f->loop, &u[i].done, 1);
+  for (int i = 0; i < N_UPDATES; i++) {
+    assert_int_equal(u[i].status, 0);
+    kotte_session_free(u[i].s);
+  }
+  sess_call g = { 0 };
+  assert_int_equal(kotte_session_get(f->store, id, on_sess, &g), 0);
+  pg_wait(&f->loop, &g.done, 1);
+  assert_int_equal(g.status, 0);
+  for (int i = 0; i < N_UPDATES; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "\"k%03d\":%d", i, i);
+    assert_non_null(strstr(kotte_session_data(g.s), key));
+  }
+  kotte_session_free(g.s);
+  kotte_pg_pool_stats s = pg_stats(f->pool);
+  printf("  %d concurrent merges over %u connections: all keys kept\n", N_UPDATES, s.open);
+}
+
+/* ---- purge under load ---------------------------------------------------- */
+
+#define N_EXPIRED 100000
+#define N_LIVE 64
+
+typedef struct load {
+  fx *f;
+  char ids[N_LIVE][KOTTE_SESSION_ID_LEN + 1];
+  int running;
+  int inflight;
+  unsigned int next;
+  uint64_t started[8];
+  double *lat;
+  size_t n, cap;
+  int errors;
+} load;
+
+static void load_next(load *l, int slot);
+
+typedef struct slot_ctx {
+  load *l;
+  int slot;
+} slot_ctx;
+
+static slot_ctx slots[8];
+
+static void on_load_get(int st, kotte_session *s, void *ud) {
+  slot_ctx *sc = ud;
+  load *l = sc->l;
+  kotte_session_free(s);
+  if (st != 0) l->errors++;
+  if (l->n < l->cap) l->lat[l->n++] = (double)(uv_hrtime() - l->started[sc->slot]) / 1000.0;
+  l->inflight--;
+  if (l->running) load_next(l, sc->slot);
+}
+
+static void load_next(load *l, int slot) {
+  l->started[slot] = uv_hrtime();
+  l->inflight++;
+  assert_int_equal(kotte_session_get(l->f->store, l->ids[l->next++ % N_LIVE], on_load_get, &slots[slot]), 0);
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void percentiles(double *v, size_t n, double *p50, double *p99) {
+  qsort(v, n, sizeof *v, cmp_d);
+  *p50 = n ? v[n / 2] : 0;
+  *p99 = n ? v[(n * 99) / 100] : 0;
+}
+
+static void on_timer_flag(uv_timer_t *t) { *(int *)t->data = 1; }
+
+static void gets_stay_fast_while_100k_expired_rows_are_purged(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.purge_batch = 500;
+  open_fx(f, 4, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  load *l = calloc(1, sizeof *l);
+  l->f = f;
+  l->cap = 400000;
+  l->lat = calloc(l->cap, sizeof *l->lat);
+  for (int i = 0; i < N_LIVE; i++) {
+    sess_call c = { 0 };
+    assert_int_equal(kotte_session_create(f->store, "live", "{\"a\":1}", on_sess, &c), 0);
+    pg_wait(&f->loop, &c.done, 1);
+    assert_int_equal(c.status, 0);
+    snprintf(l->ids[i], sizeof l->ids[i], "%s", kotte_session_id(c.s));
+    kotte_session_free(c.s);
+  }
+  uint64_t t0 = uv_hrtime();
+  sql(f, "INSERT INTO kotte_sessions (session_id, user_id, created_at, last_activity, expires_at, "
+         "max_expires_at, idle_timeout_seconds) SELECT 'expired-' || g, 'gone', now() - interval '2 h', "
+         "now() - interval '2 h', now() - interval '1 h' - g * interval '1 ms', now() - interval '1 h', 1800 "
+         "FROM generate_series(1, 100000) g");
+  printf("  inserted %d expired rows in %.1f s\n", N_EXPIRED, (double)(uv_hrtime() - t0) / 1e9);
+
+  /* baseline: gets with nothing else going on */
+  for (int i = 0; i < 8; i++) slots[i] = (slot_ctx){ l, i };
+  l->running = 1;
+  for (int i = 0; i < 8; i++) load_next(l, i);
+  uv_timer_t t;
+  int fired = 0;
+  uv_timer_init(&f->loop, &t);
+  t.data = &fired;
+  uv_timer_start(&t, on_timer_flag, 1000, 0);
+  while (!fired) uv_run(&f->loop, UV_RUN_ONCE);
+  size_t base_n = l->n;
+  double b50, b99;
+  percentiles(l->lat, base_n, &b50, &b99);
+
+  /* the purge, with the same gets going on */
+  l->n = 0;
+  sess_call pc = { 0 };
+  t0 = uv_hrtime();
+  assert_int_equal(kotte_session_purge_expired(f->store, on_count, &pc), 0);
+  while (!pc.done) uv_run(&f->loop, UV_RUN_ONCE);
+  double purge_s = (double)(uv_hrtime() - t0) / 1e9;
+  l->running = 0;
+  while (l->inflight) uv_run(&f->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  double d50, d99;
+  size_t during_n = l->n;
+  percentiles(l->lat, during_n, &d50, &d99);
+  printf("  purged %llu expired rows in %.2f s (batches of 500)\n", (unsigned long long)pc.count, purge_s);
+  printf("  gets, 8 concurrent: before %zu in 1 s, p50 %.0f us, p99 %.0f us; during the purge %zu "
+         "in %.2f s, p50 %.0f us, p99 %.0f us\n",
+         base_n, b50, b99, during_n, purge_s, d50, d99);
+  assert_int_equal(pc.status, 0);
+  assert_int_equal(pc.count, N_EXPIRED);
+  assert_int_equal(l->errors, 0);
+  assert_true(during_n > 0);
+  char left[32];
+  sql_value(f, "SELECT count(*) FROM kotte_sessions", left, sizeof left);
+  assert_int_equal(atoi(left), N_LIVE);
+  free(l->lat);
+  free(l);
+}
+
+/* Two replicas sweeping at once: the advisory lock lets one work at a time,
+ * and between them every expired row goes exactly once. */
+static void two_replicas_purging_at_once_share_the_work(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.purge_batch = 200;
+  open_fx(f, 2, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  sql(f, "INSERT INTO kotte_sessions (session_id, user_id, created_at, last_activity, expires_at, "
+         "max_expires_at, idle_timeout_seconds) SELECT 'expired-' || g, 'gone', now() - interval '2 h', "
+         "now() - interval '2 h', now() - interval '1 h', now() - interval '1 h', 1800 "
+         "FROM generate_series(1, 20000) g");
+  fx g = { 0 };
+  g.loop = f->loop; /* same loop, its own pool: another replica */
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = conninfo;
+  kotte_pg_pool *pool2;
+  assert_int_equal(kotte_pg_pool_new(&pool2, &f->loop, &o), 0);
+  kotte_session_backend *be2;
+  kotte_session_store *st2;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be2, pool2, secret, sizeof secret - 1), 0);
+  assert_int_equal(kotte_session_store_new(&st2, &f->loop, be2, &so), 0);
+  uint64_t total = 0;
+  for (int round = 0; round < 50; round++) {
+    sess_call a = { 0 }, b = { 0 };
+    assert_int_equal(kotte_session_purge_expired(f->store, on_count, &a), 0);
+    assert_int_equal(kotte_session_purge_expired(st2, on_count, &b), 0);
+    while (!a.done || !b.done) uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(a.status, 0);
+    assert_int_equal(b.status, 0);
+    total += a.count + b.count;
+    if (a.count + b.count == 0) break;
+  }
+  assert_int_equal(total, 20000);
+  kotte_session_store_free(st2);
+  kotte_pg_pool_free(pool2);
+  (void)g;
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+  conninfo = pg_conninfo_or_skip("test_pg_sessions");
+  const struct CMUnitTest tests[] = {
+    T(the_table_never_holds_a_usable_token),
+    T(concurrent_updates_over_many_connections_lose_nothing),
+    T(gets_stay_fast_while_100k_expired_rows_are_purged),
+    T(two_replicas_purging_at_once_share_the_work),
+  };
+  return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
+}
