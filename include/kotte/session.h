@@ -39,6 +39,7 @@ extern "C" {
 
 typedef struct kotte_session_store kotte_session_store;
 typedef struct kotte_session_backend kotte_session_backend;
+typedef struct kotte_keyring kotte_keyring; /* kotte/credential.h */
 
 /** One session, owned by whoever received it; release with kotte_session_free(). */
 typedef struct kotte_session kotte_session;
@@ -49,9 +50,12 @@ typedef struct kotte_session_list kotte_session_list;
 /** Length of a session id (a kotte token), without the NUL. */
 #define KOTTE_SESSION_ID_LEN KOTTE_TOKEN_LEN
 
-#define KOTTE_SESSION_OPTIONS_VERSION 1
+#define KOTTE_SESSION_OPTIONS_VERSION 2
 
-/** Store options. Initialise with KOTTE_SESSION_OPTIONS_INIT; fields are only ever appended. */
+/**
+ * Store options. Initialise with KOTTE_SESSION_OPTIONS_INIT; fields are only
+ * ever appended. Version 1 ended after clock_ctx; version 2 adds keyring.
+ */
 typedef struct kotte_session_options {
   unsigned int version;
   /** Idle timeout in seconds that get/update/touch slide (Kotte: 1800). */
@@ -65,10 +69,23 @@ typedef struct kotte_session_options {
   /** Clock for expiry decisions; NULL = kotte_clock_now(). */
   kotte_clock_fn clock;
   void *clock_ctx;
+  /**
+   * Seals marked secrets inside session data (v2). A value written as
+   * {"$secret": VALUE} anywhere in the data of create, set or update is
+   * stored as {"$sealed": "<base64url blob>"} (VALUE's JSON, sealed with
+   * kotte_keyring_seal() under the label "kotte.session.secret.v1"), and
+   * comes back from every read as {"$secret": VALUE} again, so a caller's
+   * read-modify-write never stores it in clear. NULL: data with a marker is
+   * refused with KOTTE_EKEY. The store keeps its own reference to the ring.
+   * Reading a blob sealed by a key the ring lacks fails with KOTTE_EKEY;
+   * a tampered blob with KOTTE_EINTEGRITY. The size limit applies to the
+   * sealed data.
+   */
+  kotte_keyring *keyring;
 } kotte_session_options;
 
 #define KOTTE_SESSION_OPTIONS_INIT                                           \
-  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL }
+  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL, NULL }
 
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */

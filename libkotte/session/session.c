@@ -1,4 +1,5 @@
 /* Session objects handed to users. */
+#include <sodium.h>
 #include <string.h>
 
 #include "session/session_internal.h"
@@ -54,6 +55,8 @@ kotte_time kotte_session_max_expires_at(const kotte_session *s) {
 void kotte_session_free(kotte_session *s) {
   if (s == NULL) return;
   kotte__free(s->user_id);
+  /* The data may hold revealed secrets: wipe it. */
+  if (s->data) sodium_memzero(s->data, strlen(s->data));
   kotte__free(s->data);
   kotte__free(s);
 }

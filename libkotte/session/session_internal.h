@@ -3,6 +3,7 @@
 #define KOTTE_SESSION_INTERNAL_H
 
 #include "core/internal.h"
+#include "kotte/credential.h"
 #include "kotte/sys/session_backend.h"
 
 struct kotte_session {
@@ -23,6 +24,17 @@ kotte_session *kotte__session_from_record(const kotte_session_record *rec);
 /* A deep copy of an array of records. 0 or KOTTE_ENOMEM. */
 int kotte__session_list_from_records(const kotte_session_record *recs, size_t n,
                                      kotte_session_list **out);
+
+/* Parses @p text (NULL: "{}") as an object, seals its {"$secret": v}
+ * markers with @p kr (NULL: markers are refused with KOTTE_EKEY) and
+ * prints it compact, at most @p max bytes. */
+int kotte__session_prepare(kotte_keyring *kr, const char *text, size_t max, char **out,
+                           size_t *out_len);
+
+/* Opens the {"$sealed": blob} markers of @p data back into {"$secret": v}.
+ * Returns 0 with *out NULL when there is none; the caller wipes *out. */
+int kotte__session_reveal(kotte_keyring *kr, const char *data, size_t len, char **out,
+                          size_t *out_len);
 
 /* The store's runtime (NULL for a store from kotte_session_store_new()). */
 kotte_runtime *kotte__session_store_runtime(kotte_session_store *store);

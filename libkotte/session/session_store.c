@@ -1,9 +1,12 @@
 /* The session store: semantics (ids, expiry, limits) over any backend, and
  * the delivery rule: exactly one callback per operation, on the loop
  * thread, never before the starting call returned. */
+#include <sodium.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/json.h"
+#include "credential/credential_internal.h"
 #include "session/session_internal.h"
 
 typedef enum op_kind {
@@ -138,13 +141,30 @@ static int started(op *o, int rc) {
 
 /* ---- backend callbacks -------------------------------------------------- */
 
+/* A user's copy of @p rec, with sealed secrets opened. */
+static int session_of(const kotte_session_store *st, const kotte_session_record *rec,
+                      kotte_session **out) {
+  char *revealed = NULL;
+  size_t len = 0;
+  int rc = kotte__session_reveal(st->opts.keyring, rec->data, rec->data_len, &revealed, &len);
+  if (rc != 0) return rc;
+  kotte_session_record r = *rec;
+  if (revealed) {
+    r.data = revealed;
+    r.data_len = len;
+  }
+  *out = kotte__session_from_record(&r);
+  if (revealed) {
+    sodium_memzero(revealed, len);
+    kotte__free(revealed);
+  }
+  return *out ? 0 : KOTTE_ENOMEM;
+}
+
 static void on_record(int status, const kotte_session_record *rec, void *ctx) {
   op *o = ctx;
   o->status = status;
-  if (status == 0 && o->kind == OP_SESSION) {
-    o->session = kotte__session_from_record(rec);
-    if (o->session == NULL) o->status = KOTTE_ENOMEM;
-  }
+  if (status == 0 && o->kind == OP_SESSION) o->status = session_of(o->store, rec, &o->session);
   complete(o);
 }
 
@@ -159,14 +179,25 @@ static void on_count(int status, uint64_t count, void *ctx) {
 static void on_list(int status, const kotte_session_record *recs, size_t n, void *ctx) {
   op *o = ctx;
   o->status = status;
-  if (status == 0) o->status = kotte__session_list_from_records(recs, n, &o->list);
+  if (status == 0) {
+    o->status = kotte__session_list_from_records(recs, n, &o->list);
+    for (size_t i = 0; o->status == 0 && i < n; i++) {
+      kotte_session *s;
+      if (strstr(o->list->items[i]->data, "\"$sealed\"") == NULL) continue;
+      o->status = session_of(o->store, &recs[i], &s);
+      if (o->status == 0) {
+        kotte_session_free(o->list->items[i]);
+        o->list->items[i] = s;
+      }
+    }
+  }
   complete(o);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
 static int check_options(const kotte_session_options *opts) {
-  if (opts->version != KOTTE_SESSION_OPTIONS_VERSION)
+  if (opts->version != 1 && opts->version != KOTTE_SESSION_OPTIONS_VERSION)
     return kotte__fail(KOTTE_EVERSION, "kotte_session_options.version %u is not supported",
                        opts->version);
   if (opts->idle_timeout_s <= 0 || opts->max_age_s <= 0 || opts->max_data_size == 0 ||
@@ -201,7 +232,12 @@ int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
   st->defer.data = st;
   st->loop = loop;
   st->be = be;
-  st->opts = *opts;
+  /* Copy only the fields the caller's version has. */
+  memset(&st->opts, 0, sizeof st->opts);
+  memcpy(&st->opts, opts, opts->version == 1 ? offsetof(kotte_session_options, keyring)
+                                             : sizeof st->opts);
+  st->opts.version = KOTTE_SESSION_OPTIONS_VERSION;
+  if (st->opts.keyring) kotte__keyring_ref(st->opts.keyring);
   *out = st;
   return 0;
 }
@@ -224,6 +260,8 @@ static void finalize(kotte_session_store *st) {
   kotte_session_backend *be = st->be;
   st->be = NULL;
   if (be) be->free(be);
+  kotte_keyring_free(st->opts.keyring);
+  st->opts.keyring = NULL;
   uv_close((uv_handle_t *)&st->defer, on_closed);
 }
 
@@ -314,7 +352,7 @@ static int put_new(kotte_session_store *st, op *o, const char *id, const char *u
                    const char *data_json, int64_t ttl_s, int replace) {
   char *data;
   size_t len;
-  int rc = kotte__json_normalize_object(data_json, st->opts.max_data_size, &data, &len);
+  int rc = kotte__session_prepare(st->opts.keyring, data_json, st->opts.max_data_size, &data, &len);
   if (rc != 0) return rc;
   kotte_time now = now_of(st);
   kotte_time idle = (ttl_s > 0 ? ttl_s : st->opts.idle_timeout_s) * 1000000;
@@ -384,7 +422,8 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
   if (patch_json == NULL) return KOTTE_EINVAL;
   char *patch;
   size_t len;
-  if ((rc = kotte__json_normalize_object(patch_json, st->opts.max_data_size, &patch, &len)) != 0)
+  if ((rc = kotte__session_prepare(st->opts.keyring, patch_json, st->opts.max_data_size, &patch,
+                                   &len)) != 0)
     return rc;
   op *o = op_new(st, OP_SESSION, (void *)cb, userdata);
   if (o == NULL) {

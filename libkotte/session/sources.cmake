@@ -4,6 +4,7 @@ list(APPEND KOTTE_SOURCES
   libkotte/session/backend_postgresql.c
   libkotte/session/journal.c
   libkotte/session/session.c
+  libkotte/session/session_secrets.c
   libkotte/session/session_store.c
   libkotte/session/session_sync.c
   libkotte/session/table.c)
