@@ -263,6 +263,39 @@ def test_connection_flood(binary):
         srv.stop()
 
 
+def test_login_flood(binary):
+    """More logins than checks may queue: the surplus gets 429 at once, the
+    rest are answered, and other requests are served meanwhile."""
+    srv = Server(binary, env=dict(LIMITS, KOTTE_MAX_PASSWORD_CHECKS="1",
+                                  KOTTE_MAX_CONNECTIONS="256")).start()
+    try:
+        body = b'{"username":"admin","password":"wrong"}'
+        req = (b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        socks = []
+        for _ in range(100):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
+            s.sendall(req)
+            socks.append(s)
+        t0 = time.monotonic()
+        alive(srv)  # not stuck behind the password checks
+        check(time.monotonic() - t0 < 2, "health answered during the flood")
+        statuses = []
+        for s in socks:
+            out = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+            s.close()
+            statuses.append(status_of(out))
+        check(statuses.count(429) >= 30, f"surplus refused with 429: {statuses.count(429)}")
+        check(set(statuses) == {401, 429}, f"every login answered: {set(statuses)}")
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     run([test_malformed, test_oversized, test_slow_and_idle, test_pipelining_and_continue,
-         test_fuzz_and_disconnects, test_connection_flood], sys.argv[1])
+         test_fuzz_and_disconnects, test_connection_flood, test_login_flood], sys.argv[1])

@@ -1,12 +1,18 @@
-# kotte-server: the README's curl walk-through against the ASan+UBSan binary,
-# then the PostgreSQL suite (sessions in kotte_sessions, users in
-# kotte_users, two servers on one database, the database going away) on a
-# throw-away PostgreSQL 15 of its own. The other server suites (end to end,
-# robustness, shutdown) run with the C suites (ctest, label "server").
+# kotte-server: the README's curl walk-through and a short wrk load (then
+# SIGTERM, exit 0 required) against the ASan+UBSan binary, then the
+# PostgreSQL suite (sessions in kotte_sessions, users in kotte_users, two
+# servers on one database, the database going away) on a throw-away
+# PostgreSQL 15 of its own. The other server suites (end to end, robustness,
+# shutdown) run with the C suites (ctest, label "server").
 # Sourced by tests/run.sh (uses `suite`).
 if [ -x build-asan/examples/kotte-server/kotte-server ]; then
   suite "kotte-server README curl login (ASan+UBSan)" \
     bash tests/server/readme_curl.sh build-asan/examples/kotte-server/kotte-server
+  # the benchmark driver, short, on the sanitized binary: 64 keep-alive
+  # connections, then SIGTERM; the driver fails unless the server exits 0
+  suite "kotte-server under wrk load (ASan+UBSan)" \
+    env KOTTE_SERVER_BIN="$PWD/build-asan/examples/kotte-server/kotte-server" WRK_DURATION=3s \
+    WRK_CONNECTIONS=64 bash tests/bench/server/wrk.sh memory json_file
   kotte_server_pg_env=$(bash tests/pg/pg.sh start 2>&1)
   if [ $? -eq 0 ]; then
     eval "$kotte_server_pg_env"
