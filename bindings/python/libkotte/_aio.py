@@ -9,11 +9,17 @@ operation in one call and resolves their futures. So the asyncio loop never
 waits on libkotte, and no thread pool or extra Python thread is involved.
 
 There is one bridge (one eventfd) per asyncio loop, created on first use.
+
+Completions are resolved RESOLVE_BATCH at a time, one batch per loop
+iteration: every resolved future wakes its task in the next iteration, so
+a drain of 1000 results would otherwise resume 1000 tasks in one iteration
+(tens of ms of Python) and delay every timer and I/O callback meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
 from typing import Any, Optional
 
@@ -32,9 +38,12 @@ S_LIST = capi.KPY_S_LIST
 S_DELUSER = capi.KPY_S_DELUSER
 S_PURGE = capi.KPY_S_PURGE
 
+RESOLVE_BATCH = 64
+
 
 class _Bridge:
-    __slots__ = ("_loop", "_q", "_fd", "_pending", "_next", "__weakref__")
+    __slots__ = ("_loop", "_q", "_fd", "_pending", "_next", "_backlog", "_resolving",
+                 "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -42,6 +51,8 @@ class _Bridge:
         self._fd = capi.kpy_aioq_fd(self._q)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._next = 1
+        self._backlog: collections.deque[tuple[int, int, Any]] = collections.deque()
+        self._resolving = False
         loop.add_reader(self._fd, self._drain)
 
     def start_session_op(self, rt: Any, store: Any, op: int, a: Optional[str] = None,
@@ -55,8 +66,16 @@ class _Bridge:
         return fut
 
     def _drain(self) -> None:
-        pending = self._pending
-        for token, status, payload in capi.kpy_aioq_drain(self._q):
+        if self._q is None:
+            return
+        self._backlog.extend(capi.kpy_aioq_drain(self._q))
+        if not self._resolving:
+            self._resolve()
+
+    def _resolve(self) -> None:
+        pending, backlog = self._pending, self._backlog
+        for _ in range(min(RESOLVE_BATCH, len(backlog))):
+            token, status, payload = backlog.popleft()
             fut = pending.pop(token, None)
             if fut is None or fut.done():  # cancelled by its awaiter: drop the result
                 continue
@@ -64,6 +83,9 @@ class _Bridge:
                 fut.set_exception(error_for(status))
             else:
                 fut.set_result(payload)
+        self._resolving = bool(backlog)
+        if backlog:  # the rest in the next iteration, after timers and I/O
+            self._loop.call_soon(self._resolve)
 
     def close(self) -> None:
         if self._q is None:
@@ -73,6 +95,7 @@ class _Bridge:
         # Operations still in flight keep the C queue alive until they end.
         capi.kpy_aioq_release(self._q)
         self._q = None
+        self._backlog.clear()
         for fut in self._pending.values():
             if not fut.done():
                 fut.cancel()
