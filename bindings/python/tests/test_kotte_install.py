@@ -153,3 +153,46 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+KOTTE_STYLE_TEST = """
+from app.core.auth import session_manager
+
+
+def test_tests_see_libkotte_manager():
+    assert type(session_manager).__module__ == "libkotte.kotte.session_manager"
+
+
+async def test_roundtrip_like_kottes_test_auth():
+    sid = await session_manager.create_session("user1")
+    assert (await session_manager.get_user_id(sid)) == "user1"
+    await session_manager.delete_session(sid)
+    assert await session_manager.get_session(sid) is None
+"""
+
+KOTTE_STYLE_CONFTEST = """
+import os
+
+
+def pytest_configure(config):
+    os.environ["ENVIRONMENT"] = "test"
+
+
+def pytest_unconfigure(config):
+    from app.core.auth import session_manager
+    session_manager._sessions.clear()
+"""
+
+
+def test_pytest_plugin_runs_a_kotte_style_suite_on_libkotte(tmp_path: Path):
+    standin = write_standin(tmp_path / "backend")
+    (standin / "tests").mkdir()
+    (standin / "tests" / "conftest.py").write_text(KOTTE_STYLE_CONFTEST)
+    (standin / "tests" / "test_kotte_style.py").write_text(KOTTE_STYLE_TEST)
+    (standin / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
+    env = child_env(**_env_of(settings_for("json_file", tmp_path)))
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-p", "libkotte.kotte.pytest_plugin", "tests"],
+                       env=env, cwd=standin, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "2 passed" in p.stdout
