@@ -76,12 +76,10 @@ void ks__users_defer(ks_users *u, int result, const char *user_id, const char *u
       free(d->username);
       free(d);
     }
-    /* Out of memory: report the failure, still never inline. A failing
-     * allocation of a few bytes leaves nothing better to do than retry
-     * the smallest possible record. */
-    d = calloc(1, sizeof *d);
-    if (d == NULL) abort();
-    result = KOTTE_ENOMEM;
+    /* Out of memory even for this record: answer now rather than never
+     * (every caller tolerates it; they answer their request and return). */
+    cb(KOTTE_ENOMEM, NULL, NULL, ud);
+    return;
   }
   d->result = result;
   d->cb = cb;
