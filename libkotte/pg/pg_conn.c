@@ -469,6 +469,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   kpg_conn *c = ph->conn;
   kotte_pg_pool *p = ph->pool;
   if (c == NULL) return;
+  p->in_handler = 1;
   if (c->state == CONN_CONNECTING) {
     PostgresPollingStatusType st = PQconnectPoll(c->pg);
     if (st == PGRES_POLLING_OK) connected(c);

@@ -130,6 +130,7 @@ struct kotte_pg_pool {
   kpg_req *dl_head, *dl_tail; /* deadline list, sorted */
   kpg_req *done_head, *done_tail;
   int draining;
+  int in_handler; /* in one of the pool's libuv callbacks: it drains on its way out */
   kpg_conn *sync_head;
   uv_timer_t wake;     /* earliest deadline */
   uv_timer_t backoff;  /* next connection attempt after failures */

@@ -120,12 +120,15 @@ void kpg_complete(kpg_req *r, int status) {
   if (p->done_tail) p->done_tail->done_next = r;
   else p->done_head = r;
   p->done_tail = r;
-  if (!p->draining) uv_async_send(&p->defer);
+  /* Inside a libuv callback of the pool, kpg_drain() runs before it
+   * returns; elsewhere (a submitting call, a free) the async handle does. */
+  if (!p->draining && !p->in_handler) uv_async_send(&p->defer);
 }
 
 static void finalize(kotte_pg_pool *p);
 
 void kpg_drain(kotte_pg_pool *p) {
+  p->in_handler = 0;
   if (p->draining) return;
   p->draining = 1;
   kpg_req *r;
@@ -278,6 +281,7 @@ void kpg_requeue(kpg_req *r, int fresh) {
 
 static void on_wake(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
+  p->in_handler = 1;
   uint64_t now = kpg_now(p);
   while (p->dl_head && p->dl_head->deadline <= now) {
     kpg_req *r = p->dl_head;
@@ -311,6 +315,7 @@ static void on_wake(uv_timer_t *t) {
 
 static void on_backoff(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
+  p->in_handler = 1;
   p->backoff_active = 0;
   kpg_pump(p);
   kpg_drain(p);
@@ -325,6 +330,7 @@ static void request_retry_timer(kotte_pg_pool *p) {
 
 static void on_maint(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
+  p->in_handler = 1;
   uint64_t now = kpg_now(p);
   kpg_conn *c, *next;
   for (c = p->conns; c; c = next) {
@@ -369,6 +375,7 @@ void kpg_connected(kotte_pg_pool *p) {
 /* Batches filled during this loop turn get their Sync before the loop polls. */
 static void on_flush(uv_prepare_t *h) {
   kotte_pg_pool *p = h->data;
+  p->in_handler = 1;
   uv_prepare_stop(h);
   p->flusher_active = 0;
   kpg_conn *c;

@@ -35,7 +35,9 @@
 #define T_JSONB 3802u
 
 #define COLS "user_id, data, created_at, last_activity, expires_at, max_expires_at, idle_timeout_seconds"
-#define SLIDE(now) "least(" now " + idle_timeout_seconds * interval '1 second', max_expires_at)"
+/* explicit casts: a client that does not declare parameter types (pgbench)
+ * gets the same plan */
+#define SLIDE(now) "least(" now "::timestamptz + idle_timeout_seconds * interval '1 second', max_expires_at)"
 
 enum { S_GET_SLIDE, S_GET, S_PUT_NEW, S_PUT_REPLACE, S_UPDATE, S_REMOVE, S_RENAME, S_LIST,
        S_REMOVE_USER, S_PURGE, S_COUNT };
@@ -82,10 +84,10 @@ static const struct {
   /* Lock the live row, merge, and write only if the compact text fits;
    * `found` tells "not found" from "too big" in the same round trip. */
   [S_UPDATE] = { "WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND "
-                 "expires_at < $2), cur AS (SELECT session_id, data || $3 AS merged FROM kotte_sessions "
+                 "expires_at < $2), cur AS (SELECT session_id, data || $3::jsonb AS merged FROM kotte_sessions "
                  "WHERE session_id = $1 AND expires_at >= $2 FOR UPDATE), "
                  "upd AS (UPDATE kotte_sessions s SET data = cur.merged, last_activity = $2, "
-                 "expires_at = least($2 + s.idle_timeout_seconds * interval '1 second', "
+                 "expires_at = least($2::timestamptz + s.idle_timeout_seconds * interval '1 second', "
                  "s.max_expires_at) FROM cur WHERE s.session_id = cur.session_id AND "
                  "octet_length(regexp_replace(cur.merged::text, '(\"(?:[^\"\\\\]|\\\\.)*\")| ', "
                  "'\\1', 'g')) <= $4 RETURNING s.user_id, s.data, s.created_at, s.last_activity, "
@@ -117,7 +119,12 @@ typedef struct pg_backend {
   kotte_pg_pool *pool;
   kotte_pg_stmt *stmts[S_COUNT];
   int prepared;
-  unsigned char *keys; /* sodium_malloc: hash key, then seal key */
+  /* Both in sodium_malloc memory (guard pages, locked, kept out of core
+   * dumps). The seal key is inaccessible between uses; the hash key, used
+   * by every request, stays read-only: two mprotect calls per request
+   * (and their TLB shootdowns) cost more than the whole client side. */
+  unsigned char *keys;     /* seal key */
+  unsigned char *hash_key; /* hash key */
 } pg_backend;
 
 #define PGB(be) ((pg_backend *)(be))
@@ -139,9 +146,7 @@ typedef struct op {
 
 static void hash_id(pg_backend *b, const char *token, char out[HASH_LEN + 1]) {
   unsigned char h[32];
-  sodium_mprotect_readonly(b->keys);
-  crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), b->keys, 32);
-  sodium_mprotect_noaccess(b->keys);
+  crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), b->hash_key, 32);
   sodium_bin2base64(out, HASH_LEN + 1, h, sizeof h, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
@@ -153,7 +158,7 @@ static void seal_token(pg_backend *b, const char *token, const char *hash, unsig
   crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
                                              NULL, (const unsigned char *)token, KOTTE_SESSION_ID_LEN,
                                              (const unsigned char *)hash, HASH_LEN, NULL, nonce,
-                                             b->keys + 32);
+                                             b->keys);
   sodium_mprotect_noaccess(b->keys);
 }
 
@@ -164,7 +169,7 @@ static int open_token(pg_backend *b, const unsigned char *blob, int len, const c
   int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
       (unsigned char *)out, NULL, NULL, blob + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
       (unsigned long long)len - 1 - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-      (const unsigned char *)hash, strlen(hash), blob + 1, b->keys + 32);
+      (const unsigned char *)hash, strlen(hash), blob + 1, b->keys);
   sodium_mprotect_noaccess(b->keys);
   out[KOTTE_SESSION_ID_LEN] = '\0';
   return rc == 0 ? 0 : KOTTE_EINTEGRITY;
@@ -519,6 +524,7 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
 static void pg_free(kotte_session_backend *be) {
   pg_backend *b = PGB(be);
   sodium_free(b->keys); /* wipes */
+  sodium_free(b->hash_key);
   kotte__free(b);
 }
 
@@ -534,17 +540,21 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   pg_backend *b = kotte__calloc(1, sizeof *b);
   if (b == NULL) return KOTTE_ENOMEM;
-  b->keys = sodium_malloc(64);
-  if (b->keys == NULL) {
+  b->keys = sodium_malloc(32);
+  b->hash_key = sodium_malloc(32);
+  if (b->keys == NULL || b->hash_key == NULL) {
+    sodium_free(b->keys);
+    sodium_free(b->hash_key);
     kotte__free(b);
     return KOTTE_ENOMEM;
   }
   /* master = BLAKE2b(secret); hash key and seal key = KDF(master, 1 / 2) */
   unsigned char master[crypto_kdf_KEYBYTES];
   crypto_generichash(master, sizeof master, secret, secret_len, NULL, 0);
-  crypto_kdf_derive_from_key(b->keys, 32, 1, "kotte-si", master);
-  crypto_kdf_derive_from_key(b->keys + 32, 32, 2, "kotte-si", master);
+  crypto_kdf_derive_from_key(b->hash_key, 32, 1, "kotte-si", master);
+  crypto_kdf_derive_from_key(b->keys, 32, 2, "kotte-si", master);
   sodium_memzero(master, sizeof master);
+  sodium_mprotect_readonly(b->hash_key);
   sodium_mprotect_noaccess(b->keys);
   b->pool = pool;
   b->base.version = KOTTE_SESSION_BACKEND_VERSION;

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# PostgreSQL session benchmark, all on one throw-away server in one run:
+#
+#   - libkotte: session get and update through the store, the PostgreSQL
+#     backend and kotte_pg_pool (bench_pg_sessions), 1, 8 and 32 in flight,
+#     without and with pipelining;
+#   - pgbench -M prepared running the backend's very SQL (printed by
+#     pg_dump_sql) with as many clients;
+#   - asyncpg (Debian's python3-asyncpg) running the same statements.
+#
+# Prints ops/s for each and the ratios. Usage: bash tests/bench/bench_pg.sh [SECONDS]
+# (default 5 per measurement; about 3 minutes in all). Builds a Release tree
+# in build-pg/rel. The server runs with fsync off (as the test suites do),
+# so the figures measure CPU and round trips, not the disk.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+secs=${1:-5}
+bash tests/deps.sh test >/dev/null
+
+build=build-pg/rel
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DKOTTE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$build" -j2 --target bench_pg_sessions pg_dump_sql >/dev/null
+
+eval "$(bash tests/pg/pg.sh start)"
+work=$(mktemp -d /tmp/kotte-bench-XXXXXX)
+trap 'bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"; rm -rf "$work"' EXIT
+ci=$KOTTE_TEST_PG_CONNINFO
+psql_app() { psql "$ci" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+"$build/tests/pg_dump_sql" >"$work/sql"
+sed -n 1p "$work/sql" >"$work/get.sql"
+sed -n 2p "$work/sql" >"$work/update.sql"
+
+# Rows for pgbench and asyncpg, keyed '1'..'10000' (they cannot compute the
+# keyed hash the backend uses for its own rows).
+psql_app -c "INSERT INTO kotte_sessions (session_id, user_id, data, created_at, last_activity,
+  expires_at, max_expires_at, idle_timeout_seconds)
+  SELECT g::text, 'pgbench', '{\"csrf_token\":\"x\",\"graph_context\":null}', now(), now(),
+         now() + interval '1 day', now() + interval '1 day', 1800
+  FROM generate_series(1, 10000) g"
+now=$(psql_app -At -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00\"')")
+
+echo "libkotte pool ..." >&2
+"$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | tee "$work/pool.txt" >&2
+
+echo "pgbench -M prepared ..." >&2
+for op in get update; do
+  # $1 -> :id, $2 -> :now, $3 -> :patch, $4 -> :max (pgbench's variables)
+  { echo '\set id random(1, 10000)'
+    sed -e 's/\$1/:id/g; s/\$2/:now/g; s/\$3/:patch/g; s/\$4/:max/g' "$work/$op.sql"; } >"$work/pgbench-$op.sql"
+  for c in 1 8 32; do
+    j=$(( c < 2 ? 1 : 2 ))
+    tps=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$secs" -D "now=$now" -D 'patch={"k": 1}' \
+            -D max=65536 -f "$work/pgbench-$op.sql" "$ci" 2>&1 |
+          sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+    echo "RESULT op=$op conc=$c mode=pgbench ops_s=${tps%.*}" | tee -a "$work/pgbench.txt" >&2
+  done
+done
+
+echo "asyncpg ..." >&2
+dsn="postgresql://kotte_app@/kotte?host=$KOTTE_TEST_PG_DIR&port=$KOTTE_TEST_PG_PORT"
+/usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" "$work/update.sql" |
+  tee "$work/asyncpg.txt" >&2
+
+/usr/bin/python3 - "$work" <<'PY'
+import re, sys, os
+work = sys.argv[1]
+r = {}
+for f in ("pool.txt", "pgbench.txt", "asyncpg.txt"):
+    for line in open(os.path.join(work, f)):
+        m = re.match(r"RESULT op=(\w+) conc=(\d+) mode=(\w+) ops_s=(\d+)", line)
+        if m:
+            r[(m[1], int(m[2]), m[3])] = int(m[4])
+print()
+print("| op | in flight | libkotte pool | libkotte pipelined | pgbench -M prepared | asyncpg | pool / pgbench | pipelined / pgbench | pool / asyncpg | best / asyncpg |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "-"
+for op in ("get", "update"):
+    for c in (1, 8, 32):
+        pool = r.get((op, c, "pool"), 0)
+        pipe = r.get((op, c, "pipeline"), 0)
+        pgb = r.get((op, c, "pgbench"), 0)
+        apg = r.get((op, c, "asyncpg"), 0)
+        best = max(pool, pipe)
+        print(f"| {op} | {c} | {pool:,} | {pipe:,}" if pipe else f"| {op} | {c} | {pool:,} | -", end="")
+        print(f" | {pgb:,} | {apg:,} | {ratio(pool, pgb)} | {ratio(pipe, pgb)} | {ratio(pool, apg)} | {ratio(best, apg)} |")
+PY

@@ -1,0 +1,217 @@
+/* PostgreSQL session benchmark: session get and update through the
+ * asynchronous store API, PostgreSQL backend, kotte_pg_pool, on a loop this
+ * program runs. 1, 8 and 32 requests in flight; without pipelining (one
+ * connection per request in flight, one query per round trip) and with it
+ * (fewer connections, the queries of a loop turn sharing a round trip and
+ * a commit). tests/bench/bench_pg.sh runs it beside pgbench -M prepared and
+ * asyncpg on the same server and prints the ratios.
+ *
+ *     bench_pg_sessions CONNINFO [SECONDS] [SESSIONS]   (defaults: 3, 10000)
+ *
+ * Prints one line per run: RESULT op=get conc=8 mode=pool ops_s=12345
+ * (mode pool or pipeline), then the pool's counters.
+ *
+ * The measured runs use a store clock stopped at the start of the run, so
+ * every slide writes the same timestamps: pgbench can only pass a constant
+ * timestamp (-D now=...), and asyncpg does the same, so that the server does
+ * the same work (the same HOT-able row updates) for all three clients.
+ * KOTTE_BENCH_REAL_CLOCK=1 uses the real clock instead.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <kotte.h>
+#include <kotte/pg.h>
+
+static const unsigned char secret[] = "benchmark-session-secret-0123456789";
+
+typedef struct bench {
+  uv_loop_t loop;
+  kotte_pg_pool *pool;
+  kotte_session_store *store;
+  char (*ids)[KOTTE_SESSION_ID_LEN + 1];
+  int n_ids;
+  int op_update;
+  int running, inflight;
+  uint64_t done, errors, counter;
+  unsigned int rnd;
+} bench;
+
+static void issue(bench *b);
+
+static void on_done(int status, kotte_session *s, void *ud) {
+  bench *b = ud;
+  kotte_session_free(s);
+  b->inflight--;
+  if (status != 0) {
+    if (b->errors++ < 3) fprintf(stderr, "op failed: %s\n", kotte_strerror(status));
+  } else {
+    b->done++;
+  }
+  if (b->running) issue(b);
+}
+
+static void issue(bench *b) {
+  b->rnd = b->rnd * 1103515245u + 12345u;
+  const char *id = b->ids[(b->rnd >> 8) % (unsigned int)b->n_ids];
+  int rc;
+  b->inflight++;
+  if (b->op_update) {
+    char patch[48];
+    snprintf(patch, sizeof patch, "{\"k\":%llu}", (unsigned long long)++b->counter);
+    rc = kotte_session_update(b->store, id, patch, on_done, b);
+  } else {
+    rc = kotte_session_get(b->store, id, on_done, b);
+  }
+  if (rc != 0) {
+    b->inflight--;
+    fprintf(stderr, "submit failed: %s\n", kotte_strerror(rc));
+    exit(1);
+  }
+}
+
+static kotte_time fixed_now;
+
+static kotte_time bench_clock(void *ctx) {
+  (void)ctx;
+  return fixed_now ? fixed_now : kotte_clock_now();
+}
+
+static void open_stack(bench *b, const char *conninfo, unsigned int max_size, unsigned int depth) {
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = conninfo;
+  o.min_size = max_size;
+  o.max_size = max_size;
+  o.pipeline_depth = depth;
+  if (kotte_pg_pool_new(&b->pool, &b->loop, &o) != 0) {
+    fprintf(stderr, "pool: %s\n", kotte_error_detail());
+    exit(1);
+  }
+  kotte_session_backend *be;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.clock = bench_clock;
+  if (kotte_session_backend_postgresql_new(&be, b->pool, secret, sizeof secret - 1) != 0 ||
+      kotte_session_store_new(&b->store, &b->loop, be, &so) != 0) {
+    fprintf(stderr, "store: %s\n", kotte_error_detail());
+    exit(1);
+  }
+}
+
+static void close_stack(bench *b) {
+  kotte_session_store_free(b->store);
+  kotte_pg_pool_free(b->pool);
+  uv_run(&b->loop, UV_RUN_DEFAULT);
+}
+
+static void on_stop(uv_timer_t *t) { *(int *)t->data = 1; }
+
+/* Keeps @p conc operations in flight for @p ms; returns ops/s. */
+static double run(bench *b, int conc, int ms) {
+  uv_timer_t t;
+  int fired = 0;
+  uv_timer_init(&b->loop, &t);
+  t.data = &fired;
+  b->done = b->errors = 0;
+  b->running = 1;
+  uint64_t t0 = uv_hrtime();
+  for (int i = 0; i < conc; i++) issue(b);
+  uv_timer_start(&t, on_stop, (uint64_t)ms, 0);
+  while (!fired) uv_run(&b->loop, UV_RUN_ONCE);
+  uint64_t done = b->done;
+  double secs = (double)(uv_hrtime() - t0) / 1e9;
+  b->running = 0;
+  while (b->inflight) uv_run(&b->loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&b->loop, UV_RUN_NOWAIT);
+  return (double)done / secs;
+}
+
+typedef struct create_ctx {
+  bench *b;
+  int i, *done;
+} create_ctx;
+
+static void on_created(int status, kotte_session *s, void *ud) {
+  create_ctx *c = ud;
+  if (status != 0) {
+    fprintf(stderr, "create: %s\n", kotte_strerror(status));
+    exit(1);
+  }
+  snprintf(c->b->ids[c->i], KOTTE_SESSION_ID_LEN + 1, "%s", kotte_session_id(s));
+  kotte_session_free(s);
+  (*c->done)++;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s CONNINFO [SECONDS] [SESSIONS]\n", argv[0]);
+    return 2;
+  }
+  const char *conninfo = argv[1];
+  int ms = (argc > 2 ? atoi(argv[2]) : 3) * 1000;
+  bench b;
+  memset(&b, 0, sizeof b);
+  b.n_ids = argc > 3 ? atoi(argv[3]) : 10000;
+  b.ids = calloc((size_t)b.n_ids, sizeof *b.ids);
+  b.rnd = 42;
+  uv_loop_init(&b.loop);
+
+  /* the sessions every run reads and updates */
+  open_stack(&b, conninfo, 8, 16);
+  create_ctx *cc = calloc((size_t)b.n_ids, sizeof *cc);
+  int created = 0;
+  for (int i = 0; i < b.n_ids; i++) {
+    cc[i] = (create_ctx){ &b, i, &created };
+    if (kotte_session_create(b.store, "bench", "{\"csrf_token\":\"x\",\"graph_context\":null}",
+                             on_created, &cc[i]) != 0)
+      return 1;
+    if (i % 256 == 255)
+      while (created <= i - 128) uv_run(&b.loop, UV_RUN_ONCE);
+  }
+  while (created < b.n_ids) uv_run(&b.loop, UV_RUN_ONCE);
+  free(cc);
+  close_stack(&b);
+  printf("created %d sessions\n", b.n_ids);
+  fflush(stdout);
+
+  const char *rc_env = getenv("KOTTE_BENCH_REAL_CLOCK");
+  if (!(rc_env && *rc_env == '1')) fixed_now = kotte_clock_now();
+  const int concs[] = { 1, 8, 32 };
+  const char *pc = getenv("KOTTE_BENCH_PIPE_CONNS");
+  int pipe_conns = pc && atoi(pc) > 0 ? atoi(pc) : 2;
+  for (int op = 0; op < 2; op++) {
+    for (int ci = 0; ci < 3; ci++) {
+      int conc = concs[ci];
+      for (int pipe = 0; pipe < 2; pipe++) {
+        if (pipe && conc == 1) continue; /* nothing to share */
+        char name[64];
+        snprintf(name, sizeof name, "%s:%d:%s", op ? "update" : "get", conc, pipe ? "pipeline" : "pool");
+        const char *only = getenv("KOTTE_BENCH_ONLY"); /* e.g. get:8:pool */
+        if (only && *only && strcmp(only, name) != 0) continue;
+        /* without pipelining: a connection per request in flight, like
+         * pgbench -c N; with it: pipe_conns connections (default 2: one
+         * server process per core here) sharing the requests in flight. */
+        unsigned int size = pipe ? (unsigned int)(conc < pipe_conns ? conc : pipe_conns)
+                                 : (unsigned int)conc;
+        unsigned int depth = pipe ? (unsigned int)conc : 1;
+        open_stack(&b, conninfo, size, depth);
+        b.op_update = op;
+        run(&b, conc, 300); /* warm up: connections, prepared statements */
+        double r = run(&b, conc, ms);
+        kotte_pg_pool_stats s;
+        s.version = KOTTE_PG_STATS_VERSION;
+        kotte_pg_pool_get_stats(b.pool, &s);
+        printf("RESULT op=%s conc=%d mode=%s ops_s=%.0f conns=%u queries_per_round_trip=%.2f errors=%llu\n",
+               op ? "update" : "get", conc, pipe ? "pipeline" : "pool", r, s.open,
+               s.batches ? (double)s.queries / (double)s.batches : 0.0,
+               (unsigned long long)b.errors);
+        fflush(stdout);
+        close_stack(&b);
+      }
+    }
+  }
+  uv_loop_close(&b.loop);
+  free(b.ids);
+  return 0;
+}
