@@ -307,6 +307,19 @@ KOTTE_EXTERN int kotte_cred_backend_memory_new(kotte_cred_backend **out);
 KOTTE_EXTERN int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
                                                   const char *path);
 
+typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
+
+/**
+ * A PostgreSQL backend on table kotte_credentials (sql/migrations/),
+ * through @p pool (kotte/pg.h), which it borrows: free the store first,
+ * then the pool. One statement per operation, as
+ * kotte/sys/credential_backend.h lists them; the table holds only the
+ * store's sealed blobs. Any thread (statements are registered with the
+ * pool on first use, on the loop thread). Returns 0, KOTTE_EINVAL or
+ * KOTTE_ENOMEM.
+ */
+KOTTE_EXTERN int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *pool);
+
 /** Frees a backend that no store took. NULL is a no-op. */
 KOTTE_EXTERN void kotte_cred_backend_free(kotte_cred_backend *backend);
 

@@ -1,6 +1,7 @@
 list(APPEND KOTTE_SOURCES
   libkotte/credential/backend_json_file.c
   libkotte/credential/backend_memory.c
+  libkotte/credential/backend_postgresql.c
   libkotte/credential/cred.c
   libkotte/credential/cred_journal.c
   libkotte/credential/cred_table.c

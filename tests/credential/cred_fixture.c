@@ -16,10 +16,16 @@ kotte_keyring *cfx_ring(const char *current, const char *previous) {
   return kr;
 }
 
+const char *cfx_postgresql_conninfo(void) {
+  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
+  return ci && *ci ? ci : NULL;
+}
+
 kotte_cred_backend *cfx_backend(cfx *f) {
   kotte_cred_backend *be = NULL;
-  int rc = f->kind == CFX_MEMORY ? kotte_cred_backend_memory_new(&be)
-                                 : kotte_cred_backend_json_file_new(&be, &f->loop, f->path);
+  int rc = f->kind == CFX_MEMORY       ? kotte_cred_backend_memory_new(&be)
+           : f->kind == CFX_POSTGRESQL ? kotte_cred_backend_postgresql_new(&be, f->pool)
+                                       : kotte_cred_backend_json_file_new(&be, &f->loop, f->path);
   assert_int_equal(rc, 0);
   return be;
 }
@@ -44,6 +50,27 @@ void cfx_use_ring(cfx *f, kotte_keyring *kr) {
   f->kr = kr;
 }
 
+typedef struct sql_call {
+  int done, status;
+} sql_call;
+
+static void on_sql(int status, const kotte_pg_result *res, void *ud) {
+  sql_call *c = ud;
+  (void)res;
+  c->done = 1;
+  c->status = status;
+}
+
+/* Each test starts from an empty table (kotte_app may DELETE, not TRUNCATE). */
+static void empty_table(cfx *f) {
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  sql_call c = { 0, 0 };
+  q.sql = "DELETE FROM kotte_credentials";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, on_sql, &c), 0);
+  while (!c.done) uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(c.status, 0);
+}
+
 static int setup(void **state, int kind) {
   cfx *f = calloc(1, sizeof *f);
   assert_non_null(f);
@@ -55,6 +82,13 @@ static int setup(void **state, int kind) {
   o.clock_ctx = f;
   f->opts = o;
   f->kr = cfx_ring(KEY_A, NULL);
+  if (kind == CFX_POSTGRESQL) {
+    kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;
+    po.conninfo = cfx_postgresql_conninfo();
+    assert_non_null(po.conninfo);
+    assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &po), 0);
+    empty_table(f);
+  }
   if (kind == CFX_JSON_FILE) {
     snprintf(f->dir, sizeof f->dir, "/tmp/kotte-cred-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -67,10 +101,16 @@ static int setup(void **state, int kind) {
 
 int cfx_setup_memory(void **state) { return setup(state, CFX_MEMORY); }
 int cfx_setup_json_file(void **state) { return setup(state, CFX_JSON_FILE); }
+int cfx_setup_postgresql(void **state) { return setup(state, CFX_POSTGRESQL); }
 
 int cfx_teardown(void **state) {
   cfx *f = *state;
   close_store(f);
+  if (f->pool) {
+    kotte_pg_pool_free(f->pool);
+    f->pool = NULL;
+    uv_run(&f->loop, UV_RUN_DEFAULT); /* until the pool's handles are closed */
+  }
   kotte_keyring_free(f->kr);
   assert_int_equal(f->inline_callbacks, 0);
   assert_int_equal(uv_loop_close(&f->loop), 0);

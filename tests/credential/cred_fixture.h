@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <kotte.h>
+#include <kotte/pg.h>
 #include <kotte/sys/credential_backend.h>
 
 #define SEC 1000000LL
@@ -28,16 +29,21 @@ typedef struct cfx {
   kotte_time now;
   char dir[128];
   char path[256];
-  int kind;             /* CFX_MEMORY or CFX_JSON_FILE */
+  int kind;             /* CFX_MEMORY, CFX_JSON_FILE or CFX_POSTGRESQL */
+  kotte_pg_pool *pool;  /* CFX_POSTGRESQL: the pool the backends borrow */
   int in_start;         /* set while a start call is on the stack */
   int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
   kotte_cred_options opts;
 } cfx;
 
-enum { CFX_MEMORY = 1, CFX_JSON_FILE = 2 };
+enum { CFX_MEMORY = 1, CFX_JSON_FILE = 2, CFX_POSTGRESQL = 3 };
 
 int cfx_setup_memory(void **state);
 int cfx_setup_json_file(void **state);
+/* PostgreSQL at $KOTTE_TEST_PG_CONNINFO (tests/pg/pg.sh); the table is
+ * emptied before each test. cfx_postgresql_conninfo() is NULL when unset. */
+int cfx_setup_postgresql(void **state);
+const char *cfx_postgresql_conninfo(void);
 int cfx_teardown(void **state);
 
 /* (Re)creates the store with f->opts and f->kr (json_file: same file). */

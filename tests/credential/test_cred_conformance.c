@@ -627,7 +627,9 @@ static void options_and_versions_are_checked(void **state) {
   be->version = v;
   kotte_cred_backend_free(be);
   assert_string_equal(kotte_cred_store_backend_name(f->store),
-                      f->kind == CFX_MEMORY ? "memory" : "json_file");
+                      f->kind == CFX_MEMORY       ? "memory"
+                      : f->kind == CFX_POSTGRESQL ? "postgresql"
+                                                  : "json_file");
 }
 
 #define T(name, setup) cmocka_unit_test_setup_teardown(name, setup, cfx_teardown)
@@ -666,5 +668,12 @@ int main(void) {
   int failed = 0;
   failed += cmocka_run_group_tests_name("credential conformance: memory", memory, NULL, NULL);
   failed += cmocka_run_group_tests_name("credential conformance: json_file", json_file, NULL, NULL);
+  if (cfx_postgresql_conninfo()) {
+    const struct CMUnitTest postgresql[] = CONFORMANCE(cfx_setup_postgresql);
+    failed += cmocka_run_group_tests_name("credential conformance: postgresql", postgresql, NULL, NULL);
+  } else {
+    printf("credential conformance: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
+           "(tests/suites.d/20-postgresql.sh starts a server and sets it)\n");
+  }
   return failed ? 1 : 0;
 }

@@ -227,5 +227,9 @@ int main(void) {
   int failed = 0;
   failed += cmocka_run_group_tests_name("credential tamper: memory", memory, NULL, NULL);
   failed += cmocka_run_group_tests_name("credential tamper: json_file", json_file, NULL, NULL);
+  if (cfx_postgresql_conninfo()) {
+    const struct CMUnitTest postgresql[] = TAMPER(cfx_setup_postgresql);
+    failed += cmocka_run_group_tests_name("credential tamper: postgresql", postgresql, NULL, NULL);
+  }
   return failed ? 1 : 0;
 }
