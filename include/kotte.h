@@ -8,6 +8,7 @@
  *   kotte/runtime.h  a library-owned libuv loop thread for blocking calls
  *   kotte/session.h  the session store and its built-in backends
  *   kotte/credential.h  the key ring and the credential store (saved connections)
+ *   kotte/pg.h       the asynchronous PostgreSQL pool and the migration function
  *
  * Backend writers additionally include kotte/sys/session_backend.h or
  * kotte/sys/credential_backend.h.
@@ -20,5 +21,6 @@
 #include "kotte/runtime.h"
 #include "kotte/session.h"
 #include "kotte/credential.h"
+#include "kotte/pg.h"
 
 #endif /* KOTTE_H */
