@@ -11,8 +11,7 @@
  *    (id, user_id, data_json, created_at, last_activity, expires_at,
  *    max_expires_at) with times in microseconds since the epoch, and the C
  *    objects are freed at once;
- *  - the asyncio bridge of src/kpy_aio.h and the secret sealer of
- *    src/kpy_secret.h.
+ *  - the asyncio bridge of src/kpy_aio.h.
  * The Pythonic API lives in plain Python beside it (libkotte/*.py).
  */
 %module(package="libkotte") capi
@@ -23,7 +22,6 @@
 #include <kotte/pg.h>
 #include <kotte/credential.h>
 #include "kpy_aio.h"
-#include "kpy_secret.h"
 
 /* A saved connection as a tuple (id, user_id, name, host, port, database,
  * sslmode, username, password, key_id, created_at, updated_at,
@@ -151,7 +149,6 @@ KPY_OUT_HANDLE(kotte_keyring)
 KPY_OUT_HANDLE(kotte_cred_backend)
 KPY_OUT_HANDLE(kotte_cred_store)
 KPY_OUT_HANDLE(kpy_aioq)
-KPY_OUT_HANDLE(kpy_sealer)
 
 %typemap(in, numinputs=0) kotte_session **out (kotte_session *tmp = NULL) "$1 = &tmp;";
 %typemap(argout) kotte_session **out {
@@ -234,18 +231,6 @@ KPY_OUT_HANDLE(kpy_sealer)
 }
 %typemap(freearg) (const unsigned char *secret, size_t secret_len) {
   if (view$argnum.obj) PyBuffer_Release(&view$argnum);
-}
-
-/* kpy_sealer_open's status: raise after the call. */
-%typemap(in, numinputs=0) int *status (int tmp = 0) "$1 = &tmp;";
-%typemap(argout) int *status {
-  if (*$1 < 0) {
-    Py_XDECREF($result);
-    $result = NULL;
-    kpy_raise(*$1, "");
-    SWIG_fail;
-  }
-  if ($result == NULL) SWIG_fail;
 }
 
 /* PyObject * results are passed through; NULL means an exception is set. */
@@ -428,4 +413,3 @@ KPY_OUT_HANDLE(kpy_sealer)
 %include "kotte/pg.h"
 %include "kotte/credential.h"
 %include "kpy_aio.h"
-%include "kpy_secret.h"

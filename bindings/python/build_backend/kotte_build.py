@@ -96,7 +96,7 @@ def _compile_extension(work: Path, pkg_out: Path) -> Path:
     ldshared = shlex.split(os.environ.get("LDSHARED") or sysconfig.get_config_var("LDSHARED")
                            or "cc -shared")
     inc = [str(HERE / "src"), sysconfig.get_paths()["include"]]
-    sources = [HERE / "src" / "kpy_aio.c", HERE / "src" / "kpy_secret.c"]
+    sources = [HERE / "src" / "kpy_aio.c"]
     if _use_installed():
         flags = _run(["pkg-config", "--cflags", "--libs", "kotte", *EXTERNAL]).split()
         libdir = _run(["pkg-config", "--variable=libdir", "kotte"]).strip()

@@ -66,7 +66,7 @@ class KeyRing:
 
     def __del__(self) -> None:
         kr = getattr(self, "_kr", None)
-        if kr is not None:
+        if kr is not None and capi is not None:  # None: interpreter shutdown
             capi.kotte_keyring_free(kr)  # stores keep their own reference
             self._kr = None
 

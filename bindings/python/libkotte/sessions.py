@@ -80,6 +80,11 @@ class SessionStore:
         secret: the postgresql backend's key material (at least 16 bytes, the
             same on every replica): row keys are keyed hashes of the session
             ids and the ids themselves are stored sealed under it.
+        keyring: a :class:`libkotte.credentials.KeyRing`: values written as
+            ``{"$secret": value}`` anywhere in session data are then sealed
+            by the C store before any backend sees them, and read back as
+            ``{"$secret": value}``. Without one such data is refused
+            (KeyRingError).
 
     Use it as a context manager, or call :meth:`close`. ``store.aio`` is the
     asyncio face of the same store.
@@ -90,7 +95,8 @@ class SessionStore:
     def __init__(self, backend: str = "memory", path: Optional[str | os.PathLike[str]] = None, *,
                  idle_timeout: int = 1800, max_age: int = 3600, max_data_size: int = 65536,
                  timeout: Optional[float] = None, runtime: Optional[Runtime] = None,
-                 pool: Any = None, secret: Optional[bytes | str] = None) -> None:
+                 pool: Any = None, secret: Optional[bytes | str] = None,
+                 keyring: Any = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown session backend {backend!r}: use one of {', '.join(BACKENDS)}")
         if idle_timeout <= 0 or max_age <= 0:
@@ -116,6 +122,8 @@ class SessionStore:
         opts.idle_timeout_s = int(idle_timeout)
         opts.max_age_s = int(max_age)
         opts.max_data_size = int(max_data_size)
+        if keyring is not None:
+            opts.keyring = keyring._kr  # the store takes its own reference
         try:
             self._st = capi.kotte_session_store_open(rt, be, opts)
         except BaseException:

@@ -67,9 +67,12 @@ def settings_for(backend: str, tmp: Path, **extra: Any) -> KotteSettings:
         environment="test",
     )
     if backend == "postgresql":
-        values.update(pg_settings_values())
         values["credential_storage_type"] = "postgresql"
     values.update(extra)
+    if "postgresql" in (values["session_storage_type"], values["credential_storage_type"]):
+        for k, v in pg_settings_values().items():
+            if k not in extra:
+                values[k] = v
     return KotteSettings(**values)
 
 
@@ -124,9 +127,12 @@ def pg_execute(sql: str) -> None:
 @pytest.fixture(autouse=True)
 def _empty_pg_tables(request: pytest.FixtureRequest) -> None:
     """Every postgresql-backed test starts with empty libkotte tables."""
-    if ("backend" in request.fixturenames and pg_conninfo() and pg_supported()
-            and request.getfixturevalue("backend") == "postgresql"):
-        pg_execute("DELETE FROM kotte_sessions")
+    if not (pg_conninfo() and pg_supported()):
+        return
+    for name in ("backend", "cred_backend"):
+        if name in request.fixturenames and request.getfixturevalue(name) == "postgresql":
+            pg_execute("DELETE FROM kotte_sessions; DELETE FROM kotte_credentials")
+            return
 
 
 @pytest.fixture

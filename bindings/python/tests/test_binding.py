@@ -167,21 +167,3 @@ def test_runtime_close_closes_its_stores():
     assert st.closed
     with pytest.raises(libkotte.ClosedError):
         st.create("u")
-
-
-def test_sealer_roundtrip_and_binding():
-    s = capi.kpy_sealer_new(b"k" * 40, "kotte-ss")
-    try:
-        blob = capi.kpy_sealer_seal(s, b"ad-1", b"secret")
-        assert b"secret" not in blob
-        assert capi.kpy_sealer_open(s, b"ad-1", blob) == b"secret"
-        with pytest.raises(libkotte.IntegrityError):
-            capi.kpy_sealer_open(s, b"ad-2", blob)
-        tampered = bytearray(blob)
-        tampered[-1] ^= 1
-        with pytest.raises(libkotte.IntegrityError):
-            capi.kpy_sealer_open(s, b"ad-1", bytes(tampered))
-        with pytest.raises(libkotte.InvalidArgumentError):
-            capi.kpy_sealer_open(s, b"ad-1", b"short")
-    finally:
-        capi.kpy_sealer_free(s)

@@ -42,7 +42,7 @@ def cred_backend(request: pytest.FixtureRequest) -> str:
 
         require_pg()
         if not hasattr(capi, "kotte_cred_backend_postgresql_new"):
-            if os.environ.get("KOTTE_TEST_REQUIRE_PG_CREDENTIALS") == "1":
+            if os.environ.get("KOTTE_TEST_REQUIRE_PG") == "1":
                 pytest.fail("no postgresql credential backend in this build")
             pytest.skip("this libkotte build has no postgresql credential backend")
     return request.param

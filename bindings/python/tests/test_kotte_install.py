@@ -62,7 +62,10 @@ async def main():
                       "current_graph": None}, st
         sid = next(iter(mgr._sessions.keys()))
         stored = mgr.store.get(sid).data
-        assert "db_connection" not in stored and "s3cret-connect-password" not in str(stored)
+        assert "db_connection" not in stored
+        assert stored["connection_config"]["password"] == {"$secret": "s3cret-connect-password"}
+        with open(os.environ["SESSION_STORAGE_PATH"], "rb") as f:
+            assert b"s3cret-connect-password" not in f.read()  # sealed at rest
         r = await c.post("/api/v1/connections", json={"name": "n", "host": "h", "port": 5432,
                          "database": "d", "username": "u", "password": "p"})
         assert r.status_code == 201, r.text

@@ -133,37 +133,63 @@ async def test_connect_keeps_the_live_pool_in_this_process_only(manager: Session
 
 
 async def test_password_is_never_stored_in_clear_text(backend: str, tmp_path: Path):
+    """The password is marked {"$secret": ...}; the C store seals it before the
+    backend sees it (json_file journal, PostgreSQL rows) and opens it on read."""
     m = SessionManager(settings_for(backend, tmp_path))
     try:
         secret = "Pa55-word-nobody-may-read-%d" % time.time_ns()
         sid = await m.create_session("u", {"username": "u", "password": secret})
-        await m.update_session(sid, {"connection_config": {"user": "x", "password": secret}})
-        raw = json.dumps(m.store.get(sid).data)
-        assert secret not in raw and "$kpy_sealed" in raw
-        assert (await m.get_session(sid))["connection_config"]["password"] == secret
+        other = await m.create_session("u2")
+        await m.update_session(other, {"connection_config": {"user": "x", "password": secret}})
+        for s in (sid, other):
+            assert (await m.get_session(s))["connection_config"]["password"] == secret
+            assert m.store.get(s).data["connection_config"]["password"] == {"$secret": secret}
         if backend == "json_file":
             on_disk = (tmp_path / "sessions.journal").read_bytes()
-            assert secret.encode() not in on_disk
+            assert secret.encode() not in on_disk and b"$sealed" in on_disk
         if backend == "postgresql":
             from conftest import pg_connect_kwargs
             import asyncpg
 
             conn = await asyncpg.connect(**pg_connect_kwargs())
             try:
-                rows = await conn.fetch("SELECT data::text FROM kotte_sessions")
+                rows = [r[0] for r in await conn.fetch("SELECT data::text FROM kotte_sessions")]
             finally:
                 await conn.close()
-            assert rows and all(secret not in r[0] for r in rows)
-        # another manager with another key cannot open it: the session stays
-        # usable, without the password
-        other = SessionManager(settings_for(backend, tmp_path,
-                                            master_encryption_key="another-key-" + "x" * 32),
-                               store=m.store)
-        s = await other.get_session(sid)
-        assert s is not None and "password" not in s["connection_config"]
+            assert len(rows) == 2 and all(secret not in r and "$sealed" in r for r in rows)
     finally:
         m._sessions.clear()
         m.close()
+
+
+@pytest.mark.parametrize("backend", ["json_file", "postgresql"])
+async def test_key_rotation_and_a_foreign_key(backend: str, tmp_path: Path, monkeypatch):
+    if backend == "postgresql":
+        from conftest import require_pg
+
+        require_pg()
+    old_key = TEST_KEY
+    new_key = "ffeeddccbbaa99887766554433221100" * 2
+    a = SessionManager(settings_for(backend, tmp_path))
+    sid = await a.create_session("u", {"username": "u", "password": "pw-1"})
+    a.close()
+    # a replica with another key only: the session cannot be read there
+    b = SessionManager(settings_for(backend, tmp_path, master_encryption_key=new_key,
+                                    session_secret_key="pg-row-key-kept-the-same"))
+    c = None
+    try:
+        if backend == "json_file":
+            assert await b.get_session(sid) is None
+        # after rotation (old key listed as previous) it opens again
+        monkeypatch.setenv("MASTER_ENCRYPTION_KEYS_PREVIOUS", old_key)
+        c = SessionManager(settings_for(backend, tmp_path, master_encryption_key=new_key,
+                                        session_secret_key="pg-row-key-kept-the-same"))
+        if backend == "json_file":
+            assert (await c.get_session(sid))["connection_config"]["password"] == "pw-1"
+    finally:
+        b.close()
+        if c is not None:
+            c.close()
 
 
 async def test_serialisable_value_replaces_an_earlier_local_one(manager: SessionManager):
@@ -275,15 +301,11 @@ def test_invalid_settings_are_refused_clearly(bad):
     assert list(bad)[0] in str(ei.value)
 
 
-async def test_production_without_a_key_refuses_to_store_a_password(tmp_path: Path):
+async def test_production_without_a_key_refuses_to_start(tmp_path: Path):
     m = SessionManager(settings_for("memory", tmp_path, master_encryption_key="",
                                     environment="production"))
-    try:
-        sid = await m.create_session("u")  # no secret yet: fine
-        with pytest.raises(ValueError, match="MASTER_ENCRYPTION_KEY"):
-            await m.update_session(sid, {"connection_config": {"password": "p"}})
-    finally:
-        m.close()
+    with pytest.raises(ValueError, match="MASTER_ENCRYPTION_KEY"):
+        await m.create_session("u")
 
 
 async def test_development_key_file_is_created_once_and_reused(tmp_path: Path):

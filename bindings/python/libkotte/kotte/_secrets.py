@@ -1,17 +1,16 @@
-"""The master key of the drop-in and the sealing of session secrets.
+"""The drop-in's master key and key ring.
 
-The key is Kotte's ``MASTER_ENCRYPTION_KEY``. Without it Kotte (outside
-production) falls back to a development key kept in ``.master_encryption_key``
-beside ``CREDENTIAL_STORAGE_PATH``; the drop-in reads or creates that same
-file, so a development setup keeps working, and refuses to start in
-production without a key, as Kotte does.
+The key is Kotte's ``MASTER_ENCRYPTION_KEY`` (with
+``MASTER_ENCRYPTION_KEYS_PREVIOUS`` while rotating). Without it Kotte
+(outside production) falls back to a development key kept in
+``.master_encryption_key`` beside ``CREDENTIAL_STORAGE_PATH``; the drop-in
+reads or creates that same file, so a development setup keeps working, and
+refuses to start in production without a key, as Kotte does.
 
-Session secrets (the password inside ``connection_config``) are sealed with
-libsodium's XChaCha20-Poly1305 through the binding (src/kpy_secret.c) under
-a subkey derived from the master key, with associated data that binds each
-blob to its user and field. In the store they look like
-``{"$kpy_sealed": "<base64url>"}``; get_session() opens them again, so Kotte's
-code sees the plain value.
+Both stores seal with the same libkotte key ring: the credential store its
+username and password fields, the session store every value marked
+``{"$secret": value}`` (the drop-in marks the password of
+``connection_config``), sealed in C before any backend sees it.
 """
 
 from __future__ import annotations
@@ -19,18 +18,17 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
-from .. import capi
 from .config import KotteSettings
 
 log = logging.getLogger("libkotte.kotte")
 
 DEV_KEY_FILENAME = ".master_encryption_key"
-SEALED = "$kpy_sealed"
-_CONTEXT = "kotte-ss"  # 8 bytes: libsodium KDF context of session secrets
+SECRET = "$secret"  # the session store's marker (kotte/session.h)
 
 
 def master_key(settings: KotteSettings) -> str:
@@ -43,6 +41,8 @@ def master_key(settings: KotteSettings) -> str:
     key = _read_dev_key(path)
     if key is None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # 32 random bytes in base64 (a Fernet key, as Kotte writes it): a
+        # key the key ring takes as it is, without stretching.
         new = base64.urlsafe_b64encode(os.urandom(32)).decode()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -72,33 +72,37 @@ def _read_dev_key(path: Path) -> str | None:
     return key if len(key.encode()) >= 32 else None
 
 
-class SecretSealer:
-    """Seals and opens small secrets stored inside session data."""
-
-    def __init__(self, key: str) -> None:
-        if not key:
-            raise ValueError("an empty master key")
-        self._sealer = capi.kpy_sealer_new(key.encode(), _CONTEXT)
-
-    def __del__(self) -> None:
-        s = getattr(self, "_sealer", None)
-        if s is not None:
-            capi.kpy_sealer_free(s)
-            self._sealer = None
-
-    @staticmethod
-    def _ad(user_id: str, field: str) -> bytes:
-        return b"kotte.session.v1\0" + user_id.encode() + b"\0" + field.encode()
-
-    def seal(self, user_id: str, field: str, value: str) -> dict[str, str]:
-        blob = capi.kpy_sealer_seal(self._sealer, self._ad(user_id, field), value.encode())
-        return {SEALED: base64.urlsafe_b64encode(blob).decode().rstrip("=")}
-
-    def open(self, user_id: str, field: str, sealed: dict[str, Any]) -> str:
-        text = sealed[SEALED]
-        blob = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        return capi.kpy_sealer_open(self._sealer, self._ad(user_id, field), blob).decode()
+_rings: dict[tuple[int, str, str], Any] = {}
+_rings_lock = threading.Lock()
 
 
-def is_sealed(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(SEALED), str)
+def keyring(settings: KotteSettings) -> Any:
+    """The process's key ring for these settings (built once: a passphrase key
+    costs an Argon2id stretching)."""
+    from ..credentials import KeyRing
+
+    current = master_key(settings)
+    previous = os.environ.get("MASTER_ENCRYPTION_KEYS_PREVIOUS", "")
+    k = (os.getpid(), current, previous)
+    with _rings_lock:
+        kr = _rings.get(k)
+        if kr is None:
+            kr = _rings[k] = KeyRing(current, previous or None)
+        return kr
+
+
+def mark(value: Any) -> dict[str, Any]:
+    return {SECRET: value}
+
+
+def unmark(obj: Any) -> Any:
+    """Replaces every {"$secret": v} inside session data by v (in place where it can)."""
+    if isinstance(obj, dict):
+        if len(obj) == 1 and SECRET in obj:
+            return unmark(obj[SECRET])
+        for k, v in obj.items():
+            obj[k] = unmark(v)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            obj[i] = unmark(v)
+    return obj

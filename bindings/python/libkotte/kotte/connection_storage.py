@@ -25,7 +25,7 @@ import os
 import threading
 from typing import Any, Dict, List, Optional
 
-from ..credentials import Credential, CredentialStore, KeyRing
+from ..credentials import Credential, CredentialStore
 from ..errors import AlreadyExistsError, CorruptStoreError, InvalidArgumentError, NotFoundError
 from . import _secrets
 from .config import KotteSettings
@@ -34,8 +34,7 @@ from .config import KotteSettings
 def open_credential_store(settings: KotteSettings,
                           storage_path: Optional[str] = None) -> CredentialStore:
     """The store CREDENTIAL_STORAGE_TYPE asks for."""
-    keyring = KeyRing(_secrets.master_key(settings),
-                      os.environ.get("MASTER_ENCRYPTION_KEYS_PREVIOUS") or None)
+    keyring = _secrets.keyring(settings)
     kind = settings.credential_storage_type
     if kind == "memory":
         return CredentialStore("memory", keyring=keyring)

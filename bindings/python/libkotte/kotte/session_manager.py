@@ -19,8 +19,10 @@ Differences that come from sharing sessions between processes:
   ``db_connection``) stay in a per-process side table, as Kotte's Redis
   manager keeps them in ``_local_session_objects``; every other value is in
   the store, shared by all replicas;
-* the password inside ``connection_config`` is sealed before it is stored
-  (see ``_secrets.py``) and opened again on read;
+* the password inside ``connection_config`` is marked as a secret, which
+  the C session store seals with the key ring (MASTER_ENCRYPTION_KEY) before
+  any backend sees it and opens on read; a session whose secret this
+  replica cannot open (a key it lacks, a tampered blob) reads as None;
 * a store failure (database down, I/O error) raises a
   :class:`libkotte.KotteError` instead of looking like a logged-out session;
 * ``_sessions`` (which Kotte's tests use) is a view of the sessions this
@@ -40,7 +42,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Optional
 
-from ..errors import BadIdError, IntegrityError, KotteError, NotFoundError
+from ..errors import BadIdError, IntegrityError, KeyRingError, KotteError, NotFoundError
 from ..sessions import SessionStore, from_micros
 from . import _secrets
 from .config import KotteSettings
@@ -52,6 +54,8 @@ _RESERVED = frozenset(("user_id", "created_at", "last_activity"))
 # (key, field) pairs sealed before they are stored.
 _SECRET_FIELDS = (("connection_config", "password"),)
 _GONE = (NotFoundError, BadIdError)
+# A secret inside the session that this process cannot open.
+_UNREADABLE = (KeyRingError, IntegrityError)
 
 PURGE_INTERVAL_S = 300.0
 
@@ -67,7 +71,8 @@ def _jsonable(value: Any) -> bool:
 def open_session_store(settings: KotteSettings) -> SessionStore:
     """The store SESSION_STORAGE_TYPE asks for."""
     kind = settings.session_storage_type
-    common = dict(idle_timeout=settings.session_idle_timeout, max_age=settings.session_max_age)
+    common = dict(idle_timeout=settings.session_idle_timeout, max_age=settings.session_max_age,
+                  keyring=_secrets.keyring(settings))
     if kind == "memory":
         return SessionStore("memory", **common)
     if kind == "json_file":
@@ -100,7 +105,6 @@ class SessionManager:
         # session id -> (user id, absolute expiry in µs) of the sessions this
         # process created or read; backs the `_sessions` view.
         self._index: dict[str, tuple[str, int]] = {}
-        self._sealer: Optional[_secrets.SecretSealer] = None
         self._background: set[asyncio.Task[Any]] = set()
         self._last_purge = time.monotonic()
         self._sessions = SessionsView(self)
@@ -122,11 +126,6 @@ class SessionManager:
                 self._store, self._pid = st, os.getpid()
             return st
 
-    def _get_sealer(self) -> _secrets.SecretSealer:
-        if self._sealer is None:
-            self._sealer = _secrets.SecretSealer(_secrets.master_key(self.settings))
-        return self._sealer
-
     def close(self) -> None:
         """Closes the store this manager opened (a store passed in stays open)."""
         st, self._store = self._store, None
@@ -146,29 +145,18 @@ class SessionManager:
                 local[key] = value
         return stored, local
 
-    def _seal(self, user_id: str, key: str, value: Any) -> Any:
+    @staticmethod
+    def _seal(user_id: str, key: str, value: Any) -> Any:
+        """Marks the secret fields; the C store seals them."""
         for k, field in _SECRET_FIELDS:
-            if k == key and isinstance(value, dict) and isinstance(value.get(field), str):
+            if k == key and isinstance(value, dict) and value.get(field) is not None:
                 value = dict(value)
-                value[field] = self._get_sealer().seal(user_id, f"{k}.{field}", value[field])
+                value[field] = _secrets.mark(value[field])
         return value
-
-    def _open(self, user_id: str, data: dict[str, Any]) -> None:
-        for k, field in _SECRET_FIELDS:
-            inner = data.get(k)
-            if isinstance(inner, dict) and _secrets.is_sealed(inner.get(field)):
-                try:
-                    inner[field] = self._get_sealer().open(user_id, f"{k}.{field}", inner[field])
-                except (IntegrityError, ValueError) as e:
-                    # Wrong key (MASTER_ENCRYPTION_KEY changed) or an altered
-                    # blob: the session stays usable without the secret.
-                    log.warning("could not open the sealed %s.%s of a session of user %s: %s",
-                                k, field, user_id, e)
-                    del inner[field]
 
     def _to_dict(self, sid: str, user_id: str, data: dict[str, Any], created: datetime,
                  last: datetime) -> dict[str, Any]:
-        self._open(user_id, data)
+        _secrets.unmark(data)
         local = self._side.get(sid)
         if local:
             data.update(local)
@@ -238,6 +226,10 @@ class SessionManager:
         except _GONE:
             self._forget(session_id)
             return None
+        except _UNREADABLE as e:
+            log.warning("session %s... holds a secret this process cannot open (%s): "
+                        "treated as invalid", session_id[:8], e.name)
+            return None
         return self._from_raw(t)
 
     async def update_session(self, session_id: str, updates: dict) -> None:
@@ -256,6 +248,10 @@ class SessionManager:
                 await aio.touch(session_id)
         except _GONE:
             self._forget(session_id)
+            return
+        except _UNREADABLE as e:
+            log.warning("session %s... holds a secret this process cannot open (%s): "
+                        "update dropped", session_id[:8], e.name)
             return
         side = self._side.get(session_id)
         if side:
