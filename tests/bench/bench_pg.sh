@@ -41,27 +41,30 @@ psql_app -c "INSERT INTO kotte_sessions (session_id, user_id, data, created_at, 
   FROM generate_series(1, 10000) g"
 now=$(psql_app -At -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00\"')")
 
-echo "libkotte pool ..." >&2
-"$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | tee "$work/pool.txt" >&2
-
-echo "pgbench -M prepared ..." >&2
+dsn="postgresql://kotte_app@/kotte?host=$KOTTE_TEST_PG_DIR&port=$KOTTE_TEST_PG_PORT"
 for op in get update; do
   # $1 -> :id, $2 -> :now, $3 -> :patch, $4 -> :max (pgbench's variables)
   { echo '\set id random(1, 10000)'
     sed -e 's/\$1/:id/g; s/\$2/:now/g; s/\$3/:patch/g; s/\$4/:max/g' "$work/$op.sql"; } >"$work/pgbench-$op.sql"
+done
+# One case at a time, the four clients back to back, so that they meet the
+# server in the same state (table, autovacuum, the rest of the machine).
+for op in get update; do
   for c in 1 8 32; do
+    for mode in pool pipeline; do
+      [ "$mode" = pipeline ] && [ "$c" = 1 ] && continue
+      KOTTE_BENCH_ONLY="$op:$c:$mode" KOTTE_BENCH_IDS="$work/ids" \
+        "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | grep RESULT | tee -a "$work/pool.txt" >&2
+    done
     j=$(( c < 2 ? 1 : 2 ))
     tps=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$secs" -D "now=$now" -D 'patch={"k": 1}' \
             -D max=65536 -f "$work/pgbench-$op.sql" "$ci" 2>&1 |
           sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
     echo "RESULT op=$op conc=$c mode=pgbench ops_s=${tps%.*}" | tee -a "$work/pgbench.txt" >&2
+    /usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" "$work/update.sql" \
+      "$op" "$c" | tee -a "$work/asyncpg.txt" >&2
   done
 done
-
-echo "asyncpg ..." >&2
-dsn="postgresql://kotte_app@/kotte?host=$KOTTE_TEST_PG_DIR&port=$KOTTE_TEST_PG_PORT"
-/usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" "$work/update.sql" |
-  tee "$work/asyncpg.txt" >&2
 
 /usr/bin/python3 - "$work" <<'PY'
 import re, sys, os

@@ -2,7 +2,7 @@
 update statements (the same SQL text, passed on argv by bench_pg.sh),
 prepared, one connection per request in flight, for 1, 8 and 32 in flight.
 
-    python3 bench_pg_asyncpg.py DSN SECONDS GET_SQL_FILE UPDATE_SQL_FILE
+    python3 bench_pg_asyncpg.py DSN SECONDS GET_SQL_FILE UPDATE_SQL_FILE [OP CONC]
 
 Prints: RESULT op=get conc=8 mode=asyncpg ops_s=1234
 """
@@ -49,10 +49,12 @@ async def run(dsn, secs, op, sql, conc):
 async def main():
     dsn, secs = sys.argv[1], float(sys.argv[2])
     sqls = {"get": open(sys.argv[3]).read().strip(), "update": open(sys.argv[4]).read().strip()}
-    for op in ("get", "update"):
-        for conc in (1, 8, 32):
-            ops = await run(dsn, secs, op, sqls[op], conc)
-            print(f"RESULT op={op} conc={conc} mode=asyncpg ops_s={ops:.0f}", flush=True)
+    cases = [(op, c) for op in ("get", "update") for c in (1, 8, 32)]
+    if len(sys.argv) > 6:
+        cases = [(sys.argv[5], int(sys.argv[6]))]
+    for op, conc in cases:
+        ops = await run(dsn, secs, op, sqls[op], conc)
+        print(f"RESULT op={op} conc={conc} mode=asyncpg ops_s={ops:.0f}", flush=True)
 
 
 asyncio.run(main())

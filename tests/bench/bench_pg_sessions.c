@@ -8,6 +8,9 @@
  *
  *     bench_pg_sessions CONNINFO [SECONDS] [SESSIONS]   (defaults: 3, 10000)
  *
+ * KOTTE_BENCH_ONLY=get:8:pool runs one case; KOTTE_BENCH_IDS=FILE keeps the
+ * session ids between runs (created and saved the first time).
+ *
  * Prints one line per run: RESULT op=get conc=8 mode=pool ops_s=12345
  * (mode pool or pipeline), then the pool's counters.
  *
@@ -157,22 +160,36 @@ int main(int argc, char **argv) {
   b.rnd = 42;
   uv_loop_init(&b.loop);
 
-  /* the sessions every run reads and updates */
-  open_stack(&b, conninfo, 8, 16);
-  create_ctx *cc = calloc((size_t)b.n_ids, sizeof *cc);
-  int created = 0;
-  for (int i = 0; i < b.n_ids; i++) {
-    cc[i] = (create_ctx){ &b, i, &created };
-    if (kotte_session_create(b.store, "bench", "{\"csrf_token\":\"x\",\"graph_context\":null}",
-                             on_created, &cc[i]) != 0)
-      return 1;
-    if (i % 256 == 255)
-      while (created <= i - 128) uv_run(&b.loop, UV_RUN_ONCE);
+  /* the sessions every run reads and updates: created here, or read back
+   * from $KOTTE_BENCH_IDS when an earlier run saved them there */
+  const char *ids_file = getenv("KOTTE_BENCH_IDS");
+  FILE *idf = ids_file && *ids_file ? fopen(ids_file, "r") : NULL;
+  int loaded = 0;
+  if (idf) {
+    while (loaded < b.n_ids && fscanf(idf, "%43s", b.ids[loaded]) == 1) loaded++;
+    fclose(idf);
   }
-  while (created < b.n_ids) uv_run(&b.loop, UV_RUN_ONCE);
-  free(cc);
-  close_stack(&b);
-  printf("created %d sessions\n", b.n_ids);
+  if (loaded < b.n_ids) {
+    open_stack(&b, conninfo, 8, 16);
+    create_ctx *cc = calloc((size_t)b.n_ids, sizeof *cc);
+    int created = 0;
+    for (int i = 0; i < b.n_ids; i++) {
+      cc[i] = (create_ctx){ &b, i, &created };
+      if (kotte_session_create(b.store, "bench", "{\"csrf_token\":\"x\",\"graph_context\":null}",
+                               on_created, &cc[i]) != 0)
+        return 1;
+      if (i % 256 == 255)
+        while (created <= i - 128) uv_run(&b.loop, UV_RUN_ONCE);
+    }
+    while (created < b.n_ids) uv_run(&b.loop, UV_RUN_ONCE);
+    free(cc);
+    close_stack(&b);
+    printf("created %d sessions\n", b.n_ids);
+    if (ids_file && *ids_file && (idf = fopen(ids_file, "w")) != NULL) {
+      for (int i = 0; i < b.n_ids; i++) fprintf(idf, "%s\n", b.ids[i]);
+      fclose(idf);
+    }
+  }
   fflush(stdout);
 
   const char *rc_env = getenv("KOTTE_BENCH_REAL_CLOCK");
