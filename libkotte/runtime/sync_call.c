@@ -1,4 +1,6 @@
 /* Blocking calls with timeouts over the asynchronous API. */
+#include <stdio.h>
+
 #include "core/internal.h"
 #include "runtime/runtime_internal.h"
 
@@ -41,12 +43,20 @@ void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t cou
 
 static void start_on_loop(void *arg) {
   kotte__sync *s = arg;
+  kotte__clear_detail();
   int rc = s->start(s);
-  if (rc != 0) kotte__sync_complete(s, rc, NULL, 0);
+  if (rc != 0) {
+    /* The refusal's explanation lives in this (the loop) thread's detail;
+     * copy it for the caller before anyone else can see `s` finish. */
+    snprintf(s->detail, sizeof s->detail, "%s", kotte_error_detail());
+    kotte__sync_complete(s, rc, NULL, 0);
+  }
 }
 
 int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **result,
                     uint64_t *count) {
+  /* A detail left by an earlier call must not describe this one. */
+  kotte__clear_detail();
   if (kotte_runtime_on_loop_thread(rt)) {
     atomic_store(&s->refs, 1);
     unref(s);
@@ -69,6 +79,7 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
   }
   if (s->done) {
     rc = s->status;
+    if (rc != 0 && s->detail[0]) kotte__fail(rc, "%s", s->detail);
     if (result) {
       *result = s->result;
       s->result = NULL;

@@ -123,6 +123,11 @@ static void callers_cannot_plant_sealed_blobs(void **state) {
   kotte_session *s;
   assert_int_equal(kotte_session_create_sync(st, "alice", "{\"x\":{\"$sealed\":\"AAAA\"}}", &s, -1),
                    KOTTE_EBADJSON);
+  /* the refusal's explanation reaches the calling thread ... */
+  assert_non_null(strstr(kotte_error_detail(), "$sealed"));
+  /* ... and does not linger into the next failing call, which has none */
+  assert_int_equal(kotte_session_create_sync(st, "alice", "[1]", &s, -1), KOTTE_EBADJSON);
+  assert_string_equal(kotte_error_detail(), "");
   kotte_session_store_free(st);
 }
 
