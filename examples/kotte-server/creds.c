@@ -103,8 +103,8 @@ static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, siz
   return 0;
 }
 
-int ks_creds_open(ks_creds **out, uv_loop_t *loop, const ks_config *cfg, char *err,
-                  size_t errlen) {
+int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks_config *cfg,
+                  char *err, size_t errlen) {
   *out = NULL;
   kotte_cred_backend *be = NULL;
   int rc;
@@ -118,13 +118,8 @@ int ks_creds_open(ks_creds **out, uv_loop_t *loop, const ks_config *cfg, char *e
       }
       rc = kotte_cred_backend_json_file_new(&be, loop, cfg->credential_path);
       break;
-    default:
-      /* libkotte has no PostgreSQL credential backend yet */
-      ks_logf(KOTTE_LOG_ERROR, "credentials_unavailable",
-              "CREDENTIAL_STORAGE_TYPE=%s is not available in this libkotte: "
-              "/api/v1/connections answers 501",
-              ks_storage_name(cfg->credential_storage));
-      return 0;
+    case KS_STORE_POSTGRESQL: rc = kotte_cred_backend_postgresql_new(&be, pool); break;
+    default: rc = KOTTE_EINVAL;
   }
   if (rc != 0) {
     snprintf(err, errlen, "credential store (%s): %s %s", ks_storage_name(cfg->credential_storage),

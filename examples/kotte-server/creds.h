@@ -9,19 +9,19 @@
 #include <uv.h>
 
 #include <kotte.h>
+#include <kotte/pg.h>
 
 #include "config.h"
 
 typedef struct ks_creds ks_creds;
 
-/* Opens the store configured by CREDENTIAL_STORAGE_TYPE. Without
+/* Opens the store configured by CREDENTIAL_STORAGE_TYPE (postgresql: on
+ * table kotte_credentials through @p pool, which it borrows). Without
  * MASTER_ENCRYPTION_KEY, outside production, the key is the development
  * key file ".master_encryption_key" beside CREDENTIAL_STORAGE_PATH (read,
- * or created once), as Kotte and libkotte's Python drop-in do. For a
- * backend this libkotte lacks, *out stays NULL, an error is logged and 0
- * is returned: the server runs and /api/v1/connections answers 501. */
-int ks_creds_open(ks_creds **out, uv_loop_t *loop, const ks_config *cfg, char *err,
-                  size_t errlen);
+ * or created once), as Kotte and libkotte's Python drop-in do. */
+int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks_config *cfg,
+                  char *err, size_t errlen);
 /* The store (NULL for NULL). */
 kotte_cred_store *ks_creds_store(ks_creds *c);
 /* The backend's name, "none" for NULL. */

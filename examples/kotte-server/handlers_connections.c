@@ -10,8 +10,8 @@
 #include "server.h"
 
 static void not_available(ks_ex *ex) {
-  ks_reply_error(ex, 501, "INTERNAL_ERROR", "internal",
-                 "Saved connections are not available with this CREDENTIAL_STORAGE_TYPE", NULL, 0);
+  /* only while the server shuts down: the store is closed */
+  ks_reply_store_error(ex, KOTTE_ECLOSED, "Credential store");
 }
 
 static kotte_cred_store *store_of(ks_ex *ex) { return ks_creds_store(ex->srv->creds); }

@@ -339,7 +339,7 @@ static int serve(int argc, char **argv) {
     rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
   if (rc == 0) rc = open_sessions(&srv, err, sizeof err);
   if (rc == 0) rc = open_users(&srv, err, sizeof err);
-  if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, &srv.cfg, err, sizeof err);
+  if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, srv.pool, &srv.cfg, err, sizeof err);
   if (rc == 0 && (srv.metrics = ks_metrics_new()) == NULL) {
     snprintf(err, sizeof err, "out of memory");
     rc = -1;

@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, Server, check, expect_error, run  # noqa: E402
+from e2e import CONN, connections_flow  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def pg_env():
     return {
         "SESSION_STORAGE_TYPE": "postgresql",
+        "CREDENTIAL_STORAGE_TYPE": "postgresql",
         "DB_HOST": os.environ["KOTTE_TEST_PG_DIR"],
         "DB_PORT": os.environ["KOTTE_TEST_PG_PORT"],
         "DB_NAME": "kotte",
@@ -39,7 +41,7 @@ def psql(sql):
 
 
 def test_pg_flow_and_users(binary):
-    psql("DELETE FROM kotte_sessions; DELETE FROM kotte_users")
+    psql("DELETE FROM kotte_sessions; DELETE FROM kotte_credentials; DELETE FROM kotte_users")
     srv = Server(binary, env=pg_env()).start()
     try:
         check(srv.events("users_seeded"), "admin seeded into the empty kotte_users")
@@ -66,6 +68,15 @@ def test_pg_flow_and_users(binary):
         expect_error(r, js, 401, "AUTH_INVALID_SESSION")
         r, js, _ = c2.request("POST", "/api/v1/auth/login", {"username": "nobody", "password": "x"})
         expect_error(r, js, 401, "AUTH_INVALID_SESSION")
+        # saved connections in kotte_credentials, sealed
+        connections_flow(c, {"X-CSRF-Token": c.csrf})
+        r, js, _ = c.request("POST", "/api/v1/connections", CONN, headers={"X-CSRF-Token": c.csrf})
+        check(r.status == 201, f"save: {js}")
+        dump = psql("SELECT string_agg(t::text, ',') FROM kotte_credentials t")
+        check(js["id"] in dump and CONN["password"] not in dump and CONN["username"] not in dump,
+              "kotte_credentials holds the record, sealed")
+        r, js, _ = c.request("GET", "/api/v1/ready")
+        check(js["stores"]["credentials"] == {"backend": "postgresql", "ok": True}, f"ready: {js}")
         r, js, _ = c.request("POST", "/api/v1/auth/logout", headers={"X-CSRF-Token": c.csrf})
         check(r.status == 200, "logout")
         r, js, _ = c.request("GET", "/api/v1/auth/me")
@@ -91,6 +102,11 @@ def test_two_servers_pg(binary):
         check(r.status == 200 and js["username"] == "admin", f"B accepts A's cookie: {js}")
         r, js, _ = cb.request("GET", "/api/v1/auth/csrf-token")
         check(js == {"csrf_token": ca.csrf}, "same CSRF token on B")
+        r, js, _ = ca.request("POST", "/api/v1/connections", dict(CONN, name="shared"),
+                              headers={"X-CSRF-Token": ca.csrf})
+        check(r.status == 201, f"save on A: {js}")
+        r, js, _ = cb.request("GET", f"/api/v1/connections/{js['id']}")
+        check(r.status == 200 and js["password"] == CONN["password"], f"read on B: {r.status}")
         r, js, _ = cb.request("POST", "/api/v1/auth/logout", headers={"X-CSRF-Token": ca.csrf})
         check(r.status == 200, f"logout on B: {js}")
         r, js, _ = ca.request("GET", "/api/v1/auth/me")
