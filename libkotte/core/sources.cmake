@@ -1,5 +1,6 @@
 list(APPEND KOTTE_SOURCES
   libkotte/core/alloc.c
+  libkotte/core/defer.c
   libkotte/core/error.c
   libkotte/core/journal_file.c
   libkotte/core/json.c

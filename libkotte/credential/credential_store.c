@@ -3,6 +3,7 @@
  * on the loop thread, never before the starting call returned. Rewrap lives
  * in credential_rewrap.c. */
 #include <sodium.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "credential/credential_store_internal.h"
@@ -49,26 +50,14 @@ static void deliver(cred_op *o) {
   if (--st->pending == 0 && st->closing) finalize(st);
 }
 
-void kotte__cred_enqueue(cred_op *o, void (*run)(cred_op *)) {
-  kotte_cred_store *st = o->store;
-  o->run = run;
-  o->next = NULL;
-  if (st->q_tail) st->q_tail->next = o;
-  else st->q_head = o;
-  st->q_tail = o;
-  uv_async_send(&st->defer);
+static void run_deferred(kotte__deferred *d) {
+  cred_op *o = (cred_op *)((char *)d - offsetof(cred_op, link));
+  o->then(o);
 }
 
-static void on_defer(uv_async_t *h) {
-  kotte_cred_store *st = h->data;
-  /* Take the queue as it is now; what callbacks add runs on the next turn. */
-  cred_op *o = st->q_head;
-  st->q_head = st->q_tail = NULL;
-  while (o) {
-    cred_op *next = o->next;
-    o->run(o);
-    o = next;
-  }
+void kotte__cred_enqueue(cred_op *o, void (*run)(cred_op *)) {
+  o->then = run;
+  kotte__defer_push(&o->store->defer, &o->link, run_deferred);
 }
 
 void kotte__cred_complete(cred_op *o, int status) {
@@ -199,11 +188,11 @@ int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_bac
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   kotte_cred_store *st = kotte__calloc(1, sizeof *st);
   if (st == NULL) return KOTTE_ENOMEM;
-  if (uv_async_init(loop, &st->defer, on_defer) != 0) {
+  if (kotte__defer_init(&st->defer, loop) != 0) {
     kotte__free(st);
     return KOTTE_EINTERNAL;
   }
-  st->defer.data = st;
+  st->defer.async.data = st;
   st->loop = loop;
   st->be = be;
   st->kr = kotte__keyring_ref(kr);
@@ -232,7 +221,7 @@ static void finalize(kotte_cred_store *st) {
   if (be) be->free(be);
   kotte_keyring_free(st->kr);
   st->kr = NULL;
-  uv_close((uv_handle_t *)&st->defer, on_closed);
+  kotte__defer_close(&st->defer, on_closed);
 }
 
 static void free_on_loop(kotte_cred_store *st) {

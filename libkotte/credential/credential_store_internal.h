@@ -3,6 +3,7 @@
 #ifndef KOTTE_CREDENTIAL_STORE_INTERNAL_H
 #define KOTTE_CREDENTIAL_STORE_INTERNAL_H
 
+#include "core/defer.h"
 #include "credential/credential_internal.h"
 
 typedef enum op_kind {
@@ -26,7 +27,8 @@ struct cred_op {
   kotte_cred_store *store;
   op_kind kind;
   int starting;           /* the starting call is still on the stack */
-  void (*run)(cred_op *o); /* what the deferred queue does with it */
+  kotte__deferred link;    /* in the store's deferred queue */
+  void (*then)(cred_op *o); /* what the deferred queue does with it */
   union {
     kotte_cred_cb cred;
     kotte_cred_status_cb status;
@@ -38,7 +40,6 @@ struct cred_op {
   kotte_cred *cred;
   kotte_cred_list *list;
   kotte_cred_report *report;
-  cred_op *next;
   char *user_id;
   char id[KOTTE_CRED_ID_LEN + 1];
   cred_update *upd;
@@ -52,8 +53,7 @@ struct kotte_cred_store {
   kotte_cred_backend *be;
   kotte_keyring *kr; /* the store's own reference */
   kotte_cred_options opts;
-  uv_async_t defer;
-  cred_op *q_head, *q_tail;
+  kotte__defer_queue defer;
   unsigned int pending;
   int closing;
   /* for kotte_cred_store_free() on a runtime store: signalled when gone */

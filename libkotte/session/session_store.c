@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/defer.h"
 #include "core/json.h"
 #include "credential/credential_internal.h"
 #include "session/session_internal.h"
@@ -21,7 +22,8 @@ struct op {
   kotte_session_store *store;
   op_kind kind;
   int starting;          /* the starting call is still on the stack */
-  void (*run)(op *o);    /* what the deferred queue does with it */
+  kotte__deferred link;  /* in the store's deferred queue */
+  void (*then)(op *o);   /* what the deferred queue does with it */
   union {
     kotte_session_cb session;
     kotte_session_status_cb status;
@@ -33,7 +35,6 @@ struct op {
   kotte_session *session;
   kotte_session_list *list;
   uint64_t count;
-  op *next;
   /* purge */
   uint64_t total;
   int not_found_if_zero; /* delete: 0 removed means KOTTE_ENOTFOUND */
@@ -44,8 +45,7 @@ struct kotte_session_store {
   kotte_runtime *rt;
   kotte_session_backend *be;
   kotte_session_options opts;
-  uv_async_t defer;
-  op *q_head, *q_tail;
+  kotte__defer_queue defer;
   unsigned int pending;
   int closing;
   /* for kotte_session_store_free() on a runtime store: signalled when gone */
@@ -84,26 +84,15 @@ static void deliver(op *o) {
   if (--st->pending == 0 && st->closing) finalize(st);
 }
 
-static void enqueue(op *o, void (*run)(op *)) {
-  kotte_session_store *st = o->store;
-  o->run = run;
-  o->next = NULL;
-  if (st->q_tail) st->q_tail->next = o;
-  else st->q_head = o;
-  st->q_tail = o;
-  uv_async_send(&st->defer);
+static void run_deferred(kotte__deferred *d) {
+  op *o = (op *)((char *)d - offsetof(op, link));
+  o->then(o);
 }
 
-static void on_defer(uv_async_t *h) {
-  kotte_session_store *st = h->data;
-  /* Take the queue as it is now; what callbacks add runs on the next turn. */
-  op *o = st->q_head;
-  st->q_head = st->q_tail = NULL;
-  while (o) {
-    op *next = o->next;
-    o->run(o);
-    o = next;
-  }
+/* Runs @p run(o) on a later loop turn. */
+static void enqueue(op *o, void (*run)(op *)) {
+  o->then = run;
+  kotte__defer_push(&o->store->defer, &o->link, run_deferred);
 }
 
 /* Called when the backend is done with an operation. */
@@ -225,11 +214,11 @@ int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   kotte_session_store *st = kotte__calloc(1, sizeof *st);
   if (st == NULL) return KOTTE_ENOMEM;
-  if (uv_async_init(loop, &st->defer, on_defer) != 0) {
+  if (kotte__defer_init(&st->defer, loop) != 0) {
     kotte__free(st);
     return KOTTE_EINTERNAL;
   }
-  st->defer.data = st;
+  st->defer.async.data = st;
   st->loop = loop;
   st->be = be;
   /* Copy only the fields the caller's version has. */
@@ -262,7 +251,7 @@ static void finalize(kotte_session_store *st) {
   if (be) be->free(be);
   kotte_keyring_free(st->opts.keyring);
   st->opts.keyring = NULL;
-  uv_close((uv_handle_t *)&st->defer, on_closed);
+  kotte__defer_close(&st->defer, on_closed);
 }
 
 static void free_on_loop(kotte_session_store *st) {
