@@ -203,16 +203,9 @@ int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_bac
 
 static void on_closed(uv_handle_t *h) {
   kotte_cred_store *st = h->data;
-  uv_mutex_t *mu = st->free_mu;
-  uv_cond_t *cv = st->free_cv;
-  int *done = st->free_done;
+  kotte__waiter *waiter = st->free_waiter;
   kotte__free(st);
-  if (mu) {
-    uv_mutex_lock(mu);
-    *done = 1;
-    uv_cond_signal(cv);
-    uv_mutex_unlock(mu);
-  }
+  kotte__waiter_signal(waiter);
 }
 
 static void finalize(kotte_cred_store *st) {
@@ -238,23 +231,7 @@ void kotte_cred_store_free(kotte_cred_store *st) {
     free_on_loop(st);
     return;
   }
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done = 0;
-  uv_mutex_init(&mu);
-  uv_cond_init(&cv);
-  st->free_mu = &mu;
-  st->free_cv = &cv;
-  st->free_done = &done;
-  if (kotte_runtime_post(st->rt, free_posted, st) == 0) {
-    uv_mutex_lock(&mu);
-    while (!done) uv_cond_wait(&cv, &mu);
-    uv_mutex_unlock(&mu);
-  } else {
-    kotte__log(KOTTE_LOG_ERROR, "kotte_cred_store_free: runtime already stopped; leaked");
-  }
-  uv_cond_destroy(&cv);
-  uv_mutex_destroy(&mu);
+  kotte__runtime_post_and_wait(st->rt, free_posted, st, &st->free_waiter, "kotte_cred_store_free");
 }
 
 typedef struct open_call {

@@ -4,6 +4,7 @@
 #define KOTTE_CREDENTIAL_STORE_INTERNAL_H
 
 #include "core/defer.h"
+#include "runtime/runtime_internal.h"
 #include "credential/credential_internal.h"
 
 typedef enum op_kind {
@@ -57,9 +58,7 @@ struct kotte_cred_store {
   unsigned int pending;
   int closing;
   /* for kotte_cred_store_free() on a runtime store: signalled when gone */
-  uv_mutex_t *free_mu;
-  uv_cond_t *free_cv;
-  int *free_done;
+  kotte__waiter *free_waiter; /* set while a thread waits in *_free() */
 };
 
 typedef struct kotte__blob {

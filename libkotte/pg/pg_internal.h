@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <sys/types.h>
 
+#include "runtime/runtime_internal.h"
 #include "core/internal.h"
 #include "kotte/pg.h"
 
@@ -151,9 +152,7 @@ struct kotte_pg_pool {
   unsigned int n_pending; /* accepted queries whose callback has not run */
   int closing, finalized;
   kotte_pg_pool_stats stats;
-  uv_mutex_t *free_mu;
-  uv_cond_t *free_cv;
-  int *free_done;
+  kotte__waiter *free_waiter; /* set while a thread waits in *_free() */
 };
 
 /* pg_pool.c */

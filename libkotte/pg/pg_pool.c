@@ -433,9 +433,7 @@ void kpg_handle_closed(uv_handle_t *h) {
     p = h->data;
   }
   if (--p->n_handles > 0 || !p->finalized) return;
-  uv_mutex_t *mu = p->free_mu;
-  uv_cond_t *cv = p->free_cv;
-  int *done = p->free_done;
+  kotte__waiter *waiter = p->free_waiter;
   for (unsigned int i = 0; i < p->n_stmts; i++) {
     kotte__free(p->stmts[i]->sql);
     kotte__free(p->stmts[i]->types);
@@ -448,12 +446,7 @@ void kpg_handle_closed(uv_handle_t *h) {
   }
   kotte__free(p->on_connect_sql);
   kotte__free(p);
-  if (mu) {
-    uv_mutex_lock(mu);
-    *done = 1;
-    uv_cond_signal(cv);
-    uv_mutex_unlock(mu);
-  }
+  kotte__waiter_signal(waiter);
 }
 
 /* The last step of a free: once every callback ran and every cancel
@@ -544,23 +537,7 @@ void kotte_pg_pool_free(kotte_pg_pool *p) {
     free_on_loop(p);
     return;
   }
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done = 0;
-  uv_mutex_init(&mu);
-  uv_cond_init(&cv);
-  p->free_mu = &mu;
-  p->free_cv = &cv;
-  p->free_done = &done;
-  if (kotte_runtime_post(p->rt, free_posted, p) == 0) {
-    uv_mutex_lock(&mu);
-    while (!done) uv_cond_wait(&cv, &mu);
-    uv_mutex_unlock(&mu);
-  } else {
-    kotte__log(KOTTE_LOG_ERROR, "kotte_pg_pool_free: runtime already stopped; leaked");
-  }
-  uv_cond_destroy(&cv);
-  uv_mutex_destroy(&mu);
+  kotte__runtime_post_and_wait(p->rt, free_posted, p, &p->free_waiter, "kotte_pg_pool_free");
 }
 
 typedef struct open_call {

@@ -50,4 +50,24 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
 /* Called on the loop thread exactly once per started operation. */
 void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t count);
 
+/*
+ * Freeing a loop-bound object from another thread: the object's last libuv
+ * close callback calls kotte__waiter_signal() on the waiter the freeing
+ * thread parked in the object, and that thread returns only then.
+ */
+typedef struct kotte__waiter {
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int done;
+} kotte__waiter;
+
+/* Sets *slot to a waiter on this stack, posts fn(obj) to @p rt and waits
+ * until the waiter is signalled. Logs and returns the post's error (the
+ * object is then leaked: the runtime is already stopping). */
+int kotte__runtime_post_and_wait(kotte_runtime *rt, void (*fn)(void *), void *obj,
+                                 kotte__waiter **slot, const char *what);
+
+/* Wakes the thread waiting in kotte__runtime_post_and_wait(). NULL is a no-op. */
+void kotte__waiter_signal(kotte__waiter *w);
+
 #endif

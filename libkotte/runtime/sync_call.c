@@ -93,3 +93,32 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
   unref(s);
   return rc;
 }
+
+int kotte__runtime_post_and_wait(kotte_runtime *rt, void (*fn)(void *), void *obj,
+                                 kotte__waiter **slot, const char *what) {
+  kotte__waiter w;
+  w.done = 0;
+  uv_mutex_init(&w.mu);
+  uv_cond_init(&w.cv);
+  *slot = &w;
+  int rc = kotte_runtime_post(rt, fn, obj);
+  if (rc == 0) {
+    uv_mutex_lock(&w.mu);
+    while (!w.done) uv_cond_wait(&w.cv, &w.mu);
+    uv_mutex_unlock(&w.mu);
+  } else {
+    *slot = NULL;
+    kotte__log(KOTTE_LOG_ERROR, "%s: runtime already stopped; leaked", what);
+  }
+  uv_cond_destroy(&w.cv);
+  uv_mutex_destroy(&w.mu);
+  return rc;
+}
+
+void kotte__waiter_signal(kotte__waiter *w) {
+  if (w == NULL) return;
+  uv_mutex_lock(&w->mu);
+  w->done = 1;
+  uv_cond_signal(&w->cv);
+  uv_mutex_unlock(&w->mu);
+}

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/defer.h"
+#include "runtime/runtime_internal.h"
 #include "core/json.h"
 #include "credential/credential_internal.h"
 #include "session/session_internal.h"
@@ -49,9 +50,7 @@ struct kotte_session_store {
   unsigned int pending;
   int closing;
   /* for kotte_session_store_free() on a runtime store: signalled when gone */
-  uv_mutex_t *free_mu;
-  uv_cond_t *free_cv;
-  int *free_done;
+  kotte__waiter *free_waiter; /* set while a thread waits in *_free() */
 };
 
 static void finalize(kotte_session_store *st);
@@ -233,16 +232,9 @@ int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
 
 static void on_closed(uv_handle_t *h) {
   kotte_session_store *st = h->data;
-  uv_mutex_t *mu = st->free_mu;
-  uv_cond_t *cv = st->free_cv;
-  int *done = st->free_done;
+  kotte__waiter *waiter = st->free_waiter;
   kotte__free(st);
-  if (mu) {
-    uv_mutex_lock(mu);
-    *done = 1;
-    uv_cond_signal(cv);
-    uv_mutex_unlock(mu);
-  }
+  kotte__waiter_signal(waiter);
 }
 
 static void finalize(kotte_session_store *st) {
@@ -272,23 +264,7 @@ void kotte_session_store_free(kotte_session_store *st) {
     free_on_loop(st);
     return;
   }
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done = 0;
-  uv_mutex_init(&mu);
-  uv_cond_init(&cv);
-  st->free_mu = &mu;
-  st->free_cv = &cv;
-  st->free_done = &done;
-  if (kotte_runtime_post(st->rt, free_posted, st) == 0) {
-    uv_mutex_lock(&mu);
-    while (!done) uv_cond_wait(&cv, &mu);
-    uv_mutex_unlock(&mu);
-  } else {
-    kotte__log(KOTTE_LOG_ERROR, "kotte_session_store_free: runtime already stopped; leaked");
-  }
-  uv_cond_destroy(&cv);
-  uv_mutex_destroy(&mu);
+  kotte__runtime_post_and_wait(st->rt, free_posted, st, &st->free_waiter, "kotte_session_store_free");
 }
 
 typedef struct open_call {
