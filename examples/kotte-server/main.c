@@ -382,6 +382,12 @@ static int serve(int argc, char **argv) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&srv.sig_term, NULL);
   uv_close((uv_handle_t *)&srv.sig_int, NULL);
+  /* Shutdown is done, but the rest of the exit (and ASan's leak check) still
+   * takes a while: a SIGTERM or SIGINT repeated by a supervisor must not
+   * kill the process with the default disposition that closing libuv's
+   * signal handles (just above, synchronously) restored. */
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGINT, SIG_IGN);
   /* anything still closing (store handles) finishes here */
   while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_DEFAULT);
   ks_metrics_free(srv.metrics);
