@@ -187,11 +187,9 @@ static void finish(void *ctx) {
   close_stores(srv);
   uv_close((uv_handle_t *)&srv->drain_timer, NULL);
   uv_close((uv_handle_t *)&srv->purge_timer, NULL);
-  /* The signal handlers stay (a repeated SIGTERM must not kill the
-   * process while the stores finish closing) but no longer keep the loop
-   * running; they are closed after it. */
-  uv_unref((uv_handle_t *)&srv->sig_term);
-  uv_unref((uv_handle_t *)&srv->sig_int);
+  /* Signals are still taken (a repeated SIGTERM is ignored while the
+   * stores finish closing) but no longer keep the loop running. */
+  uv_unref((uv_handle_t *)&srv->signals.async);
   ks_lifecyclef("shutdown_complete", "all connections closed, stores closed");
 }
 
@@ -204,8 +202,8 @@ static void on_drain_timeout(uv_timer_t *t) {
   ks_http_force_close(&srv->http);
 }
 
-static void on_signal(uv_signal_t *s, int signum) {
-  ks_server *srv = s->data;
+static void on_signal(void *ctx, int signum) {
+  ks_server *srv = ctx;
   if (srv->shutting_down) {
     if (signum == SIGINT) {
       ks_logf(KOTTE_LOG_WARN, "shutdown_forced", "second interrupt: closing now");
@@ -319,6 +317,11 @@ static void log_started(ks_server *srv) {
 static int serve(int argc, char **argv) {
   static ks_server srv; /* static: reachable from signal callbacks, zeroed */
   char err[1024];
+  /* before any thread exists, so that every thread inherits the mask */
+  if (ks_signals_block() != 0) {
+    fprintf(stderr, "kotte-server: cannot block SIGTERM/SIGINT\n");
+    return 1;
+  }
   if (ks_config_load(&srv.cfg, argc, argv, err, sizeof err) != 0) {
     fprintf(stderr, "kotte-server: %s\n", err);
     return 2;
@@ -345,6 +348,13 @@ static int serve(int argc, char **argv) {
     rc = -1;
   }
   if (rc == 0) {
+    int src = ks_signals_start(&srv.signals, &loop, on_signal, &srv);
+    if (src != 0) {
+      snprintf(err, sizeof err, "cannot start the signal thread: %s", uv_strerror(src));
+      rc = -1;
+    }
+  }
+  if (rc == 0) {
     srv.http.loop = &loop;
     srv.http.cfg = &srv.cfg;
     srv.http.on_request = ks_router_on_request;
@@ -362,17 +372,13 @@ static int serve(int argc, char **argv) {
     ks_log(KOTTE_LOG_ERROR, "startup_failed", NULL, err);
     fprintf(stderr, "kotte-server: %s\n", err);
     close_stores(&srv);
+    if (srv.signals.cb) ks_signals_stop(&srv.signals);
     uv_run(&loop, UV_RUN_DEFAULT); /* let the stores release their handles */
     uv_loop_close(&loop);
     ks_metrics_free(srv.metrics);
     return 1;
   }
 
-  uv_signal_init(&loop, &srv.sig_term);
-  uv_signal_init(&loop, &srv.sig_int);
-  srv.sig_term.data = srv.sig_int.data = &srv;
-  uv_signal_start(&srv.sig_term, on_signal, SIGTERM);
-  uv_signal_start(&srv.sig_int, on_signal, SIGINT);
   uv_timer_init(&loop, &srv.drain_timer);
   uv_timer_init(&loop, &srv.purge_timer);
   srv.drain_timer.data = srv.purge_timer.data = &srv;
@@ -380,14 +386,8 @@ static int serve(int argc, char **argv) {
   log_started(&srv);
 
   uv_run(&loop, UV_RUN_DEFAULT);
-  uv_close((uv_handle_t *)&srv.sig_term, NULL);
-  uv_close((uv_handle_t *)&srv.sig_int, NULL);
-  /* Shutdown is done, but the rest of the exit (and ASan's leak check) still
-   * takes a while: a SIGTERM or SIGINT repeated by a supervisor must not
-   * kill the process with the default disposition that closing libuv's
-   * signal handles (just above, synchronously) restored. */
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGINT, SIG_IGN);
+  /* a SIGTERM or SIGINT from now on stays pending: the exit is not cut short */
+  ks_signals_stop(&srv.signals);
   /* anything still closing (store handles) finishes here */
   while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_DEFAULT);
   ks_metrics_free(srv.metrics);

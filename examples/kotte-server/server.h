@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "signals.h"
 
 typedef struct ks_users ks_users;
 typedef struct ks_metrics ks_metrics;
@@ -30,7 +31,7 @@ typedef struct ks_server {
   ks_users *users;
   ks_metrics *metrics;
   /* shutdown */
-  uv_signal_t sig_term, sig_int;
+  ks_signals signals; /* SIGTERM, SIGINT */
   uv_timer_t drain_timer;
   uv_timer_t purge_timer;
   int shutting_down;
