@@ -15,10 +15,22 @@ jobs=$(nproc 2>/dev/null || echo 2)
 bash tests/deps.sh test || { echo "dependency installation failed"; exit 1; }
 
 passed=0 failed=0 failures=""
+# Each suite's output is kept in a file and printed when it ends (a file,
+# not a pipe to tee: a process a suite leaves behind cannot hold the run
+# up); a failed suite's last lines are printed again at the end, where a CI
+# log cut in the middle still shows them.
+logs=$(mktemp -d /tmp/kotte-run-XXXXXX)
+trap 'rm -rf "$logs"' EXIT
 suite() { # name, command...
-  local name=$1; shift
+  local name=$1 rc; shift
   echo "=== $name"
-  if "$@"; then passed=$((passed+1)); else failed=$((failed+1)); failures="$failures $name"; fi
+  "$@" >"$logs/current" 2>&1
+  rc=$?
+  cat "$logs/current"
+  if [ "$rc" -eq 0 ]; then passed=$((passed+1)); else
+    failed=$((failed+1)); failures="$failures $name"
+    { echo "--- $name (exit $rc), last lines:"; tail -n 30 "$logs/current"; } >>"$logs/failed"
+  fi
 }
 
 build() { # dir, sanitizer, extra cmake args...
@@ -49,6 +61,7 @@ for extra in tests/suites.d/*.sh; do
 done
 
 echo
+[ -s "$logs/failed" ] && { echo "=== failures again"; cat "$logs/failed"; echo; }
 [ -z "$failures" ] || echo "failed suites:$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
