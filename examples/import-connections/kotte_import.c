@@ -161,7 +161,10 @@ static int load_conn(kotte_import_set *set, const char *user, const unsigned cha
   c->host = strdup(host);
   c->database = strdup(db);
   c->sslmode = cJSON_IsString(ssl) ? dup_or_null(ssl->valuestring) : NULL;
-  c->port = port->valuedouble == (int)port->valuedouble ? (int)port->valuedouble : -1;
+  /* in range before the cast (a cast of 1e300 to int is undefined); the
+   * store refuses -1 with a clear error */
+  double pv = port->valuedouble;
+  c->port = pv >= 1 && pv <= 65535 && pv == (int)pv ? (int)pv : -1;
   c->created_at = created;
   c->updated_at = updated;
   if (!c->user_id || !c->name || !c->host || !c->database || (cJSON_IsString(ssl) && !c->sslmode))

@@ -83,3 +83,11 @@ int kotte__json_merge(const char *base, size_t base_len, const char *patch, size
   cJSON_Delete(p);
   return rc;
 }
+
+int kotte__json_get_time(const cJSON *obj, const char *key, kotte_time *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  const double limit = 9007199254740992.0; /* 2^53 */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= -limit && v->valuedouble <= limit)) return -1;
+  *out = (kotte_time)v->valuedouble;
+  return 0;
+}

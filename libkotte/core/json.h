@@ -22,4 +22,9 @@ int kotte__json_merge_into(cJSON *base, const cJSON *patch);
 int kotte__json_merge(const char *base, size_t base_len, const char *patch, size_t patch_len,
                       size_t max, char **out, size_t *out_len);
 
+/* Reads member @p key of @p obj as a kotte_time: 0, or -1 when it is missing,
+ * not a number, or not within +-2^53 (whole numbers a double holds exactly;
+ * casting anything beyond int64's range would be undefined behaviour). */
+int kotte__json_get_time(const cJSON *obj, const char *key, kotte_time *out);
+
 #endif

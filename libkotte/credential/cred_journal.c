@@ -2,6 +2,7 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "credential/cred_journal.h"
 
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
@@ -100,7 +101,8 @@ static int apply_put(ct_table *t, const cJSON *j) {
   kotte_cred_record r;
   memset(&r, 0, sizeof r);
   char id[KOTTE_CRED_ID_LEN + 1];
-  double port, c, m;
+  double port;
+  kotte_time c, m;
   const char *raw_id = get_str(j, "id");
   r.user_id = get_text(j, "u");
   r.name = get_text(j, "n");
@@ -111,12 +113,12 @@ static int apply_put(ct_table *t, const cJSON *j) {
   if (kotte__uuid_canonical(raw_id, id) != 0 || strcmp(id, raw_id) != 0 ||
       !kotte__user_id_valid(r.user_id) || !r.name || !r.name[0] || !r.host || !r.database ||
       !r.sslmode || !is_key_id(r.key_id) || get_num(j, "p", &port) || port < 1 || port > 65535 ||
-      port != (int)port || get_num(j, "c", &c) || get_num(j, "m", &m))
+      port != (int)port || kotte__json_get_time(j, "c", &c) || kotte__json_get_time(j, "m", &m))
     return KOTTE_ECORRUPT;
   r.id = id;
   r.port = (int)port;
-  r.created_at = (kotte_time)c;
-  r.updated_at = (kotte_time)m;
+  r.created_at = c;
+  r.updated_at = m;
   unsigned char *un = NULL, *pw = NULL;
   int rc = KOTTE_ECORRUPT;
   if (get_blob(j, "un", &un, &r.username_len) == 0 &&

@@ -67,13 +67,6 @@ void kj_buf_delu(kj_buf *b, const char *user_id) { buf_one(b, "delu", "u", user_
 
 /* ---- replay ------------------------------------------------------------- */
 
-static int get_time(const cJSON *j, const char *k, kotte_time *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-  if (!cJSON_IsNumber(v)) return -1;
-  *out = (kotte_time)v->valuedouble;
-  return 0;
-}
-
 static const char *get_str(const cJSON *j, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
   return cJSON_IsString(v) ? v->valuestring : NULL;
@@ -96,9 +89,9 @@ static int apply(kt_table *t, const cJSON *j) {
     r.user_id = get_str(j, "u");
     if (op[0] == 'm' && (from = get_id(j, "from")) == NULL) return KOTTE_ECORRUPT;
     if (!r.id || !kotte__user_id_valid(r.user_id) || !cJSON_IsObject(d) ||
-        get_time(j, "c", &r.created_at) || get_time(j, "a", &r.last_activity) ||
-        get_time(j, "e", &r.expires_at) || get_time(j, "m", &r.max_expires_at) ||
-        get_time(j, "i", &r.idle_timeout))
+        kotte__json_get_time(j, "c", &r.created_at) || kotte__json_get_time(j, "a", &r.last_activity) ||
+        kotte__json_get_time(j, "e", &r.expires_at) || kotte__json_get_time(j, "m", &r.max_expires_at) ||
+        kotte__json_get_time(j, "i", &r.idle_timeout))
       return KOTTE_ECORRUPT;
     char *data;
     size_t len;
@@ -114,7 +107,7 @@ static int apply(kt_table *t, const cJSON *j) {
   if (strcmp(op, "touch") == 0) {
     const char *id = get_id(j, "id");
     kotte_time a, e;
-    if (!id || get_time(j, "a", &a) || get_time(j, "e", &e)) return KOTTE_ECORRUPT;
+    if (!id || kotte__json_get_time(j, "a", &a) || kotte__json_get_time(j, "e", &e)) return KOTTE_ECORRUPT;
     kt_touch_raw(t, id, a, e);
     return 0;
   }

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <kotte.h>
 
 typedef struct env {
@@ -150,6 +152,51 @@ static void a_damaged_record_is_refused_and_the_file_left_untouched(void **state
   char *after = slurp(e->path, &len2);
   assert_int_equal(len2, len);
   assert_memory_equal(after, buf, len); /* never overwritten or emptied */
+  free(after);
+  free(buf);
+}
+
+/* The journal's line checksum is not a secret (zero-keyed SipHash): a file
+ * written or edited by hand can carry a well-formed line whose numbers are
+ * nonsense. A time beyond +-2^53 must be refused like any damaged record,
+ * not cast (a cast of 1e300 to int64 is undefined behaviour: the fuzzer's
+ * UBSan found it). */
+static void a_checksummed_record_with_an_impossible_time_is_refused(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char a[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", a);
+  kotte_session_store_free(st);
+  size_t len;
+  char *buf = slurp(e->path, &len);
+  char *nl = strchr(buf, '\n');
+  assert_non_null(nl);
+  char *c = strstr(nl, "\"c\":");
+  assert_non_null(c);
+  char *end = c + 4;
+  while (*end >= '0' && *end <= '9') end++;
+  /* header line, then the put record with "c":1e300 and a fresh checksum */
+  const char *json_start = nl + 1 + 17;
+  char json[1024];
+  int n = snprintf(json, sizeof json, "%.*s\"c\":1e300%.*s", (int)(c - json_start), json_start,
+                   (int)(strchr(end, '\n') - end), end);
+  assert_true(n > 0 && (size_t)n < sizeof json);
+  unsigned char h[crypto_shorthash_BYTES];
+  static const unsigned char zero_key[crypto_shorthash_KEYBYTES];
+  crypto_shorthash(h, (const unsigned char *)json, (size_t)n, zero_key);
+  char hex[2 * crypto_shorthash_BYTES + 1];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  char file[2048];
+  int flen = snprintf(file, sizeof file, "%.*s%s %s\n", (int)(nl + 1 - buf), buf, hex, json);
+  assert_true(flen > 0 && (size_t)flen < sizeof file);
+  spit(e->path, file, (size_t)flen);
+
+  assert_int_equal(open_store(e, &st), KOTTE_ECORRUPT);
+  size_t len2;
+  char *after = slurp(e->path, &len2);
+  assert_int_equal(len2, (size_t)flen);
+  assert_memory_equal(after, file, (size_t)flen); /* left as it was */
   free(after);
   free(buf);
 }
@@ -318,6 +365,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(writes_survive_closing_and_reopening, setup, teardown),
     cmocka_unit_test_setup_teardown(files_are_created_with_mode_0600, setup, teardown),
     cmocka_unit_test_setup_teardown(a_damaged_record_is_refused_and_the_file_left_untouched, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_checksummed_record_with_an_impossible_time_is_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(a_foreign_file_is_refused_and_left_untouched, setup, teardown),
     cmocka_unit_test_setup_teardown(a_torn_last_record_is_dropped, setup, teardown),
     cmocka_unit_test_setup_teardown(two_stores_on_one_file_see_each_other, setup, teardown),
