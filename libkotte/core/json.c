@@ -91,3 +91,18 @@ int kotte__json_get_time(const cJSON *obj, const char *key, kotte_time *out) {
   *out = (kotte_time)v->valuedouble;
   return 0;
 }
+
+int kotte__json_compact(const char *text, size_t len, size_t max, char **out, size_t *out_len) {
+  *out = NULL;
+  char *s = kotte__strndup(text, len);
+  if (s == NULL) return KOTTE_ENOMEM;
+  cJSON_Minify(s); /* in place: drops the blanks between tokens */
+  size_t n = strlen(s);
+  if (max && n > max) {
+    kotte__free(s);
+    return KOTTE_ETOOBIG;
+  }
+  *out = s;
+  if (out_len) *out_len = n;
+  return 0;
+}

@@ -12,6 +12,13 @@ int kotte__json_parse_object(const char *text, size_t len, cJSON **out);
 /* Compact text of @p j in kotte__malloc memory; KOTTE_ETOOBIG above @p max (0: no limit). */
 int kotte__json_print(const cJSON *j, size_t max, char **out, size_t *out_len);
 
+/* The compact form of @p text[0..len), which must already have parsed as
+ * JSON: the same text without the blanks between tokens (numbers and
+ * escapes stay as written), in kotte__malloc memory; KOTTE_ETOOBIG above
+ * @p max (0: no limit). Far cheaper than printing the parsed tree again,
+ * which formats every number twice (cJSON checks its %.15g round trip). */
+int kotte__json_compact(const char *text, size_t len, size_t max, char **out, size_t *out_len);
+
 /* Validates @p text (NULL means "{}") as an object and returns it compact. */
 int kotte__json_normalize_object(const char *text, size_t max, char **out, size_t *out_len);
 

@@ -32,23 +32,30 @@ int kotte_token_generate(char out[KOTTE_TOKEN_LEN + 1]) {
   return 0;
 }
 
+/* Value of a base64url character, or -1. */
+static int b64url_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+/* Checked by hand rather than by decoding with sodium_base642bin(): this
+ * runs on every request, and the decode was a tenth of the client's
+ * instructions per request in the PostgreSQL benchmark. It only checks the
+ * form (alphabet, length, the canonical last character), which is all the
+ * decode established; the characters are not secret-dependent branches of
+ * any consequence (a malformed id is refused either way). */
 int kotte_token_is_valid(const char *s) {
   if (s == NULL) return 0;
-  size_t i;
-  for (i = 0; i < KOTTE_TOKEN_LEN; i++) {
-    unsigned char c = (unsigned char)s[i];
-    int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-             c == '-' || c == '_';
-    if (!ok) return 0; /* also stops at an early NUL */
-  }
-  /* 43 base64 characters carry 258 bits: the last one may only encode the
-   * 4 remaining bits of the 32 bytes followed by two zero bits. Decoding
-   * with libsodium checks exactly that. */
-  if (s[KOTTE_TOKEN_LEN] != '\0') return 0;
-  unsigned char raw[32];
-  size_t len = 0;
-  return sodium_base642bin(raw, sizeof raw, s, KOTTE_TOKEN_LEN, NULL, &len, NULL,
-                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 && len == 32;
+  int v = 0;
+  for (size_t i = 0; i < KOTTE_TOKEN_LEN; i++)
+    if ((v = b64url_value((unsigned char)s[i])) < 0) return 0; /* also stops at an early NUL */
+  /* 43 characters carry 258 bits for 256: the last one encodes the final 4
+   * bits and two zero bits, so only every fourth value is canonical. */
+  return s[KOTTE_TOKEN_LEN] == '\0' && (v & 3) == 0;
 }
 
 int kotte__user_id_valid(const char *user_id) {

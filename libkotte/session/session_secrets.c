@@ -137,7 +137,9 @@ int kotte__session_prepare(kotte_keyring *kr, const char *text, size_t max, char
   if (strstr(text, "\"" SEALED_KEY "\"") && reserved(j, 0))
     rc = kotte__fail(KOTTE_EBADJSON, "session data may not contain {\"" SEALED_KEY "\": ...}");
   if (rc == 0 && secrets) rc = walk(kr, j, 1, 0);
-  if (rc == 0) rc = kotte__json_print(j, max, out, out_len);
+  /* With nothing sealed the tree is the caller's text: compact that. */
+  if (rc == 0) rc = secrets ? kotte__json_print(j, max, out, out_len)
+                            : kotte__json_compact(text, len, max, out, out_len);
   if (secrets) wipe(j);
   cJSON_Delete(j);
   return rc;

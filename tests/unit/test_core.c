@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <kotte.h>
 
 static void strerror_never_returns_null(void **state) {
@@ -57,6 +59,25 @@ static void token_validator_rejects_other_shapes(void **state) {
   assert_true(kotte_token_is_valid("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
   /* what Python's secrets.token_urlsafe(32) gives is accepted */
   assert_true(kotte_token_is_valid("dGhpcyBpcyBhIHRlc3QgdG9rZW4gb2YgMzIgYnl0ZXM"));
+  /* every possible last character: valid exactly when libsodium decodes
+   * the token to 32 bytes (the canonical encodings) */
+  const char *alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  int accepted = 0;
+  for (const char *a = alphabet; *a; a++) {
+    char tok[44];
+    memset(tok, 'Q', 42);
+    tok[42] = *a;
+    tok[43] = '\0';
+    unsigned char raw[32];
+    size_t len = 0;
+    int decodes = sodium_base642bin(raw, sizeof raw, tok, 43, NULL, &len, NULL,
+                                    sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 && len == 32;
+    assert_int_equal(kotte_token_is_valid(tok), decodes);
+    accepted += decodes;
+    tok[10] = '+'; /* standard base64, not base64url */
+    assert_false(kotte_token_is_valid(tok));
+  }
+  assert_int_equal(accepted, 16);
 }
 
 static atomic_long allocs, frees;
