@@ -3,6 +3,7 @@ list(APPEND KOTTE_SOURCES
   libkotte/core/defer.c
   libkotte/core/error.c
   libkotte/core/journal_file.c
+  libkotte/core/journal_queue.c
   libkotte/core/json.c
   libkotte/core/log.c
   libkotte/core/token.c)

@@ -1,20 +1,23 @@
 /* The json_file credential backend: the shared index kept in step with a
- * journal file. Operations queue up on the loop thread; one libuv
- * thread-pool work item at a time takes the whole queue, applies it under
- * the file lock with a single append and a single fdatasync (group
- * commit), and the results are delivered on the loop thread in submission
- * order. Mirrors the session json_file backend. */
+ * journal file. Operations queue up on the loop thread and are applied in
+ * batches on the libuv thread pool with one append and one fdatasync each
+ * (group commit, core/journal_queue.h); results are delivered on the loop
+ * thread in submission order. This file holds what is specific to
+ * credentials: the jobs, how each one changes the table and the journal,
+ * and its callback. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/journal_queue.h"
 #include "credential/cred_journal.h"
 
 typedef enum job_kind { J_INSERT, J_GET, J_LIST, J_UPDATE, J_REMOVE, J_SCAN, J_COUNT } job_kind;
 
 typedef struct job job;
 struct job {
+  kotte__journal_job link; /* next, and the result status */
   job_kind kind;
-  job *next;
   void *ctx;
   kotte_cred_backend_status_cb status_cb;
   kotte_cred_backend_record_cb record_cb;
@@ -30,7 +33,6 @@ struct job {
   unsigned int limit;
   kotte_cred_patch patch; /* update: strings and blobs owned by the job */
   /* results */
-  int status;
   uint64_t count;
   kotte_cred_record *out; /* deep copies: n_out records */
   size_t n_out;
@@ -38,16 +40,11 @@ struct job {
   size_t n_keys;
 };
 
+#define JOB(j) ((job *)((char *)(j) - offsetof(job, link)))
+
 typedef struct jf_backend {
   kotte_cred_backend base; /* first */
-  uv_loop_t *loop;
-  uv_work_t work;
-  uv_mutex_t mu; /* guards `queue` (loop thread and worker) */
-  job *queue, *queue_tail;
-  job *batch;     /* owned by the worker while it runs, then by after_work */
-  int working;    /* loop thread only */
-  int in_deliver; /* loop thread only: re-entrancy guard for free() */
-  int free_asked; /* loop thread only */
+  kotte__journal_queue queue;
   ct_table table; /* worker only (and the loader before any work) */
   kotte__journal journal;
 } jf_backend;
@@ -146,37 +143,38 @@ static int copy_keys(job *jb, kotte_cred_key_count *counts, size_t n, int rc) {
 
 /* Applies one job to the table and writes its journal lines into @p b.
  * Returns 1 if the job must be durable before it is acknowledged. */
-static int run_job(jf_backend *jf, job *jb, kotte__journal_buf *b, size_t *lines) {
-  ct_table *t = &jf->table;
+static int run_job(void *ctx, kotte__journal_job *j, kotte__journal_buf *b, size_t *lines) {
+  job *jb = JOB(j);
+  ct_table *t = &((jf_backend *)ctx)->table;
   ct_entry *e = NULL;
   switch (jb->kind) {
   case J_INSERT:
-    jb->status = ct_insert(t, jb->rec, &e);
-    if (jb->status != 0) return 0;
+    jb->link.status = ct_insert(t, jb->rec, &e);
+    if (jb->link.status != 0) return 0;
     cj_buf_put(b, e);
     (*lines)++;
     return 1;
   case J_GET:
     e = ct_find(t, jb->user_id, jb->id);
-    jb->status = e ? copy_entry(jb, e) : KOTTE_ENOTFOUND;
+    jb->link.status = e ? copy_entry(jb, e) : KOTTE_ENOTFOUND;
     return 0;
   case J_LIST: {
     kotte_cred_record *recs;
     size_t n;
     int rc = ct_list_user(t, jb->user_id, &recs, &n);
-    jb->status = copy_records(jb, recs, n, rc);
+    jb->link.status = copy_records(jb, recs, n, rc);
     return 0;
   }
   case J_UPDATE:
-    jb->status = ct_update(t, jb->user_id, jb->id, &jb->patch, &e);
-    if (jb->status != 0) return 0;
+    jb->link.status = ct_update(t, jb->user_id, jb->id, &jb->patch, &e);
+    if (jb->link.status != 0) return 0;
     cj_buf_put(b, e);
     (*lines)++;
-    jb->status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e);
     return 1;
   case J_REMOVE:
     jb->count = (uint64_t)ct_remove(t, jb->user_id, jb->id);
-    jb->status = 0;
+    jb->link.status = 0;
     if (jb->count == 0) return 0;
     cj_buf_del(b, jb->id);
     (*lines)++;
@@ -185,55 +183,26 @@ static int run_job(jf_backend *jf, job *jb, kotte__journal_buf *b, size_t *lines
     kotte_cred_record *recs;
     size_t n;
     int rc = ct_scan_stale(t, jb->key_id, jb->after[0] ? jb->after : NULL, jb->limit, &recs, &n);
-    jb->status = copy_records(jb, recs, n, rc);
+    jb->link.status = copy_records(jb, recs, n, rc);
     return 0;
   }
   case J_COUNT: {
     kotte_cred_key_count *counts;
     size_t n;
     int rc = ct_key_counts(t, &counts, &n);
-    jb->status = copy_keys(jb, counts, n, rc);
+    jb->link.status = copy_keys(jb, counts, n, rc);
     return 0;
   }
   }
-  jb->status = KOTTE_EINTERNAL;
+  jb->link.status = KOTTE_EINTERNAL;
   return 0;
 }
 
-static void work_cb(uv_work_t *w) {
-  jf_backend *jf = w->data;
-  uv_mutex_lock(&jf->mu);
-  job *batch = jf->queue;
-  jf->queue = jf->queue_tail = NULL;
-  uv_mutex_unlock(&jf->mu);
-  jf->batch = batch;
+/* ---- delivery ----------------------------------------------------------- */
 
-  int rc = kotte__journal_lock(&jf->journal);
-  if (rc != 0) {
-    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
-    return;
-  }
-  kotte__journal_buf b = { NULL, 0, 0, 0 };
-  size_t lines = 0;
-  int sync = 0;
-  for (job *jb = batch; jb; jb = jb->next) sync |= run_job(jf, jb, &b, &lines);
-  rc = kotte__journal_append(&jf->journal, &b, lines, sync);
-  kotte__journal_buf_free(&b);
-  if (rc != 0) {
-    /* Nothing in this batch may be acknowledged as written; as in the
-     * session backend, the whole batch reports the I/O error. */
-    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
-  } else {
-    kotte__journal_maybe_compact(&jf->journal);
-  }
-  kotte__journal_unlock(&jf->journal);
-}
-
-static void start_work(jf_backend *jf);
-static void jf_destroy(jf_backend *jf);
-
-static void deliver_job(job *jb) {
-  int st = jb->status;
+static void deliver_job(kotte__journal_job *j) {
+  job *jb = JOB(j);
+  int st = j->status;
   switch (jb->kind) {
   case J_INSERT: jb->status_cb(st, jb->ctx); break;
   case J_GET:
@@ -243,48 +212,11 @@ static void deliver_job(job *jb) {
   case J_REMOVE: jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx); break;
   case J_COUNT: jb->keys_cb(st, st == 0 ? jb->keys : NULL, st == 0 ? jb->n_keys : 0, jb->ctx); break;
   }
-}
-
-static void after_work(uv_work_t *w, int uv_status) {
-  (void)uv_status;
-  jf_backend *jf = w->data;
-  job *jb = jf->batch;
-  jf->batch = NULL;
-  jf->in_deliver = 1;
-  while (jb) {
-    job *next = jb->next;
-    deliver_job(jb);
-    job_free(jb);
-    jb = next;
-  }
-  jf->in_deliver = 0;
-  jf->working = 0;
-  if (jf->free_asked) {
-    jf_destroy(jf);
-    return;
-  }
-  uv_mutex_lock(&jf->mu);
-  int more = jf->queue != NULL;
-  uv_mutex_unlock(&jf->mu);
-  if (more) start_work(jf);
-}
-
-static void start_work(jf_backend *jf) {
-  jf->working = 1;
-  jf->work.data = jf;
-  if (uv_queue_work(jf->loop, &jf->work, work_cb, after_work) != 0) {
-    jf->working = 0;
-    kotte__log(KOTTE_LOG_ERROR, "json_file credential backend: uv_queue_work failed");
-  }
+  job_free(jb);
 }
 
 static int submit(jf_backend *jf, job *jb) {
-  uv_mutex_lock(&jf->mu);
-  if (jf->queue_tail) jf->queue_tail->next = jb;
-  else jf->queue = jb;
-  jf->queue_tail = jb;
-  uv_mutex_unlock(&jf->mu);
-  if (!jf->working) start_work(jf);
+  kotte__journal_queue_submit(&jf->queue, &jb->link);
   return 0;
 }
 
@@ -370,23 +302,14 @@ static int jf_count_keys(kotte_cred_backend *be, kotte_cred_backend_keys_cb cb, 
   return submit(JF(be), jb);
 }
 
-static void jf_destroy(jf_backend *jf) {
+static void jf_destroy(void *ctx) {
+  jf_backend *jf = ctx;
   ct_clear(&jf->table);
   kotte__journal_close(&jf->journal);
-  uv_mutex_destroy(&jf->mu);
   kotte__free(jf);
 }
 
-static void jf_free(kotte_cred_backend *be) {
-  jf_backend *jf = JF(be);
-  /* From inside a delivery (a user freed the store in a callback) or with
-   * a batch in flight: finish after it. */
-  if (jf->in_deliver || jf->working) {
-    jf->free_asked = 1;
-    return;
-  }
-  jf_destroy(jf);
-}
+static void jf_free(kotte_cred_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
 static const kotte_cred_backend jf_vtable = {
   .version = KOTTE_CRED_BACKEND_VERSION,
@@ -401,6 +324,12 @@ static const kotte_cred_backend jf_vtable = {
   .free = jf_free,
 };
 
+static const kotte__journal_queue_ops jf_queue_ops = {
+  .run = run_job,
+  .deliver = deliver_job,
+  .destroy = jf_destroy,
+};
+
 int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
                                      const char *path) {
   if (out == NULL) return KOTTE_EINVAL;
@@ -409,18 +338,17 @@ int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   jf_backend *jf = kotte__calloc(1, sizeof *jf);
   if (jf == NULL) return KOTTE_ENOMEM;
-  if (uv_mutex_init(&jf->mu) != 0) {
-    kotte__free(jf);
-    return KOTTE_EINTERNAL;
-  }
   ct_init(&jf->table);
   int rc = cj_open(&jf->journal, path, &jf->table);
   if (rc != 0) {
-    uv_mutex_destroy(&jf->mu);
     kotte__free(jf);
     return rc;
   }
-  jf->loop = loop;
+  rc = kotte__journal_queue_init(&jf->queue, loop, &jf->journal, &jf_queue_ops, jf);
+  if (rc != 0) {
+    jf_destroy(jf);
+    return rc;
+  }
   jf->base = jf_vtable;
   *out = &jf->base;
   return 0;

@@ -1,18 +1,21 @@
 /* The json_file backend: the shared index, kept in step with a journal
- * file. Operations queue up on the loop thread; one libuv thread-pool work
- * item at a time takes the whole queue, applies it under the file lock with
- * a single append and a single fdatasync (group commit), and the results
- * are delivered on the loop thread in submission order. */
+ * file. Operations queue up on the loop thread and are applied in batches
+ * on the libuv thread pool with one append and one fdatasync each (group
+ * commit, core/journal_queue.h); results are delivered on the loop thread
+ * in submission order. This file holds what is specific to sessions: the
+ * jobs, how each one changes the table and the journal, and its callback. */
+#include <stddef.h>
 #include <string.h>
 
+#include "core/journal_queue.h"
 #include "session/journal.h"
 
 typedef enum job_kind { J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE } job_kind;
 
 typedef struct job job;
 struct job {
+  kotte__journal_job link; /* next, and the result status */
   job_kind kind;
-  job *next;
   void *ctx;
   kotte_session_backend_record_cb record_cb;
   kotte_session_backend_count_cb count_cb;
@@ -29,22 +32,16 @@ struct job {
   size_t max_size;
   unsigned int limit;
   /* results */
-  int status;
   uint64_t count;
   kotte_session_record *out; /* deep copies: `n_out` records */
   size_t n_out;
 };
 
+#define JOB(j) ((job *)((char *)(j) - offsetof(job, link)))
+
 typedef struct jf_backend {
   kotte_session_backend base; /* first */
-  uv_loop_t *loop;
-  uv_work_t work;
-  uv_mutex_t mu; /* guards `queue` (loop thread and worker) */
-  job *queue, *queue_tail;
-  job *batch;     /* owned by the worker while it runs, then by after_work */
-  int working;    /* loop thread only */
-  int in_deliver; /* loop thread only: re-entrancy guard for free() */
-  int free_asked; /* loop thread only */
+  kotte__journal_queue queue;
   kt_table table; /* worker only (and the loader before any work) */
   kj journal;
 } jf_backend;
@@ -101,8 +98,9 @@ static void purge_visit(const kt_entry *e, void *ctx) {
 
 /* Applies one job to the table and writes its journal lines into @p b.
  * Returns 1 if the job must be durable before it is acknowledged. */
-static int run_job(jf_backend *jf, job *jb, kj_buf *b, size_t *lines) {
-  kt_table *t = &jf->table;
+static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
+  job *jb = JOB(j);
+  kt_table *t = &((jf_backend *)ctx)->table;
   kt_entry *e = NULL;
   int removed = 0;
   switch (jb->kind) {
@@ -112,58 +110,58 @@ static int run_job(jf_backend *jf, job *jb, kj_buf *b, size_t *lines) {
     r.user_id = jb->user_id;
     r.data = jb->data;
     r.data_len = jb->data_len;
-    jb->status = kt_put(t, &r, jb->flag, jb->now, &e);
-    if (jb->status != 0) return 0;
+    jb->link.status = kt_put(t, &r, jb->flag, jb->now, &e);
+    if (jb->link.status != 0) return 0;
     kj_buf_put(b, NULL, e);
     (*lines)++;
-    jb->status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e);
     return 1;
   }
   case J_GET:
-    jb->status = kt_get(t, jb->id, jb->now, jb->flag, &e, &removed);
+    jb->link.status = kt_get(t, jb->id, jb->now, jb->flag, &e, &removed);
     if (removed) {
       kj_buf_del(b, jb->id);
       (*lines)++;
     }
-    if (jb->status != 0) return 0;
+    if (jb->link.status != 0) return 0;
     if (jb->flag) {
       kj_buf_touch(b, e); /* a lost slide only shortens a session: no fsync */
       (*lines)++;
     }
-    jb->status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e);
     return 0;
   case J_UPDATE:
-    jb->status = kt_update(t, jb->id, jb->now, jb->data, jb->data_len, jb->max_size, &e);
-    if (jb->status != 0) return 0;
+    jb->link.status = kt_update(t, jb->id, jb->now, jb->data, jb->data_len, jb->max_size, &e);
+    if (jb->link.status != 0) return 0;
     kj_buf_put(b, NULL, e);
     (*lines)++;
-    jb->status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e);
     return 1;
   case J_REMOVE:
     jb->count = (uint64_t)kt_remove(t, jb->id);
-    jb->status = 0;
+    jb->link.status = 0;
     if (jb->count == 0) return 0;
     kj_buf_del(b, jb->id);
     (*lines)++;
     return 1;
   case J_RENAME:
-    jb->status = kt_rename(t, jb->id, jb->new_id, jb->now, &e);
-    if (jb->status != 0) return 0;
+    jb->link.status = kt_rename(t, jb->id, jb->new_id, jb->now, &e);
+    if (jb->link.status != 0) return 0;
     kj_buf_put(b, jb->id, e);
     (*lines)++;
-    jb->status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e);
     return 1;
   case J_LIST: {
     kotte_session_record *recs;
     size_t n;
-    jb->status = kt_list_user(t, jb->user_id, jb->now, &recs, &n);
-    if (jb->status == 0) jb->status = copy_out(jb, recs, n);
+    jb->link.status = kt_list_user(t, jb->user_id, jb->now, &recs, &n);
+    if (jb->link.status == 0) jb->link.status = copy_out(jb, recs, n);
     kotte__free(recs);
     return 0;
   }
   case J_REMOVE_USER:
     jb->count = kt_remove_user(t, jb->user_id);
-    jb->status = 0;
+    jb->link.status = 0;
     if (jb->count == 0) return 0;
     kj_buf_delu(b, jb->user_id);
     (*lines)++;
@@ -171,98 +169,35 @@ static int run_job(jf_backend *jf, job *jb, kj_buf *b, size_t *lines) {
   case J_PURGE: {
     purge_ctx p = { b, lines };
     jb->count = kt_purge(t, jb->now, jb->limit, purge_visit, &p);
-    jb->status = 0;
+    jb->link.status = 0;
     return jb->count > 0;
   }
   }
-  jb->status = KOTTE_EINTERNAL;
+  jb->link.status = KOTTE_EINTERNAL;
   return 0;
 }
 
-static void work_cb(uv_work_t *w) {
-  jf_backend *jf = w->data;
-  uv_mutex_lock(&jf->mu);
-  job *batch = jf->queue;
-  jf->queue = jf->queue_tail = NULL;
-  uv_mutex_unlock(&jf->mu);
-  jf->batch = batch;
+/* ---- delivery ----------------------------------------------------------- */
 
-  int rc = kj_lock(&jf->journal, &jf->table);
-  if (rc != 0) {
-    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
-    return;
+static void deliver_job(kotte__journal_job *j) {
+  job *jb = JOB(j);
+  int st = j->status;
+  switch (jb->kind) {
+  case J_PUT: case J_GET: case J_UPDATE: case J_RENAME:
+    jb->record_cb(st, st == 0 ? jb->out : NULL, jb->ctx);
+    break;
+  case J_LIST:
+    jb->list_cb(st, st == 0 ? jb->out : NULL, st == 0 ? jb->n_out : 0, jb->ctx);
+    break;
+  case J_REMOVE: case J_REMOVE_USER: case J_PURGE:
+    jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx);
+    break;
   }
-  kj_buf b = { NULL, 0, 0, 0 };
-  size_t lines = 0;
-  int sync = 0;
-  for (job *jb = batch; jb; jb = jb->next) sync |= run_job(jf, jb, &b, &lines);
-  rc = kj_append(&jf->journal, &b, lines, sync);
-  kj_buf_free(&b);
-  if (rc != 0) {
-    /* Nothing in this batch may be acknowledged as written. Reads that
-     * succeeded are still true answers, but keep it simple and honest:
-     * the whole batch reports the I/O error. */
-    for (job *jb = batch; jb; jb = jb->next) jb->status = rc;
-  } else {
-    kj_maybe_compact(&jf->journal, &jf->table);
-  }
-  kj_unlock(&jf->journal);
-}
-
-static void start_work(jf_backend *jf);
-static void jf_destroy(jf_backend *jf);
-
-static void after_work(uv_work_t *w, int uv_status) {
-  jf_backend *jf = w->data;
-  job *jb = jf->batch;
-  jf->batch = NULL;
-  jf->in_deliver = 1;
-  while (jb) {
-    job *next = jb->next;
-    int st = jb->status;
-    switch (jb->kind) {
-    case J_PUT: case J_GET: case J_UPDATE: case J_RENAME:
-      jb->record_cb(st, st == 0 ? jb->out : NULL, jb->ctx);
-      break;
-    case J_LIST:
-      jb->list_cb(st, st == 0 ? jb->out : NULL, st == 0 ? jb->n_out : 0, jb->ctx);
-      break;
-    case J_REMOVE: case J_REMOVE_USER: case J_PURGE:
-      jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx);
-      break;
-    }
-    job_free(jb);
-    jb = next;
-  }
-  jf->in_deliver = 0;
-  jf->working = 0;
-  if (jf->free_asked) {
-    jf_destroy(jf);
-    return;
-  }
-  uv_mutex_lock(&jf->mu);
-  int more = jf->queue != NULL;
-  uv_mutex_unlock(&jf->mu);
-  if (more) start_work(jf);
-}
-
-static void start_work(jf_backend *jf) {
-  jf->working = 1;
-  jf->work.data = jf;
-  if (uv_queue_work(jf->loop, &jf->work, work_cb, after_work) != 0) {
-    /* Cannot happen with valid arguments; fail the queue rather than hang. */
-    jf->working = 0;
-    kotte__log(KOTTE_LOG_ERROR, "json_file backend: uv_queue_work failed");
-  }
+  job_free(jb);
 }
 
 static int submit(jf_backend *jf, job *jb) {
-  uv_mutex_lock(&jf->mu);
-  if (jf->queue_tail) jf->queue_tail->next = jb;
-  else jf->queue = jb;
-  jf->queue_tail = jb;
-  uv_mutex_unlock(&jf->mu);
-  if (!jf->working) start_work(jf);
+  kotte__journal_queue_submit(&jf->queue, &jb->link);
   return 0;
 }
 
@@ -382,23 +317,14 @@ static int jf_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
   return submit(JF(be), jb);
 }
 
-static void jf_destroy(jf_backend *jf) {
+static void jf_destroy(void *ctx) {
+  jf_backend *jf = ctx;
   kt_clear(&jf->table);
   kj_close(&jf->journal);
-  uv_mutex_destroy(&jf->mu);
   kotte__free(jf);
 }
 
-static void jf_free(kotte_session_backend *be) {
-  jf_backend *jf = JF(be);
-  /* Called from inside a delivery (a user freed the store in a callback)
-   * or with a batch in flight: finish after it. */
-  if (jf->in_deliver || jf->working) {
-    jf->free_asked = 1;
-    return;
-  }
-  jf_destroy(jf);
-}
+static void jf_free(kotte_session_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
 static const kotte_session_backend jf_vtable = {
   .version = KOTTE_SESSION_BACKEND_VERSION,
@@ -414,6 +340,12 @@ static const kotte_session_backend jf_vtable = {
   .free = jf_free,
 };
 
+static const kotte__journal_queue_ops jf_queue_ops = {
+  .run = run_job,
+  .deliver = deliver_job,
+  .destroy = jf_destroy,
+};
+
 int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *loop,
                                         const char *path) {
   if (out == NULL) return KOTTE_EINVAL;
@@ -422,18 +354,17 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   jf_backend *jf = kotte__calloc(1, sizeof *jf);
   if (jf == NULL) return KOTTE_ENOMEM;
-  if (uv_mutex_init(&jf->mu) != 0) {
-    kotte__free(jf);
-    return KOTTE_EINTERNAL;
-  }
   kt_init(&jf->table);
   int rc = kj_open(&jf->journal, path, &jf->table);
   if (rc != 0) {
-    uv_mutex_destroy(&jf->mu);
     kotte__free(jf);
     return rc;
   }
-  jf->loop = loop;
+  rc = kotte__journal_queue_init(&jf->queue, loop, &jf->journal.file, &jf_queue_ops, jf);
+  if (rc != 0) {
+    jf_destroy(jf);
+    return rc;
+  }
   jf->base = jf_vtable;
   *out = &jf->base;
   return 0;
