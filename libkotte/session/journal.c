@@ -5,8 +5,6 @@
 #include "core/json.h"
 #include "session/journal.h"
 
-void kj_buf_free(kj_buf *b) { kotte__journal_buf_free(b); }
-
 static void buf_line(kj_buf *b, cJSON *j) { kotte__journal_buf_line(b, j); }
 
 static cJSON *op_obj(const char *op) {
@@ -153,22 +151,6 @@ static const kotte__journal_ops session_ops = {
 
 int kj_open(kj *j, const char *path, kt_table *t) {
   return kotte__journal_open(&j->file, path, &session_ops, t);
-}
-
-int kj_lock(kj *j, kt_table *t) {
-  (void)t; /* bound at open */
-  return kotte__journal_lock(&j->file);
-}
-
-void kj_unlock(kj *j) { kotte__journal_unlock(&j->file); }
-
-int kj_append(kj *j, const kj_buf *b, size_t lines, int sync) {
-  return kotte__journal_append(&j->file, b, lines, sync);
-}
-
-int kj_maybe_compact(kj *j, kt_table *t) {
-  (void)t;
-  return kotte__journal_maybe_compact(&j->file);
 }
 
 void kj_close(kj *j) { kotte__journal_close(&j->file); }
