@@ -54,8 +54,8 @@ static void applies_every_migration_once_then_nothing(void **state) {
   fresh_db(db, sizeof db, ci, sizeof ci);
   unsigned int applied = 99;
   assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
-  assert_int_equal(applied, 2);
-  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_schema_migrations"), 2);
+  assert_int_equal(applied, 3);
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_schema_migrations"), 3);
   assert_int_equal(scalar_int(ci, "SELECT count(*) FROM information_schema.columns WHERE "
                                   "table_name = 'kotte_sessions' AND column_name = 'token_sealed'"), 1);
   assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
@@ -91,7 +91,7 @@ static void concurrent_migrators_take_turns(void **state) {
   }
   for (int i = 0; i < 3; i++) uv_thread_join(&th[i]);
   for (int i = 0; i < 3; i++) assert_int_equal(t[i].rc, 0);
-  assert_int_equal(t[0].applied + t[1].applied + t[2].applied, 2);
+  assert_int_equal(t[0].applied + t[1].applied + t[2].applied, 3);
   drop_db(db);
 }
 
@@ -121,6 +121,155 @@ static void a_failing_migration_leaves_nothing_half_applied(void **state) {
   drop_db(db);
 }
 
+/* Text of the first row's first column, on an open connection. */
+static void scalar_text(PGconn *c, const char *sql, char *out, size_t n) {
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  snprintf(out, n, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+  PQclear(r);
+}
+
+static void exec_ok(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok) fprintf(stderr, "%.80s: %s", sql, PQerrorMessage(c));
+  assert_true(ok);
+  PQclear(r);
+}
+
+/* What 0003 must leave, whatever was there before. */
+static void check_0003_schema(PGconn *c) {
+  char v[256];
+  scalar_text(c, "SELECT count(*) FROM pg_indexes WHERE tablename = 'kotte_sessions' AND "
+                 "indexname = 'kotte_sessions_expires_at_idx'", v, sizeof v);
+  assert_string_equal(v, "0"); /* slides change expires_at: no index may cover it */
+  scalar_text(c, "SELECT indexdef FROM pg_indexes WHERE indexname = "
+                 "'kotte_sessions_expires_bucket_idx'", v, sizeof v);
+  assert_non_null(strstr(v, "(expires_bucket)"));
+  scalar_text(c, "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = "
+                 "'kotte_sessions'", v, sizeof v);
+  assert_string_equal(v, "fillfactor=80");
+  scalar_text(c, "SELECT attgenerated::text || attnotnull::text FROM pg_attribute WHERE attrelid = "
+                 "'kotte_sessions'::regclass AND attname = 'expires_bucket'", v, sizeof v);
+  assert_string_equal(v, "strue");
+  scalar_text(c, "SELECT count(*) FROM kotte_sessions WHERE expires_bucket IS DISTINCT FROM "
+                 "date_bin(interval '5 minutes', expires_at, timestamptz '2000-01-01 00:00:00+00') "
+                 "OR expires_bucket > expires_at OR expires_at >= expires_bucket + interval '5 minutes'",
+              v, sizeof v);
+  assert_string_equal(v, "0");
+  scalar_text(c, "SELECT name FROM kotte_schema_migrations WHERE version = 3", v, sizeof v);
+  assert_string_equal(v, "0003_session_expiry_bucket");
+}
+
+#define SESSIONS_DIGEST                                                                         \
+  "SELECT count(*) || ' ' || md5(string_agg(concat_ws('|', session_id, user_id, data, created_at, " \
+  "last_activity, expires_at, max_expires_at, idle_timeout_seconds, token_sealed), ',' ORDER BY "  \
+  "session_id)) FROM kotte_sessions"
+
+/* 0003 applied to a database at 0002 that holds sessions: every row kept
+ * as it was, each with its bucket, the table rewritten with room for HOT
+ * updates; applying it again (by kotte_pg_migrate, or the file itself)
+ * changes nothing. */
+static void bucket_migration_on_a_populated_0002_database(void **state) {
+  (void)state;
+  char dir[] = "/tmp/kotte-mig-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s/migrations && cp %s/migrations/0001_*.sql %s/migrations/0002_*.sql %s/migrations/",
+           dir, SQL_DIR, SQL_DIR, dir);
+  assert_int_equal(system(cmd), 0);
+  char db[64], ci[512];
+  fresh_db(db, sizeof db, ci, sizeof ci);
+  unsigned int applied = 0;
+  assert_int_equal(kotte_pg_migrate(ci, dir, NULL, &applied), 0);
+  assert_int_equal(applied, 2);
+
+  PGconn *c = PQconnectdb(ci);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  exec_ok(c, "SET client_min_messages = warning");
+  /* 2000 sessions, each expiring 60-259 s into its own 5-minute bucket */
+  exec_ok(c, "INSERT INTO kotte_sessions (session_id, user_id, data, created_at, last_activity, "
+             "expires_at, max_expires_at, idle_timeout_seconds, token_sealed) SELECT "
+             "'row-' || lpad(g::text, 5, '0'), 'user-' || (g % 37), jsonb_build_object('csrf_token', "
+             "md5(g::text), 'n', g), timestamptz '2030-01-01 00:00:00+00', "
+             "timestamptz '2030-01-01 00:00:00+00', timestamptz '2030-01-01 00:01:00+00' + "
+             "g * interval '5 minutes' + (g % 200) * interval '1 s' + interval '0.25 s', "
+             "timestamptz '2031-01-01 00:00:00+00', 1800, decode(repeat(to_hex(g % 16), 168), 'hex') "
+             "FROM generate_series(1, 2000) g");
+  char before[128], after[128], pages0[32], pages1[32];
+  scalar_text(c, SESSIONS_DIGEST, before, sizeof before);
+  scalar_text(c, "SELECT pg_relation_size('kotte_sessions') / 8192", pages0, sizeof pages0);
+  PQfinish(c);
+
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
+  assert_int_equal(applied, 1);
+  c = PQconnectdb(ci);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  check_0003_schema(c);
+  scalar_text(c, SESSIONS_DIGEST, after, sizeof after);
+  assert_string_equal(after, before);
+  /* the rewrite left a fifth of every page free */
+  scalar_text(c, "SELECT pg_relation_size('kotte_sessions') / 8192", pages1, sizeof pages1);
+  printf("  2000 sessions: %s pages before 0003, %s after\n", pages0, pages1);
+  assert_true(atoi(pages1) * 100 >= atoi(pages0) * 115);
+
+  /* slides of the rows that were there before, each its own transaction
+   * as the backend's are: HOT updates, in place on their pages */
+  char upd0[64], upd1[64];
+  exec_ok(c, "SELECT pg_stat_force_next_flush()"); /* flushed before the next query runs */
+  scalar_text(c, "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE "
+                 "relname = 'kotte_sessions'", upd0, sizeof upd0);
+  for (int i = 1; i <= 1000; i++) {
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE kotte_sessions SET last_activity = last_activity + "
+                              "interval '1 s', expires_at = expires_at + interval '1 s' WHERE "
+                              "session_id = 'row-%05d'", i * 2);
+    exec_ok(c, sql);
+  }
+  exec_ok(c, "SELECT pg_stat_force_next_flush()");
+  scalar_text(c, "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables WHERE "
+                 "relname = 'kotte_sessions'", upd1, sizeof upd1);
+  long long u0, h0, u1, h1;
+  assert_int_equal(sscanf(upd0, "%lld %lld", &u0, &h0), 2);
+  assert_int_equal(sscanf(upd1, "%lld %lld", &u1, &h1), 2);
+  printf("  1000 slides of migrated rows: %lld updates, %lld HOT\n", u1 - u0, h1 - h0);
+  assert_int_equal(u1 - u0, 1000);
+  assert_true((h1 - h0) * 100 >= (u1 - u0) * 98);
+  check_0003_schema(c);
+  scalar_text(c, SESSIONS_DIGEST, before, sizeof before);
+  PQfinish(c);
+
+  /* again: nothing to apply; the file itself, run once more as the owner,
+   * changes nothing either */
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
+  assert_int_equal(applied, 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/migrations/0003_session_expiry_bucket.sql", SQL_DIR);
+  FILE *fp = fopen(path, "rb");
+  assert_non_null(fp);
+  static char text[16384];
+  size_t len = fread(text, 1, sizeof text - 1, fp);
+  fclose(fp);
+  assert_true(len < sizeof text - 1); /* read whole */
+  text[len] = '\0';
+  c = PQconnectdb(ci);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  exec_ok(c, "SET client_min_messages = warning");
+  exec_ok(c, text);
+  check_0003_schema(c);
+  scalar_text(c, SESSIONS_DIGEST, after, sizeof after);
+  assert_string_equal(after, before);
+  scalar_text(c, "SELECT count(*) FROM kotte_schema_migrations", after, sizeof after);
+  assert_string_equal(after, "3");
+  PQfinish(c);
+
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+  drop_db(db);
+}
+
 static void connection_errors_never_show_the_password(void **state) {
   (void)state;
   char ci[512];
@@ -136,6 +285,7 @@ int main(void) {
     cmocka_unit_test(applies_every_migration_once_then_nothing),
     cmocka_unit_test(concurrent_migrators_take_turns),
     cmocka_unit_test(a_failing_migration_leaves_nothing_half_applied),
+    cmocka_unit_test(bucket_migration_on_a_populated_0002_database),
     cmocka_unit_test(connection_errors_never_show_the_password),
   };
   return cmocka_run_group_tests_name("pg migrate", tests, NULL, NULL);
