@@ -169,6 +169,11 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *    must use the same); they live in sodium_malloc memory;
  *  - purge deletes in batches (FOR UPDATE SKIP LOCKED) under an advisory
  *    lock: one replica sweeps at a time, and gets never wait for it;
+ *  - it needs the schema of sql/migrations/ up to 0003: no index covers
+ *    expires_at, so a slide is a HOT update unless it carries the expiry
+ *    into the next 5-minute bucket (expires_bucket, which the purge's
+ *    index is on). On an older schema, statements fail with KOTTE_EDB and
+ *    a detail naming SQLSTATE 42703 and the need to migrate;
  *  - data comes back as compact JSON in jsonb's key order (shorter keys
  *    first), which may differ from the order it was stored in.
  *

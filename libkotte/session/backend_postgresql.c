@@ -12,7 +12,16 @@
  * size limit is checked in the same statement on the compact text (jsonb's
  * text form without the blanks it adds). jsonb keeps one copy of each key
  * and orders keys by length, then bytes, so the text that comes back may
- * order keys differently from what was stored. */
+ * order keys differently from what was stored.
+ *
+ * Slides (get, update, put over a live row) are meant to be HOT updates:
+ * no statement changes an indexed column except by crossing a 5-minute
+ * expiry bucket. expires_bucket (sql/migrations/0003) is a column that
+ * PostgreSQL generates from expires_at in the same row write, so no
+ * statement here writes it and it cannot disagree with expires_at; only the
+ * purge reads it. Needs migrations 0002 (token_sealed) and 0003
+ * (expires_bucket); on an older schema the statement that needs them fails
+ * with SQLSTATE 42703 and a hint to migrate. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,10 +115,17 @@ static const struct {
                2, { T_TEXT, T_TSTZ } },
   [S_REMOVE_USER] = { "DELETE FROM kotte_sessions WHERE user_id = $1", 1, { T_TEXT } },
   /* One replica sweeps at a time (the others get 0 and stop); rows other
-   * transactions hold are skipped, never waited for. */
+   * transactions hold are skipped, never waited for. Candidates come from
+   * the index on expires_bucket (expires_at floored to 5 minutes; there is
+   * no index on expires_at, so that slides are HOT updates): every bucket
+   * that began before $1, oldest first. Rows of buckets wholly in the past
+   * are all expired; those of the bucket holding $1 are kept out by the
+   * exact test on expires_at, which FOR UPDATE also re-checks on a row a
+   * slide changed meanwhile. */
   [S_PURGE] = { "WITH sweeper AS (SELECT pg_try_advisory_xact_lock(" PURGE_LOCK_KEY ") AS go), "
-                "victims AS (SELECT session_id FROM kotte_sessions WHERE expires_at < $1 AND "
-                "(SELECT go FROM sweeper) ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
+                "victims AS (SELECT session_id FROM kotte_sessions WHERE expires_bucket < $1 AND "
+                "expires_at < $1 AND (SELECT go FROM sweeper) ORDER BY expires_bucket LIMIT $2 "
+                "FOR UPDATE SKIP LOCKED) "
                 "DELETE FROM kotte_sessions s USING victims v WHERE s.session_id = v.session_id",
                 2, { T_TSTZ, T_INT4 } },
 };
@@ -281,6 +297,10 @@ static int map_error(int status, const kotte_pg_result *res) {
   if (strcmp(code, "23505") == 0) return KOTTE_EEXISTS;
   if (strcmp(code, "22P02") == 0 || strcmp(code, "22P05") == 0) return KOTTE_EBADJSON;
   if (strcmp(code, "54000") == 0) return KOTTE_ETOOBIG;
+  if (strcmp(code, "42703") == 0 || strcmp(code, "42P01") == 0)
+    return kotte__fail(KOTTE_EDB, "postgresql session backend: %s: the database lacks a column "
+                                  "or table this libkotte needs; apply sql/migrations "
+                                  "(kotte-migrate)", code);
   /* SQLSTATE only: a server message may quote session data. */
   return kotte__fail(KOTTE_EDB, "postgresql session backend: %s",
                      *code ? code : "connection lost");

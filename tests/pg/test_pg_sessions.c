@@ -57,7 +57,9 @@ static void sql(fx *f, const char *text) {
 
 static void sql_value(fx *f, const char *text, char *out, size_t n) {
   pg_call c;
-  assert_int_equal(pg_run(f->pool, &c, 0, 60000, text, 0, NULL), 0);
+  int rc = pg_run(f->pool, &c, 0, 60000, text, 0, NULL);
+  if (rc != 0) fprintf(stderr, "%s: %s %s\n", text, kotte_strerror(rc), c.sqlstate);
+  assert_int_equal(rc, 0);
   snprintf(out, n, "%s", c.value);
 }
 
@@ -322,6 +324,217 @@ static void two_replicas_purging_at_once_share_the_work(void **state) {
   (void)g;
 }
 
+/* ---- HOT slides (sql/migrations/0003) ------------------------------------ */
+
+/* A clock the test moves: the buckets a slide lands in are then known. */
+static kotte_time fake_now;
+static kotte_time fake_clock(void *ctx) {
+  (void)ctx;
+  return fake_now;
+}
+
+#define SEC 1000000LL
+#define BUCKET_S 300 /* expires_bucket's width */
+
+/* Every row's text, first column, one a line. */
+typedef struct rows_call {
+  int done, status;
+  char text[8192];
+} rows_call;
+
+static void on_rows(int status, const kotte_pg_result *res, void *ud) {
+  rows_call *c = ud;
+  c->done++;
+  c->status = status;
+  size_t len = 0;
+  for (int i = 0; status == 0 && i < kotte_pg_result_ntuples(res); i++) {
+    int w = snprintf(c->text + len, sizeof c->text - len, "%s\n", kotte_pg_result_value(res, i, 0));
+    if (w < 0 || (size_t)w >= sizeof c->text - len) break;
+    len += (size_t)w;
+  }
+}
+
+static void sql_rows(fx *f, const char *text, char *out, size_t n) {
+  rows_call *c = calloc(1, sizeof *c);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = text;
+  q.timeout_ms = 60000;
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, on_rows, c), 0);
+  pg_wait(&f->loop, &c->done, 1);
+  assert_int_equal(c->status, 0);
+  snprintf(out, n, "%s", c->text);
+  free(c);
+}
+
+/* Statistics of other connections reach pg_stat_user_tables whenever those
+ * backends flush them (at the latest when they exit); wait until this
+ * connection is the only one in the database, so that the counters below
+ * move for its own statements only. */
+static void wait_alone(fx *f) {
+  char n[32] = "";
+  for (int i = 0; i < 200; i++) {
+    sql_value(f, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                 "backend_type = 'client backend' AND pid <> pg_backend_pid()", n, sizeof n);
+    if (atoi(n) == 0) return;
+    uv_sleep(50);
+  }
+  fail_msg("other connections stay in the database: %s", n);
+}
+
+/* n_tup_upd and n_tup_hot_upd of kotte_sessions, this connection's own
+ * pending counts included: pg_stat_force_next_flush() makes the backend
+ * flush them before it answers the next query. The pool has one
+ * connection, so the store's statements ran on it. */
+static void update_stats(fx *f, long long *upd, long long *hot) {
+  sql(f, "SELECT pg_stat_force_next_flush()");
+  char v[64];
+  sql_value(f, "SELECT n_tup_upd || ' ' || n_tup_hot_upd FROM pg_stat_user_tables "
+               "WHERE relname = 'kotte_sessions'", v, sizeof v);
+  assert_int_equal(sscanf(v, "%lld %lld", upd, hot), 2);
+}
+
+#define N_HOT_SESSIONS 20
+#define N_HOT_ROUNDS 25
+
+static void get_ok(fx *f, const char *id) {
+  sess_call c = { 0 };
+  assert_int_equal(kotte_session_get(f->store, id, on_sess, &c), 0);
+  pg_wait(&f->loop, &c.done, 1);
+  assert_int_equal(c.status, 0);
+  kotte_session_free(c.s);
+}
+
+/* Gets and updates slide expires_at; with no index on it, and the expiry
+ * bucket unchanged within 5 minutes, PostgreSQL makes them HOT updates
+ * (no index entries). Crossing a bucket boundary is the exception, and
+ * there the bucket index is kept up to date. */
+static void slides_within_an_expiry_bucket_are_hot_updates(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.clock = fake_clock;
+  /* expires_at = now + 1800 s lands 100 s into a bucket; the slides below
+   * move it by 10 ms each, 10 s in all */
+  fake_now = (1700000000LL / BUCKET_S * BUCKET_S + 100) * SEC;
+  open_fx(f, 1, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  static char ids[N_HOT_SESSIONS][KOTTE_SESSION_ID_LEN + 1];
+  for (int i = 0; i < N_HOT_SESSIONS; i++) {
+    sess_call c = { 0 };
+    assert_int_equal(kotte_session_create(f->store, "hot", "{\"csrf_token\":\"abc\"}", on_sess, &c), 0);
+    pg_wait(&f->loop, &c.done, 1);
+    assert_int_equal(c.status, 0);
+    snprintf(ids[i], sizeof ids[i], "%s", kotte_session_id(c.s));
+    kotte_session_free(c.s);
+  }
+  wait_alone(f);
+  long long upd0, hot0, upd1, hot1, upd2, hot2;
+  update_stats(f, &upd0, &hot0);
+  for (int r = 0; r < N_HOT_ROUNDS; r++)
+    for (int i = 0; i < N_HOT_SESSIONS; i++) {
+      fake_now += 10000;
+      get_ok(f, ids[i]);
+      fake_now += 10000;
+      char patch[64];
+      snprintf(patch, sizeof patch, "{\"round\":%d,\"page\":\"/graph/%d\"}", r, i);
+      sess_call c = { 0 };
+      assert_int_equal(kotte_session_update(f->store, ids[i], patch, on_sess, &c), 0);
+      pg_wait(&f->loop, &c.done, 1);
+      assert_int_equal(c.status, 0);
+      kotte_session_free(c.s);
+    }
+  update_stats(f, &upd1, &hot1);
+  long long n = 2LL * N_HOT_ROUNDS * N_HOT_SESSIONS;
+  printf("  %lld slides (gets and updates) within one expiry bucket: %lld updates, %lld HOT\n", n,
+         upd1 - upd0, hot1 - hot0);
+  assert_int_equal(upd1 - upd0, n); /* every slide counted: the flush took them all */
+  assert_true((hot1 - hot0) * 100 >= n * 98);
+
+  /* one bucket later: every slide moves its row to the next bucket */
+  fake_now += BUCKET_S * SEC;
+  for (int i = 0; i < N_HOT_SESSIONS; i++) get_ok(f, ids[i]);
+  update_stats(f, &upd2, &hot2);
+  printf("  %d slides across a bucket boundary: %lld updates, %lld HOT\n", N_HOT_SESSIONS,
+         upd2 - upd1, hot2 - hot1);
+  assert_int_equal(upd2 - upd1, N_HOT_SESSIONS);
+  assert_int_equal(hot2 - hot1, 0);
+
+  /* the bucket is expires_at floored to 5 minutes, in every row */
+  char bad[32];
+  sql_value(f, "SELECT count(*) FROM kotte_sessions WHERE expires_bucket IS DISTINCT FROM "
+               "date_bin(interval '5 minutes', expires_at, timestamptz '2000-01-01 00:00:00+00') "
+               "OR expires_bucket > expires_at OR expires_at >= expires_bucket + interval '5 minutes'",
+            bad, sizeof bad);
+  assert_int_equal(atoi(bad), 0);
+  sql(f, "DELETE FROM kotte_sessions");
+}
+
+/* The purge finds its candidates through the bucket index, yet removes
+ * exactly the rows whose expires_at has passed: those of earlier buckets
+ * and those of the bucket that holds "now" up to now, nothing at or after. */
+static void purge_removes_exactly_the_expired_rows(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.clock = fake_clock;
+  so.purge_batch = 97;
+  /* 2024-01-01 12:02:30 UTC: the middle of bucket 12:00-12:05 */
+  fake_now = 1704110550LL * SEC;
+  open_fx(f, 1, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  /* expiries every 0.7 s from 14 min before now to 14 min after: five
+   * buckets on each side, 1200 rows before now, one at now exactly */
+  sql(f, "INSERT INTO kotte_sessions (session_id, user_id, created_at, last_activity, expires_at, "
+         "max_expires_at, idle_timeout_seconds) SELECT 'edge-' || g, 'edge', "
+         "timestamptz '2024-01-01 11:00:00+00', timestamptz '2024-01-01 11:00:00+00', "
+         "timestamptz '2024-01-01 12:02:30+00' + g * interval '0.7 s', "
+         "timestamptz '2024-01-01 13:00:00+00', 1800 FROM generate_series(-1200, 1200) g");
+  /* and enough live rows far ahead that the planner would rather not read
+   * the table in full */
+  sql(f, "INSERT INTO kotte_sessions (session_id, user_id, created_at, last_activity, expires_at, "
+         "max_expires_at, idle_timeout_seconds) SELECT 'ahead-' || g, 'ahead', "
+         "timestamptz '2024-01-01 12:00:00+00', timestamptz '2024-01-01 12:00:00+00', "
+         "timestamptz '2024-01-01 12:30:00+00' + g * interval '10 ms', "
+         "timestamptz '2024-01-01 13:00:00+00', 1800 FROM generate_series(1, 20000) g");
+  sess_call pc = { 0 };
+  assert_int_equal(kotte_session_purge_expired(f->store, on_count, &pc), 0);
+  pg_wait(&f->loop, &pc.done, 1);
+  assert_int_equal(pc.status, 0);
+  assert_int_equal(pc.count, 1200);
+  char v[128];
+  /* left: every row from the one expiring exactly now on */
+  sql_value(f, "SELECT count(*) || ' ' || min(session_id) || ' ' || (min(expires_at) = "
+               "timestamptz '2024-01-01 12:02:30+00') FROM kotte_sessions WHERE user_id = 'edge'",
+            v, sizeof v);
+  assert_string_equal(v, "1201 edge-0 true");
+  sql_value(f, "SELECT count(*) FROM kotte_sessions WHERE user_id = 'ahead'", v, sizeof v);
+  assert_int_equal(atoi(v), 20000);
+  /* a second sweep finds nothing */
+  sess_call pc2 = { 0 };
+  assert_int_equal(kotte_session_purge_expired(f->store, on_count, &pc2), 0);
+  pg_wait(&f->loop, &pc2.done, 1);
+  assert_int_equal(pc2.status, 0);
+  assert_int_equal(pc2.count, 0);
+
+  /* the backend's own prepared purge, on this (only) connection, scans the
+   * bucket index */
+  char name[128], plan[8192], text[512];
+  sql_value(f, "SELECT name FROM pg_prepared_statements WHERE statement LIKE "
+               "'%pg_try_advisory_xact_lock%'", name, sizeof name);
+  assert_true(name[0] != '\0');
+  snprintf(text, sizeof text, "EXPLAIN (COSTS OFF) EXECUTE %s(timestamptz '2024-01-01 12:02:30+00', 97)",
+           name);
+  sql_rows(f, text, plan, sizeof plan);
+  printf("  purge plan:\n%s", plan);
+  assert_non_null(strstr(plan, "kotte_sessions_expires_bucket_idx"));
+  assert_non_null(strstr(plan, "expires_at <"));
+  /* and so does the generic plan, which a prepared statement may switch to */
+  sql(f, "SET plan_cache_mode = force_generic_plan");
+  sql_rows(f, text, plan, sizeof plan);
+  sql(f, "RESET plan_cache_mode");
+  assert_non_null(strstr(plan, "kotte_sessions_expires_bucket_idx"));
+  assert_non_null(strstr(plan, "expires_at < $1"));
+  sql(f, "DELETE FROM kotte_sessions");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -331,6 +544,8 @@ int main(void) {
     T(concurrent_updates_over_many_connections_lose_nothing),
     T(gets_stay_fast_while_100k_expired_rows_are_purged),
     T(two_replicas_purging_at_once_share_the_work),
+    T(slides_within_an_expiry_bucket_are_hot_updates),
+    T(purge_removes_exactly_the_expired_rows),
   };
   return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
 }
