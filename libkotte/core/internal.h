@@ -33,6 +33,10 @@ void kotte__log(kotte_log_level level, const char *fmt, ...) KOTTE__PRINTF(2, 3)
 int kotte__init(void);
 
 /* Length-checked user id: non-empty, at most 255 bytes, no NUL inside. */
+/* The 43-character unpadded base64url text of a 32-byte digest that is not
+ * secret (token.c says why this one path skips libsodium's codec). */
+void kotte__b64url_digest32(char out[44], const unsigned char in[32]);
+
 #define KOTTE__MAX_USER_ID 255
 int kotte__user_id_valid(const char *user_id);
 

@@ -12,6 +12,8 @@
 
 #include <kotte.h>
 
+#include "core/internal.h"
+
 static void strerror_never_returns_null(void **state) {
   for (int code = -200; code <= 200; code++) {
     assert_non_null(kotte_strerror(code));
@@ -78,6 +80,19 @@ static void token_validator_rejects_other_shapes(void **state) {
     assert_false(kotte_token_is_valid(tok));
   }
   assert_int_equal(accepted, 16);
+}
+
+static void digest_encoding_matches_libsodium(void **state) {
+  for (int i = 0; i < 2000; i++) {
+    unsigned char d[32];
+    randombytes_buf(d, sizeof d);
+    if (i < 2) memset(d, i ? 0xff : 0, sizeof d); /* the extremes */
+    char ours[44], theirs[44];
+    kotte__b64url_digest32(ours, d);
+    sodium_bin2base64(theirs, sizeof theirs, d, sizeof d, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    assert_string_equal(ours, theirs);
+    assert_true(kotte_token_is_valid(ours));
+  }
 }
 
 static atomic_long allocs, frees;
@@ -155,6 +170,7 @@ int main(void) {
     cmocka_unit_test(version_matches_the_header),
     cmocka_unit_test(tokens_are_43_char_base64url_and_distinct),
     cmocka_unit_test(token_validator_rejects_other_shapes),
+    cmocka_unit_test(digest_encoding_matches_libsodium),
     cmocka_unit_test(the_allocator_hook_sees_every_allocation),
     cmocka_unit_test(the_log_hook_gets_lines_at_or_above_its_level),
   };
