@@ -134,6 +134,7 @@ struct kotte_pg_pool {
   int in_handler; /* in one of the pool's libuv callbacks: it drains on its way out */
   kpg_conn *sync_head;
   uv_timer_t wake;     /* earliest deadline */
+  uint64_t wake_due;   /* when wake is armed for (kpg_now() ms), 0: not armed */
   uv_timer_t backoff;  /* next connection attempt after failures */
   uv_timer_t maint;    /* lifetime, idle timeout, stuck connections, min_size */
   uv_prepare_t flusher; /* sends the Sync of batches filled this loop turn */

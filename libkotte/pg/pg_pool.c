@@ -45,15 +45,22 @@ void kpg_list_remove(kpg_list *l, kpg_req *r) {
 
 static void on_wake(uv_timer_t *t);
 
+/* Keeps the wake timer due no later than the earliest deadline. Lazily: a
+ * timer already due earlier stays (on_wake() re-arms for what is left), so
+ * settling the oldest query, which happens on nearly every completion, does
+ * not move the timer each time. */
 static void arm_wake(kotte_pg_pool *p) {
   if (p->closing) return;
   if (p->dl_head == NULL) {
-    uv_timer_stop(&p->wake);
+    if (p->wake_due) uv_timer_stop(&p->wake);
+    p->wake_due = 0;
     return;
   }
-  uint64_t now = kpg_now(p);
   uint64_t due = p->dl_head->deadline;
+  if (p->wake_due && p->wake_due <= due) return;
+  uint64_t now = kpg_now(p);
   uv_timer_start(&p->wake, on_wake, due > now ? due - now : 0, 0);
+  p->wake_due = due;
 }
 
 void kpg_deadline_remove(kpg_req *r) {
@@ -282,6 +289,7 @@ void kpg_requeue(kpg_req *r, int fresh) {
 static void on_wake(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
   p->in_handler = 1;
+  p->wake_due = 0; /* one-shot: fired */
   uint64_t now = kpg_now(p);
   while (p->dl_head && p->dl_head->deadline <= now) {
     kpg_req *r = p->dl_head;
