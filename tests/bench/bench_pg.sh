@@ -8,14 +8,19 @@
 #     pg_dump_sql) with as many clients;
 #   - asyncpg (Debian's python3-asyncpg) running the same statements.
 #
-# Prints ops/s for each and the ratios. Usage: bash tests/bench/bench_pg.sh [SECONDS]
-# (default 5 per measurement; about 3 minutes in all). Builds a Release tree
+# Prints ops/s for each and the ratios. Usage:
+#   bash tests/bench/bench_pg.sh [SECONDS] [ROUNDS]
+# (defaults 3 and 3: every client runs SECONDS per round, ROUNDS rounds
+# per case, the clients' order rotating from round to round; the table
+# shows each client's median round, so one noisy round on a shared machine
+# does not decide a ratio; about 5 minutes in all). Builds a Release tree
 # in build-pg/rel. The server runs with fsync off (as the test suites do),
 # so the figures measure CPU and round trips, not the disk.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-secs=${1:-5}
+secs=${1:-3}
+rounds=${2:-3}
 bash tests/deps.sh test >/dev/null
 
 build=build-pg/rel
@@ -47,34 +52,57 @@ for op in get update; do
   { echo '\set id random(1, 10000)'
     sed -e 's/\$1/:id/g; s/\$2/:now/g; s/\$3/:patch/g; s/\$4/:max/g' "$work/$op.sql"; } >"$work/pgbench-$op.sql"
 done
-# One case at a time, the four clients back to back, so that they meet the
-# server in the same state (table, autovacuum, the rest of the machine).
+# One case at a time, its clients back to back, so that they meet the
+# server in the same state (table, autovacuum, the rest of the machine);
+# each round starts with a different client.
+run_client() { # op conc client
+  local op=$1 c=$2 who=$3 j
+  case $who in
+    pool|pipeline)
+      KOTTE_BENCH_ONLY="$op:$c:$who" KOTTE_BENCH_IDS="$work/ids" \
+        "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | grep RESULT ;;
+    pgbench)
+      j=$(( c < 2 ? 1 : 2 ))
+      tps=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$secs" -D "now=$now" -D 'patch={"k": 1}' \
+              -D max=65536 -f "$work/pgbench-$op.sql" "$ci" 2>&1 |
+            sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+      echo "RESULT op=$op conc=$c mode=pgbench ops_s=${tps%.*}" ;;
+    asyncpg)
+      /usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" \
+        "$work/update.sql" "$op" "$c" ;;
+  esac
+}
+# the sessions bench_pg_sessions reads and updates, created once
+KOTTE_BENCH_ONLY=none KOTTE_BENCH_IDS="$work/ids" \
+  "$build/tests/bench/bench_pg_sessions" "$ci" 1 10000 >/dev/null
 for op in get update; do
   for c in 1 8 32; do
-    for mode in pool pipeline; do
-      [ "$mode" = pipeline ] && [ "$c" = 1 ] && continue
-      KOTTE_BENCH_ONLY="$op:$c:$mode" KOTTE_BENCH_IDS="$work/ids" \
-        "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | grep RESULT | tee -a "$work/pool.txt" >&2
+    clients="pool pipeline pgbench asyncpg"
+    [ "$c" = 1 ] && clients="pool pgbench asyncpg"
+    set -- $clients
+    for ((round = 0; round < rounds; round++)); do
+      for ((k = 0; k < $#; k++)); do
+        idx=$(( (k + round) % $# + 1 ))
+        run_client "$op" "$c" "${!idx}" | tee -a "$work/results.txt" >&2
+      done
     done
-    j=$(( c < 2 ? 1 : 2 ))
-    tps=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$secs" -D "now=$now" -D 'patch={"k": 1}' \
-            -D max=65536 -f "$work/pgbench-$op.sql" "$ci" 2>&1 |
-          sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
-    echo "RESULT op=$op conc=$c mode=pgbench ops_s=${tps%.*}" | tee -a "$work/pgbench.txt" >&2
-    /usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" "$work/update.sql" \
-      "$op" "$c" | tee -a "$work/asyncpg.txt" >&2
   done
 done
 
 /usr/bin/python3 - "$work" <<'PY'
 import re, sys, os
 work = sys.argv[1]
-r = {}
-for f in ("pool.txt", "pgbench.txt", "asyncpg.txt"):
-    for line in open(os.path.join(work, f)):
-        m = re.match(r"RESULT op=(\w+) conc=(\d+) mode=(\w+) ops_s=(\d+)", line)
-        if m:
-            r[(m[1], int(m[2]), m[3])] = int(m[4])
+import statistics
+runs = {}
+for line in open(os.path.join(work, "results.txt")):
+    m = re.match(r"RESULT op=(\w+) conc=(\d+) mode=(\w+) ops_s=(\d+)", line)
+    if m:
+        runs.setdefault((m[1], int(m[2]), m[3]), []).append(int(m[4]))
+r = {k: int(statistics.median(v)) for k, v in runs.items()}
+print()
+print("median of", max(len(v) for v in runs.values()), "rounds per client; every round:")
+for k in sorted(runs):
+    print(f"  {k[0]} {k[1]} {k[2]}: " + ", ".join(f"{x:,}" for x in runs[k]))
 print()
 print("| op | in flight | libkotte pool | libkotte pipelined | pgbench -M prepared | asyncpg | pool / pgbench | pipelined / pgbench | pool / asyncpg | best / asyncpg |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -196,7 +196,11 @@ int main(int argc, char **argv) {
   if (!(rc_env && *rc_env == '1')) fixed_now = kotte_clock_now();
   const int concs[] = { 1, 8, 32 };
   const char *pc = getenv("KOTTE_BENCH_PIPE_CONNS");
-  int pipe_conns = pc && atoi(pc) > 0 ? atoi(pc) : 2;
+  /* 3 by default: one server process more than this machine's 2 cores, so
+   * that while one waits on the network the others keep both cores busy
+   * (measured: 2 leaves the server idle between batches, 4 and more add
+   * switching; KOTTE_BENCH_PIPE_CONNS=N to try others) */
+  int pipe_conns = pc && atoi(pc) > 0 ? atoi(pc) : 3;
   for (int op = 0; op < 2; op++) {
     for (int ci = 0; ci < 3; ci++) {
       int conc = concs[ci];
@@ -207,8 +211,7 @@ int main(int argc, char **argv) {
         const char *only = getenv("KOTTE_BENCH_ONLY"); /* e.g. get:8:pool */
         if (only && *only && strcmp(only, name) != 0) continue;
         /* without pipelining: a connection per request in flight, like
-         * pgbench -c N; with it: pipe_conns connections (default 2: one
-         * server process per core here) sharing the requests in flight. */
+         * pgbench -c N; with it: pipe_conns connections sharing them. */
         unsigned int size = pipe ? (unsigned int)(conc < pipe_conns ? conc : pipe_conns)
                                  : (unsigned int)conc;
         unsigned int depth = pipe ? (unsigned int)conc : 1;
