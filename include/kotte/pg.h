@@ -85,7 +85,12 @@ typedef struct kotte_pg_pool_options {
   unsigned int idle_timeout_ms;
   /** A connection idle longer than this is checked for a dead socket before reuse (ms, default 5000). */
   unsigned int idle_check_ms;
-  /** Longest connection attempt, all hosts together (ms, default 10000). */
+  /**
+   * Longest connection attempt, all hosts together (ms, default 10000).
+   * After an attempt times out, the next one starts with the next host of a
+   * multi-host conninfo (its ports and hostaddrs turning with it), so a host
+   * that never answers cannot keep the pool from the others.
+   */
   unsigned int connect_timeout_ms;
   /** First reconnect delay after a failure (ms, default 100)... */
   unsigned int reconnect_min_ms;

@@ -140,7 +140,7 @@ int kpg_conn_start(kotte_pg_pool *p) {
   if (p->conns) p->conns->prev = c;
   p->conns = c;
   p->n_connecting++;
-  c->pg = PQconnectStart(p->conninfo);
+  c->pg = kpg_connect_start(p->conninfo, p->host_rotation);
   if (c->pg) PQsetNoticeReceiver(c->pg, on_notice, c);
   if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
       watch(c, UV_WRITABLE) != 0) {
@@ -554,7 +554,10 @@ void kpg_conn_cancel(kpg_conn *c) {
  * cancel did not come back. */
 void kpg_conn_check_timeout(kpg_conn *c, uint64_t now) {
   if (c->state != CONN_READY) {
-    if (c->connect_deadline && now >= c->connect_deadline) connect_failed(c, "connect timed out");
+    if (c->connect_deadline && now >= c->connect_deadline) {
+      c->pool->host_rotation++; /* a host that never answers: start further on next time */
+      connect_failed(c, "connect timed out");
+    }
     return;
   }
   /* A timed-out query normally returns quickly once canceled; one that

@@ -124,6 +124,7 @@ struct kotte_pg_pool {
   kotte_runtime *rt;
   kotte_pg_pool_options opts;
   char *conninfo;
+  unsigned int host_rotation; /* where the next attempt starts in a multi-host list */
   char *on_connect_sql;
   kpg_conn *conns;          /* list of all */
   unsigned int n_ready, n_connecting;
@@ -176,6 +177,9 @@ void kpg_handle_closed(uv_handle_t *h);
 
 /* pg_conn.c */
 int kpg_conn_start(kotte_pg_pool *p);
+/* PQconnectStart(), with a multi-host conninfo's hosts (and the ports and
+ * hostaddrs that go with them) rotated left by @p rotation (pg_hosts.c). */
+PGconn *kpg_connect_start(const char *conninfo, unsigned int rotation);
 void kpg_conn_close(kpg_conn *c);
 void kpg_conn_lost(kpg_conn *c, const char *why);
 int kpg_conn_send(kpg_conn *c, kpg_req *r);

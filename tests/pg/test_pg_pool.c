@@ -1,4 +1,7 @@
 /* The PostgreSQL pool against a real PostgreSQL 15 (tests/pg/pg.sh). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pg_test_util.h"
@@ -313,6 +316,47 @@ static void a_multi_host_conninfo_skips_a_dead_host(void **state) {
   assert_int_equal(pg_stats(f->pool).connects, 1);
 }
 
+/* A port that completes the TCP handshake and then never says a word: it
+ * listens but never accepts, so libpq waits for the server's first message
+ * forever (as with a hung server or dropped packets). */
+static int silent_port(int *fd_out) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(fd, 64), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  *fd_out = fd;
+  return ntohs(a.sin_port);
+}
+
+static void a_silent_first_host_is_passed_over_after_a_connect_timeout(void **state) {
+  F;
+  int fd;
+  char ci[512];
+  /* the silent host first (the port list turns with the hosts) */
+  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%d,%s dbname=kotte user=kotte_app",
+           silent_port(&fd), pg_env("KOTTE_TEST_PG_PORT"));
+  f->opts.conninfo = ci;
+  f->opts.connect_timeout_ms = 300;
+  f->opts.reconnect_min_ms = 20;
+  f->opts.acquire_timeout_ms = 8000;
+  open_pool(f);
+  pg_call c;
+  assert_int_equal(pg_run(f->pool, &c, 0, 0, "SELECT inet_server_port()", 0, NULL), 0);
+  assert_string_equal(c.value, pg_env("KOTTE_TEST_PG_PORT"));
+  kotte_pg_pool_stats st = pg_stats(f->pool);
+  assert_true(st.connect_failures >= 1); /* the attempt that waited on the silent host */
+  assert_int_equal(st.connects, 1);
+  /* and again later: the pool stays on the host that answers */
+  assert_int_equal(pg_run(f->pool, &c, 0, 0, "SELECT 1", 0, NULL), 0);
+  close(fd);
+}
+
 static void an_invalid_conninfo_is_refused_without_echoing_it(void **state) {
   F;
   f->opts.conninfo = "host=x password=hunter2 nonsense";
@@ -485,6 +529,7 @@ int main(void) {
     T(more_waiters_than_allowed_are_refused_at_once),
     T(a_query_past_its_timeout_is_canceled_on_the_server),
     T(a_multi_host_conninfo_skips_a_dead_host),
+    T(a_silent_first_host_is_passed_over_after_a_connect_timeout),
     T(an_invalid_conninfo_is_refused_without_echoing_it),
     T(a_lost_connection_retries_idempotent_queries_once),
     T(a_read_only_answer_is_retried_once_on_a_fresh_connection),
