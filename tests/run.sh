@@ -2,7 +2,8 @@
 # Sets up and runs every libkotte test on a fresh Debian 12 machine:
 #   - all C suites under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   - the threaded suites (runtime, facade, conformance, json_file) under
-#     ThreadSanitizer,
+#     ThreadSanitizer, and kotte-server's end-to-end, robustness and
+#     shutdown suites against its ThreadSanitizer build,
 #   - the SIGKILL crash test of the json_file backend (200 kills),
 #   - the install/packaging test (pkg-config and find_package consumers),
 #   - the Kubernetes manifest validation (tests/k8s/run.sh),
@@ -45,9 +46,9 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 suite "build (ASan+UBSan)" build build-asan address,undefined -DKOTTE_BUILD_BENCH=ON
 suite "C suites (ASan+UBSan)" ctest --test-dir build-asan --output-on-failure -j"$jobs"
-suite "build (TSan)" build build-tsan thread -DKOTTE_BUILD_BENCH=OFF -DKOTTE_BUILD_EXAMPLES=OFF
+suite "build (TSan)" build build-tsan thread -DKOTTE_BUILD_BENCH=OFF
 suite "threaded suites (TSan)" ctest --test-dir build-tsan --output-on-failure \
-  -R '^(runtime|session_conformance|json_file)$'
+  -R '^(runtime|session_conformance|json_file|server_e2e|server_robustness|server_shutdown)$'
 suite "packaging" bash tests/packaging/run.sh
 suite "kubernetes manifests" bash tests/k8s/run.sh
 

@@ -110,7 +110,7 @@ class Server:
         self.thread.join(5)
         self.stderr.close()
         err = self.read_stderr()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+        for marker in ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "runtime error:",
                        "UndefinedBehaviorSanitizer"):
             check(marker not in err, f"{self.name}: sanitizer report on stderr:\n{err[-6000:]}")
         check(code == expect_code, f"{self.name} exited {code}, expected {expect_code}; "
