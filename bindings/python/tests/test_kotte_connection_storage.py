@@ -221,6 +221,28 @@ def test_import_with_the_wrong_kotte_key_fails_loudly(tmp_path: Path):
     assert "wrong Kotte master key" in p.stderr
 
 
+def test_import_with_one_damaged_entry_writes_nothing(tmp_path: Path):
+    from libkotte.kotte import ConnectionStorage
+
+    src = tmp_path / "kotte-connections.json"
+    made = _kotte_file(src)
+    data = json.loads(src.read_text())
+    user_key = next(iter(data))
+    cid = next(iter(data[user_key]))
+    data[user_key][cid]["encrypted_password"] = "bm90IGEgZmVybmV0IHRva2Vu"  # not a Fernet token
+    src.write_text(json.dumps(data))
+    p = _run_import(tmp_path, str(src))
+    assert p.returncode == 1 and "imported 0, skipped 0" in p.stdout and "failed 1" in p.stdout
+    assert "nothing was written" in p.stderr
+    s = ConnectionStorage(settings=settings_for("memory", tmp_path,
+                                                credential_storage_type="json_file"))
+    try:
+        for cid, (user, _pw, _t) in made.items():
+            assert s.list_connections(user) == []
+    finally:
+        s.close()
+
+
 def test_import_refuses_to_overwrite_kottes_file_in_place(tmp_path: Path):
     settings = settings_for("memory", tmp_path, credential_storage_type="json_file")
     src = Path(settings.credential_storage_path)

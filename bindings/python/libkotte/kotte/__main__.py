@@ -48,6 +48,8 @@ def _import(args: argparse.Namespace, settings: KotteSettings) -> int:
           f"failed {len(report.failed)}")
     for line in report.failed:
         print(f"  failed: {line}", file=sys.stderr)
+    if report.failed and report.imported == 0 and report.skipped == 0:
+        print("import-connections: nothing was written (all or nothing)", file=sys.stderr)
     return 1 if report.failed else 0
 
 

@@ -8,7 +8,10 @@ the first 16 bytes of SHA-256 of the user id) of the first 32 bytes of
 Kotte's master key. The import opens them with that key (Debian's
 python3-cryptography) and saves every connection with its id and times into
 the store CREDENTIAL_STORAGE_TYPE names, sealed under libkotte's key ring.
-Connections already there (same id) are skipped, so a second run is harmless.
+All or nothing, like the C importer (examples/import-connections): every
+entry is decrypted and checked first, and if any cannot be (a wrong key, a
+damaged entry) nothing is written. Connections already there (same id) are
+skipped, so a second run is harmless.
 """
 
 from __future__ import annotations
@@ -68,11 +71,14 @@ def read_kotte_file(path: Path) -> dict[str, dict[str, Any]]:
 
 def import_connections(path: str | os.PathLike[str], kotte_key: str, store: CredentialStore,
                        *, dry_run: bool = False) -> ImportReport:
-    """Imports every connection of Kotte's file at ``path`` into ``store``."""
+    """Imports every connection of Kotte's file at ``path`` into ``store``,
+    or none of them: ``report.failed`` lists what could not be read, and then
+    nothing was written (``report.imported`` is 0)."""
     from cryptography.fernet import InvalidToken
 
     src = Path(path)
     report = ImportReport()
+    ready: list[tuple[str, dict[str, Any]]] = []  # (where, save() arguments)
     for user_key, conns in read_kotte_file(src).items():
         if not user_key.startswith("user:") or not isinstance(conns, dict):
             report.failed.append(f"{user_key}: not a user entry")
@@ -82,31 +88,38 @@ def import_connections(path: str | os.PathLike[str], kotte_key: str, store: Cred
         for cid, c in conns.items():
             where = f"{user_id}/{cid}"
             try:
-                username = fernet.decrypt(base64.b64decode(c["encrypted_username"])).decode()
-                password = fernet.decrypt(base64.b64decode(c["encrypted_password"])).decode()
+                ready.append((where, dict(
+                    user_id=user_id, name=c["name"], host=c["host"], port=int(c["port"]),
+                    database=c["database"],
+                    username=fernet.decrypt(base64.b64decode(c["encrypted_username"])).decode(),
+                    password=fernet.decrypt(base64.b64decode(c["encrypted_password"])).decode(),
+                    sslmode=c.get("sslmode"), id=c.get("id") or cid,
+                    created_at=_parse(c.get("created_at")),
+                    updated_at=_parse(c.get("updated_at")))))
             except InvalidToken:
                 report.failed.append(f"{where}: cannot decrypt (wrong Kotte master key?)")
-                continue
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
                 report.failed.append(f"{where}: malformed entry ({e.__class__.__name__})")
-                continue
-            if dry_run:
-                report.imported += 1
-                continue
+    try:
+        if report.failed:
+            return report  # all or nothing: nothing written
+        if dry_run:
+            report.imported = len(ready)
+            return report
+        for where, args in ready:
+            user_id = args.pop("user_id")
             try:
-                store.save(user_id, name=c["name"], host=c["host"], port=int(c["port"]),
-                           database=c["database"], username=username, password=password,
-                           sslmode=c.get("sslmode"), id=c.get("id") or cid,
-                           created_at=_parse(c.get("created_at")),
-                           updated_at=_parse(c.get("updated_at")))
+                store.save(user_id, **args)
                 report.imported += 1
             except AlreadyExistsError:
                 report.skipped += 1
-            except (KotteError, KeyError, ValueError) as e:
+            except KotteError as e:  # the store refused it (e.g. a name too long)
                 report.failed.append(f"{where}: {e}")
-            finally:
-                del username, password
-    return report
+        return report
+    finally:
+        for _, args in ready:  # drop the plaintext secrets as soon as possible
+            args.clear()
+        ready.clear()
 
 
 def _parse(s: Any) -> Optional[datetime]:
