@@ -159,8 +159,7 @@ static void a_damaged_record_is_refused_and_the_file_left_untouched(void **state
 /* The journal's line checksum is not a secret (zero-keyed SipHash): a file
  * written or edited by hand can carry a well-formed line whose numbers are
  * nonsense. A time beyond +-2^53 must be refused like any damaged record,
- * not cast (a cast of 1e300 to int64 is undefined behaviour: the fuzzer's
- * UBSan found it). */
+ * not cast (a cast of 1e300 to int64 is undefined behaviour). */
 static void a_checksummed_record_with_an_impossible_time_is_refused(void **state) {
   env *e = *state;
   kotte_session_store *st;
