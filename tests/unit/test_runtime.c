@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <kotte.h>
+#include <kotte/pg.h>
 #include <kotte/sys/session_backend.h>
 
 static void runtime_starts_and_stops_cleanly_many_times(void **state) {
@@ -172,10 +173,13 @@ typedef struct worker {
 
 #define OPS 300
 
+/* unique per run: the PostgreSQL table may hold an earlier run's rows */
+static char run_tag[32];
+
 static void worker_main(void *arg) {
   worker *w = arg;
-  char user[32], patch[64];
-  snprintf(user, sizeof user, "user-%d", w->index);
+  char user[64], patch[64];
+  snprintf(user, sizeof user, "user-%s-%d", run_tag, w->index);
   for (int i = 0; i < OPS; i++) {
     kotte_session *s;
     if (kotte_session_create_sync(w->st, user, "{\"n\":0}", &s, 10000) != 0) {
@@ -196,11 +200,14 @@ static void worker_main(void *arg) {
   }
 }
 
+static kotte_pg_pool *pg_pool; /* the PostgreSQL variant's, freed after the store */
+
 static void run_threads(kotte_session_backend *(*make)(kotte_runtime *rt, const char *dir)) {
   kotte_runtime *rt;
   assert_int_equal(kotte_runtime_new(&rt, NULL), 0);
   char dir[] = "/tmp/kotte-rt-XXXXXX";
   assert_non_null(mkdtemp(dir));
+  snprintf(run_tag, sizeof run_tag, "%ld-%lld", (long)getpid(), (long long)kotte_clock_now());
   kotte_session_store *st;
   assert_int_equal(kotte_session_store_open(&st, rt, make(rt, dir), NULL), 0);
   enum { N = 4 };
@@ -215,14 +222,18 @@ static void run_threads(kotte_session_backend *(*make)(kotte_runtime *rt, const 
     assert_int_equal(w[i].errors, 0);
   }
   for (int i = 0; i < N; i++) {
-    char user[32];
-    snprintf(user, sizeof user, "user-%d", i);
+    char user[64];
+    snprintf(user, sizeof user, "user-%s-%d", run_tag, i);
     kotte_session_list *l;
     assert_int_equal(kotte_session_list_user_sync(st, user, &l, 10000), 0);
     assert_int_equal(kotte_session_list_count(l), OPS / 2);
     kotte_session_list_free(l);
   }
   kotte_session_store_free(st);
+  if (pg_pool) {
+    kotte_pg_pool_free(pg_pool);
+    pg_pool = NULL;
+  }
   kotte_runtime_free(rt);
   char cmd[64];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -243,8 +254,29 @@ static kotte_session_backend *make_json_file(kotte_runtime *rt, const char *dir)
   return be;
 }
 
+static kotte_session_backend *make_postgresql(kotte_runtime *rt, const char *dir) {
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = getenv("KOTTE_TEST_PG_CONNINFO");
+  o.max_size = 4;
+  o.pipeline_depth = 8;
+  assert_int_equal(kotte_pg_pool_open(&pg_pool, rt, &o), 0);
+  static const unsigned char secret[] = "runtime-test-session-secret-0123456789";
+  kotte_session_backend *be;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be, pg_pool, secret, sizeof secret - 1), 0);
+  return be;
+}
+
 static void four_threads_share_a_memory_store(void **state) { run_threads(make_memory); }
 static void four_threads_share_a_json_file_store(void **state) { run_threads(make_json_file); }
+static void four_threads_share_a_postgresql_store(void **state) {
+  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
+  if (ci == NULL || *ci == '\0') {
+    printf("four threads on postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
+           "(tests/suites.d/20-postgresql.sh runs this suite again with a server)\n");
+    skip();
+  }
+  run_threads(make_postgresql);
+}
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -255,6 +287,7 @@ int main(void) {
     cmocka_unit_test(timed_out_calls_return_and_late_answers_are_freed),
     cmocka_unit_test(four_threads_share_a_memory_store),
     cmocka_unit_test(four_threads_share_a_json_file_store),
+    cmocka_unit_test(four_threads_share_a_postgresql_store),
   };
   return cmocka_run_group_tests_name("runtime and blocking facade", tests, NULL, NULL);
 }

@@ -15,3 +15,6 @@ add_test(NAME json_file_crash COMMAND crash_json_file 200)
 # No suite may hang CI: each gets a bound well above its normal run time.
 set_tests_properties(core runtime session_conformance json_file session_secrets PROPERTIES TIMEOUT 300)
 set_tests_properties(json_file_crash PROPERTIES TIMEOUT 600)
+# With KOTTE_TEST_PG_CONNINFO set these also run on PostgreSQL: one at a
+# time with the other suites that share that database.
+set_tests_properties(runtime session_conformance PROPERTIES RESOURCE_LOCK kotte_postgresql)
