@@ -14,6 +14,8 @@
 
 #include <kotte.h>
 
+#include "test_files.h"
+
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
 
@@ -81,27 +83,6 @@ static void expect_password(kotte_cred_store *st, const char *owner, const char 
   assert_int_equal(kotte_cred_get_sync(st, owner, id, &c, -1), 0);
   assert_string_equal(kotte_cred_password(c), pass);
   kotte_cred_free(c);
-}
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
-static void spit(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  fclose(f);
 }
 
 static void writes_survive_closing_and_reopening(void **state) {

@@ -16,6 +16,8 @@
 
 #include <kotte.h>
 
+#include "test_files.h"
+
 typedef struct env {
   kotte_runtime *rt;
   char dir[64];
@@ -63,27 +65,6 @@ static void expect_data(kotte_session_store *st, const char *id, const char *dat
   assert_int_equal(kotte_session_get_sync(st, id, &s, -1), 0);
   assert_string_equal(kotte_session_data(s), data);
   kotte_session_free(s);
-}
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  *len = (size_t)n;
-  return buf;
-}
-
-static void spit(const char *path, const char *data, size_t len) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, len, f), len);
-  fclose(f);
 }
 
 static void writes_survive_closing_and_reopening(void **state) {
