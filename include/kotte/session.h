@@ -161,7 +161,11 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *
  *  - one statement per operation: a get slides in one UPDATE ... RETURNING,
  *    an update merges with jsonb || in the same statement, nothing is read
- *    and written back by the client;
+ *    and written back by the client. A miss (dead or absent id) takes one
+ *    statement more, which deletes a dead record so that it stays dead even
+ *    if the clock steps back; an update whose row another transaction
+ *    deleted or changed while it waited runs again (at most 4 times, then
+ *    KOTTE_ECONFLICT);
  *  - the table never holds a usable token: the row key is a keyed BLAKE2b
  *    hash of it; the token itself is stored only sealed (XChaCha20-Poly1305),
  *    so that list_user can return ids. Both keys are derived from

@@ -1,6 +1,7 @@
 /* The PostgreSQL session backend beyond the conformance suite: what the
  * table holds, concurrent merges from many connections, and purging 100,000
  * expired rows while gets go on. Prints figures; asserts behaviour only. */
+#include <libpq-fe.h>
 #include <sodium.h>
 
 #include "pg_test_util.h"
@@ -535,6 +536,132 @@ static void purge_removes_exactly_the_expired_rows(void **state) {
   sql(f, "DELETE FROM kotte_sessions");
 }
 
+/* ---- a row changing under a statement ------------------------------------ */
+
+/* A plain libpq connection outside the pool, to hold a change open. */
+static PGconn *side_open(void) {
+  PGconn *c = PQconnectdb(conninfo);
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  return c;
+}
+
+static void side_exec(PGconn *c, const char *text) {
+  PGresult *r = PQexec(c, text);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+    fail_msg("%s: %s", text, PQerrorMessage(c));
+  PQclear(r);
+}
+
+/* Runs the loop until a backend of this database waits for a row lock
+ * (asked on a connection of its own, as the side connection is in a
+ * transaction whose statistics snapshot would not move). */
+static void wait_for_lock_waiter(fx *f, PGconn *probe) {
+  for (int i = 0; i < 2000; i++) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    PGresult *r = PQexec(probe, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND wait_event_type = 'Lock'");
+    int n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    if (n > 0) return;
+    uv_sleep(5);
+  }
+  fail_msg("no statement came to wait for the row lock");
+}
+
+static void new_session(fx *f, const char *data, char id[KOTTE_SESSION_ID_LEN + 1]) {
+  sess_call c = { 0 };
+  assert_int_equal(kotte_session_create(f->store, "carol", data, on_sess, &c), 0);
+  pg_wait(&f->loop, &c.done, 1);
+  assert_int_equal(c.status, 0);
+  snprintf(id, KOTTE_SESSION_ID_LEN + 1, "%s", kotte_session_id(c.s));
+  kotte_session_free(c.s);
+}
+
+/* The session's row is changed by @p change in another transaction; an
+ * update of it starts, waits for that row, and the other transaction
+ * commits. The update's snapshot still saw the old row; the outcome must
+ * follow the new one: @p want. */
+static void update_meets(fx *f, const char *change, const char *patch, int want) {
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
+  so.max_data_size = 256;
+  open_fx(f, 2, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  new_session(f, "{\"a\":1}", id);
+  PGconn *side = side_open(), *probe = side_open();
+  side_exec(side, "BEGIN");
+  side_exec(side, change);
+  sess_call u = { 0 };
+  assert_int_equal(kotte_session_update(f->store, id, patch, on_sess, &u), 0);
+  wait_for_lock_waiter(f, probe);
+  assert_int_equal(u.done, 0);
+  side_exec(side, "COMMIT");
+  pg_wait(&f->loop, &u.done, 1);
+  printf("  update after \"%.40s...\": %s\n", change, kotte_err_name(u.status));
+  assert_int_equal(u.status, want);
+  if (u.s) kotte_session_free(u.s);
+  PQfinish(side);
+  PQfinish(probe);
+}
+
+static void an_update_of_a_row_deleted_meanwhile_says_not_found(void **state) {
+  F;
+  update_meets(f, "DELETE FROM kotte_sessions", "{\"b\":2}", KOTTE_ENOTFOUND);
+}
+
+/* The other transaction grew the data so that the merge no longer fits:
+ * too big, and the grown data stays (in the old snapshot it fitted). */
+static void an_update_of_a_row_grown_meanwhile_says_too_big(void **state) {
+  F;
+  update_meets(f, "UPDATE kotte_sessions SET data = data || jsonb_build_object('big', repeat('x', 200))",
+               "{\"b\":\"0123456789012345678901234567890123456789012345678901234567890123\"}",
+               KOTTE_ETOOBIG);
+  char v[64];
+  sql_value(f, "SELECT octet_length(data->>'big') || ' ' || (data ? 'b')::text FROM kotte_sessions", v,
+            sizeof v);
+  assert_string_equal(v, "200 false");
+}
+
+/* The other transaction only slid the row: the merge applies to the new
+ * version, keeping both changes. */
+static void an_update_of_a_row_changed_meanwhile_keeps_both_changes(void **state) {
+  F;
+  update_meets(f, "UPDATE kotte_sessions SET data = data || '{\"side\":true}'", "{\"b\":2}", 0);
+  char v[128];
+  sql_value(f, "SELECT data::text FROM kotte_sessions", v, sizeof v);
+  assert_string_equal(v, "{\"a\": 1, \"b\": 2, \"side\": true}");
+}
+
+/* A get or an update that finds the record dead deletes it (the backend's
+ * miss path, one statement more); a get of an absent id writes nothing. */
+static void a_miss_deletes_the_dead_record(void **state) {
+  F;
+  open_fx(f, 2, NULL);
+  sql(f, "DELETE FROM kotte_sessions");
+  char id[KOTTE_SESSION_ID_LEN + 1], id2[KOTTE_SESSION_ID_LEN + 1];
+  new_session(f, "{}", id);
+  new_session(f, "{}", id2);
+  sql(f, "UPDATE kotte_sessions SET expires_at = now() - interval '1 second'");
+  char n[32];
+  sql_value(f, "SELECT count(*) FROM kotte_sessions", n, sizeof n);
+  assert_string_equal(n, "2");
+  sess_call g = { 0 }, u = { 0 }, a = { 0 };
+  assert_int_equal(kotte_session_get(f->store, id, on_sess, &g), 0);
+  assert_int_equal(kotte_session_update(f->store, id2, "{\"x\":1}", on_sess, &u), 0);
+  char absent[KOTTE_SESSION_ID_LEN + 1];
+  memset(absent, 'A', KOTTE_SESSION_ID_LEN);
+  absent[KOTTE_SESSION_ID_LEN] = '\0';
+  assert_int_equal(kotte_session_get(f->store, absent, on_sess, &a), 0);
+  pg_wait(&f->loop, &g.done, 1);
+  pg_wait(&f->loop, &u.done, 1);
+  pg_wait(&f->loop, &a.done, 1);
+  assert_int_equal(g.status, KOTTE_ENOTFOUND);
+  assert_int_equal(u.status, KOTTE_ENOTFOUND);
+  assert_int_equal(a.status, KOTTE_ENOTFOUND);
+  sql_value(f, "SELECT count(*) FROM kotte_sessions", n, sizeof n);
+  assert_string_equal(n, "0");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -546,6 +673,10 @@ int main(void) {
     T(two_replicas_purging_at_once_share_the_work),
     T(slides_within_an_expiry_bucket_are_hot_updates),
     T(purge_removes_exactly_the_expired_rows),
+    T(an_update_of_a_row_deleted_meanwhile_says_not_found),
+    T(an_update_of_a_row_grown_meanwhile_says_too_big),
+    T(an_update_of_a_row_changed_meanwhile_keeps_both_changes),
+    T(a_miss_deletes_the_dead_record),
   };
   return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
 }

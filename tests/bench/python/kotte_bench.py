@@ -105,8 +105,7 @@ async def pg_throughput(conninfo: str, seconds: float, sessions: int) -> None:
           "user": info.get("user"), "database": info.get("dbname")}
     pool = await asyncpg.create_pool(min_size=10, max_size=10, **kw)
     keys = [r[0] for r in await pool.fetch("SELECT session_id FROM kotte_sessions")]
-    sql = ("WITH gone AS (DELETE FROM kotte_sessions WHERE session_id = $1 AND expires_at < $2) "
-           "UPDATE kotte_sessions SET last_activity = $2, expires_at = least($2 + "
+    sql = ("UPDATE kotte_sessions SET last_activity = $2, expires_at = least($2 + "
            "idle_timeout_seconds * interval '1 second', max_expires_at) WHERE session_id = $1 "
            "AND expires_at >= $2 RETURNING user_id, data, created_at, last_activity, expires_at, "
            "max_expires_at, idle_timeout_seconds")
