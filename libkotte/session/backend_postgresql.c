@@ -73,8 +73,8 @@ static const struct {
    * live row) is rare and takes one more statement, S_REAP, which deletes
    * the record if it is there and dead, so that it stays dead even if the
    * clock steps back. Deleting in a CTE of every get instead cost a second
-   * index probe and the CTE's machinery: 10-20 % of the server's work per
-   * get in pgbench at 8 clients. */
+   * index probe and the CTE's machinery: without it, pgbench runs 8-21 %
+   * more gets at 8 clients. */
   [S_GET_SLIDE] = { "UPDATE kotte_sessions SET last_activity = $2, expires_at = " SLIDE("$2")
                     " WHERE session_id = $1 AND expires_at >= $2 RETURNING " COLS,
                     2, { T_TEXT, T_TSTZ } },

@@ -5,15 +5,18 @@
 #     backend and kotte_pg_pool (bench_pg_sessions), 1, 8 and 32 in flight,
 #     without and with pipelining;
 #   - pgbench -M prepared running the backend's very SQL (printed by
-#     pg_dump_sql) with as many clients;
-#   - asyncpg (Debian's python3-asyncpg) running the same statements.
+#     pg_dump_sql) with as many clients, on one thread (-j 1) like
+#     libkotte's loop and asyncpg's event loop;
+#   - asyncpg (Debian's python3-asyncpg) running the same statements;
+#   - at 8 and 32 in flight also both C clients on two threads: libkotte
+#     with two loops (a pool and store each) beside pgbench -j 2.
 #
 # Prints ops/s for each and the ratios. Usage:
 #   bash tests/bench/bench_pg.sh [SECONDS] [ROUNDS]
 # (defaults 3 and 3: every client runs SECONDS per round, ROUNDS rounds
 # per case, the clients' order rotating from round to round; the table
 # shows each client's median round, so one noisy round on a shared machine
-# does not decide a ratio; about 5 minutes in all). Builds a Release tree
+# does not decide a ratio; about 7 minutes in all). Builds a Release tree
 # in build-pg/rel. The server runs with fsync off (as the test suites do),
 # so the figures measure CPU and round trips, not the disk.
 set -euo pipefail
@@ -58,15 +61,16 @@ done
 run_client() { # op conc client
   local op=$1 c=$2 who=$3 j
   case $who in
-    pool|pipeline)
-      KOTTE_BENCH_ONLY="$op:$c:$who" KOTTE_BENCH_IDS="$work/ids" \
+    pool|pipeline|pool2)
+      KOTTE_BENCH_ONLY="$op:$c:${who%2}" KOTTE_BENCH_IDS="$work/ids" \
+      KOTTE_BENCH_THREADS=$([ "$who" = pool2 ] && echo 2 || echo 1) \
         "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 | grep RESULT ;;
-    pgbench)
-      j=$(( c < 2 ? 1 : 2 ))
+    pgbench|pgbench2)
+      j=$([ "$who" = pgbench2 ] && echo 2 || echo 1)
       tps=$(pgbench -n -M prepared -c "$c" -j "$j" -T "$secs" -D "now=$now" -D 'patch={"k": 1}' \
               -D max=65536 -f "$work/pgbench-$op.sql" "$ci" 2>&1 |
             sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
-      echo "RESULT op=$op conc=$c mode=pgbench ops_s=${tps%.*}" ;;
+      echo "RESULT op=$op conc=$c mode=$who ops_s=${tps%.*}" ;;
     asyncpg)
       /usr/bin/python3 tests/bench/bench_pg_asyncpg.py "$dsn" "$secs" "$work/get.sql" \
         "$work/update.sql" "$op" "$c" ;;
@@ -77,7 +81,7 @@ KOTTE_BENCH_ONLY=none KOTTE_BENCH_IDS="$work/ids" \
   "$build/tests/bench/bench_pg_sessions" "$ci" 1 10000 >/dev/null
 for op in get update; do
   for c in 1 8 32; do
-    clients="pool pipeline pgbench asyncpg"
+    clients="pool pipeline pgbench asyncpg pool2 pgbench2"
     [ "$c" = 1 ] && clients="pool pgbench asyncpg"
     set -- $clients
     for ((round = 0; round < rounds; round++)); do
@@ -104,6 +108,8 @@ print("median of", max(len(v) for v in runs.values()), "rounds per client; every
 for k in sorted(runs):
     print(f"  {k[0]} {k[1]} {k[2]}: " + ", ".join(f"{x:,}" for x in runs[k]))
 print()
+print("one client thread each (libkotte's loop, pgbench -j 1, asyncpg's event loop):")
+print()
 print("| op | in flight | libkotte pool | libkotte pipelined | pgbench -M prepared | asyncpg | pool / pgbench | pipelined / pgbench | pool / asyncpg | best / asyncpg |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 def ratio(a, b):
@@ -117,4 +123,14 @@ for op in ("get", "update"):
         best = max(pool, pipe)
         print(f"| {op} | {c} | {pool:,} | {pipe:,}" if pipe else f"| {op} | {c} | {pool:,} | -", end="")
         print(f" | {pgb:,} | {apg:,} | {ratio(pool, pgb)} | {ratio(pipe, pgb)} | {ratio(pool, apg)} | {ratio(best, apg)} |")
+print()
+print("two client threads (libkotte: two loops, a pool and store each; pgbench -j 2):")
+print()
+print("| op | in flight | libkotte pool, 2 loops | pgbench -M prepared -j 2 | pool / pgbench |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for op in ("get", "update"):
+    for c in (8, 32):
+        pool = r.get((op, c, "pool2"), 0)
+        pgb = r.get((op, c, "pgbench2"), 0)
+        print(f"| {op} | {c} | {pool:,} | {pgb:,} | {ratio(pool, pgb)} |")
 PY

@@ -10,9 +10,13 @@
  *
  * KOTTE_BENCH_ONLY=get:8:pool runs one case; KOTTE_BENCH_IDS=FILE keeps the
  * session ids between runs (created and saved the first time).
+ * KOTTE_BENCH_THREADS=N (default 1) splits each case over N threads, each
+ * with its own loop, pool and store, the requests in flight and the
+ * connections divided between them (as pgbench -j N divides its clients).
  *
  * Prints one line per run: RESULT op=get conc=8 mode=pool ops_s=12345
- * (mode pool or pipeline), then the pool's counters.
+ * (mode pool or pipeline, with the thread count appended when over 1:
+ * pool2), then the pool's counters.
  *
  * The measured runs use a store clock stopped at the start of the run, so
  * every slide writes the same timestamps: pgbench can only pass a constant
@@ -20,6 +24,7 @@
  * the same work (the same HOT-able row updates) for all three clients.
  * KOTTE_BENCH_REAL_CLOCK=1 uses the real clock instead.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +135,31 @@ static double run(bench *b, int conc, int ms) {
   return (double)done / secs;
 }
 
+/* One thread's share of a case. */
+typedef struct worker {
+  bench b;
+  const char *conninfo;
+  unsigned int size, depth;
+  int conc, ms;
+  pthread_barrier_t *ready; /* every thread warmed up: the measured runs start together */
+  double rate;
+  kotte_pg_pool_stats stats;
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  uv_loop_init(&w->b.loop);
+  open_stack(&w->b, w->conninfo, w->size, w->depth);
+  run(&w->b, w->conc, 300); /* warm up: connections, prepared statements */
+  pthread_barrier_wait(w->ready);
+  w->rate = run(&w->b, w->conc, w->ms);
+  w->stats.version = KOTTE_PG_STATS_VERSION;
+  kotte_pg_pool_get_stats(w->b.pool, &w->stats);
+  close_stack(&w->b);
+  uv_loop_close(&w->b.loop);
+  return NULL;
+}
+
 typedef struct create_ctx {
   bench *b;
   int i, *done;
@@ -201,6 +231,8 @@ int main(int argc, char **argv) {
    * (measured: 2 leaves the server idle between batches, 4 and more add
    * switching; KOTTE_BENCH_PIPE_CONNS=N to try others) */
   int pipe_conns = pc && atoi(pc) > 0 ? atoi(pc) : 3;
+  const char *tc = getenv("KOTTE_BENCH_THREADS");
+  int threads = tc && atoi(tc) > 0 ? atoi(tc) : 1;
   for (int op = 0; op < 2; op++) {
     for (int ci = 0; ci < 3; ci++) {
       int conc = concs[ci];
@@ -210,24 +242,54 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "%s:%d:%s", op ? "update" : "get", conc, pipe ? "pipeline" : "pool");
         const char *only = getenv("KOTTE_BENCH_ONLY"); /* e.g. get:8:pool */
         if (only && *only && strcmp(only, name) != 0) continue;
-        /* without pipelining: a connection per request in flight, like
-         * pgbench -c N; with it: pipe_conns connections sharing them. */
-        unsigned int size = pipe ? (unsigned int)(conc < pipe_conns ? conc : pipe_conns)
-                                 : (unsigned int)conc;
-        unsigned int depth = pipe ? (unsigned int)conc : 1;
-        open_stack(&b, conninfo, size, depth);
-        b.op_update = op;
-        run(&b, conc, 300); /* warm up: connections, prepared statements */
-        double r = run(&b, conc, ms);
-        kotte_pg_pool_stats s;
-        s.version = KOTTE_PG_STATS_VERSION;
-        kotte_pg_pool_get_stats(b.pool, &s);
-        printf("RESULT op=%s conc=%d mode=%s ops_s=%.0f conns=%u queries_per_round_trip=%.2f errors=%llu\n",
-               op ? "update" : "get", conc, pipe ? "pipeline" : "pool", r, s.open,
-               s.batches ? (double)s.queries / (double)s.batches : 0.0,
-               (unsigned long long)b.errors);
+        int nt = threads < conc ? threads : conc;
+        worker *w = calloc((size_t)nt, sizeof *w);
+        pthread_t *tid = calloc((size_t)nt, sizeof *tid);
+        pthread_barrier_t ready;
+        pthread_barrier_init(&ready, NULL, (unsigned int)nt);
+        for (int t = 0; t < nt; t++) {
+          /* this thread's share of the requests in flight; without
+           * pipelining a connection per request (like pgbench -c N), with
+           * it pipe_conns connections in all, shared by the threads */
+          int c = conc / nt + (t < conc % nt);
+          int pc_t = pipe_conns / nt + (t < pipe_conns % nt);
+          if (pc_t < 1) pc_t = 1;
+          w[t].b.ids = b.ids;
+          w[t].b.n_ids = b.n_ids;
+          w[t].b.op_update = op;
+          w[t].b.rnd = 42u + (unsigned int)t * 7919u;
+          w[t].conninfo = conninfo;
+          w[t].size = pipe ? (unsigned int)(c < pc_t ? c : pc_t) : (unsigned int)c;
+          w[t].depth = pipe ? (unsigned int)c : 1;
+          w[t].conc = c;
+          w[t].ms = ms;
+          w[t].ready = &ready;
+          if (pthread_create(&tid[t], NULL, work, &w[t]) != 0) {
+            fprintf(stderr, "pthread_create failed\n");
+            return 1;
+          }
+        }
+        double r = 0;
+        unsigned long long open = 0, queries = 0, batches = 0, errors = 0;
+        for (int t = 0; t < nt; t++) {
+          pthread_join(tid[t], NULL);
+          r += w[t].rate;
+          open += w[t].stats.open;
+          queries += w[t].stats.queries;
+          batches += w[t].stats.batches;
+          errors += w[t].b.errors;
+        }
+        pthread_barrier_destroy(&ready);
+        char mode[32];
+        snprintf(mode, sizeof mode, "%s", pipe ? "pipeline" : "pool");
+        if (nt > 1) snprintf(mode + strlen(mode), sizeof mode - strlen(mode), "%d", nt);
+        printf("RESULT op=%s conc=%d mode=%s ops_s=%.0f conns=%llu queries_per_round_trip=%.2f "
+               "errors=%llu\n",
+               op ? "update" : "get", conc, mode, r, open,
+               batches ? (double)queries / (double)batches : 0.0, errors);
         fflush(stdout);
-        close_stack(&b);
+        free(w);
+        free(tid);
       }
     }
   }
