@@ -552,14 +552,16 @@ static void side_exec(PGconn *c, const char *text) {
   PQclear(r);
 }
 
-/* Runs the loop until a backend of this database waits for a row lock
- * (asked on a connection of its own, as the side connection is in a
- * transaction whose statistics snapshot would not move). */
-static void wait_for_lock_waiter(fx *f, PGconn *probe) {
+/* Runs the loop until a backend waits for a lock that @p side's open
+ * transaction holds (asked on a connection of its own: the lock manager's
+ * state now, not a statistics snapshot). */
+static void wait_for_lock_waiter(fx *f, PGconn *probe, PGconn *side) {
+  char q[160];
+  snprintf(q, sizeof q, "SELECT count(*) FROM pg_stat_activity WHERE %d = ANY(pg_blocking_pids(pid))",
+           PQbackendPID(side));
   for (int i = 0; i < 2000; i++) {
     uv_run(&f->loop, UV_RUN_NOWAIT);
-    PGresult *r = PQexec(probe, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                                "current_database() AND wait_event_type = 'Lock'");
+    PGresult *r = PQexec(probe, q);
     int n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     if (n > 0) return;
@@ -593,7 +595,7 @@ static void update_meets(fx *f, const char *change, const char *patch, int want)
   side_exec(side, change);
   sess_call u = { 0 };
   assert_int_equal(kotte_session_update(f->store, id, patch, on_sess, &u), 0);
-  wait_for_lock_waiter(f, probe);
+  wait_for_lock_waiter(f, probe, side);
   assert_int_equal(u.done, 0);
   side_exec(side, "COMMIT");
   pg_wait(&f->loop, &u.done, 1);
@@ -630,6 +632,47 @@ static void an_update_of_a_row_changed_meanwhile_keeps_both_changes(void **state
   char v[128];
   sql_value(f, "SELECT data::text FROM kotte_sessions", v, sizeof v);
   assert_string_equal(v, "{\"a\": 1, \"b\": 2, \"side\": true}");
+}
+
+/* The row is deleted and put back under every run of the update, while
+ * that run waits for it: each run wrote nothing and saw the row live and
+ * fitting, so it runs again; after 4 runs it gives up with KOTTE_ECONFLICT,
+ * and the row is as the other transaction left it. */
+static void an_update_that_keeps_meeting_a_changing_row_gives_up(void **state) {
+  F;
+  open_fx(f, 2, NULL);
+  sql(f, "DELETE FROM kotte_sessions");
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  new_session(f, "{\"a\":1}", id);
+  PGconn *side = side_open(), *probe = side_open();
+  static const char cols[] = "session_id, user_id, data, created_at, last_activity, expires_at, "
+                             "max_expires_at, idle_timeout_seconds, token_sealed";
+  char again[512];
+  snprintf(again, sizeof again, "DELETE FROM kotte_sessions; INSERT INTO kotte_sessions (%s) "
+           "SELECT %s FROM keep", cols, cols);
+  side_exec(side, "CREATE TEMP TABLE keep AS SELECT * FROM kotte_sessions");
+  side_exec(side, "BEGIN");
+  side_exec(side, again);
+  sess_call u = { 0 };
+  assert_int_equal(kotte_session_update(f->store, id, "{\"b\":2}", on_sess, &u), 0);
+  for (int run = 1; run <= 4; run++) {
+    wait_for_lock_waiter(f, probe, side); /* this run waits for the row */
+    assert_int_equal(u.done, 0);
+    side_exec(side, "COMMIT");
+    if (run < 4) { /* the next run will meet the same, before the loop sends it */
+      side_exec(side, "BEGIN");
+      side_exec(side, again);
+    }
+  }
+  pg_wait(&f->loop, &u.done, 1);
+  printf("  update under 4 changes in a row: %s (%s)\n", kotte_err_name(u.status),
+         kotte_error_detail());
+  assert_int_equal(u.status, KOTTE_ECONFLICT);
+  char v[128];
+  sql_value(f, "SELECT data::text FROM kotte_sessions", v, sizeof v);
+  assert_string_equal(v, "{\"a\": 1}");
+  PQfinish(side);
+  PQfinish(probe);
 }
 
 /* A get or an update that finds the record dead deletes it (the backend's
@@ -676,6 +719,7 @@ int main(void) {
     T(an_update_of_a_row_deleted_meanwhile_says_not_found),
     T(an_update_of_a_row_grown_meanwhile_says_too_big),
     T(an_update_of_a_row_changed_meanwhile_keeps_both_changes),
+    T(an_update_that_keeps_meeting_a_changing_row_gives_up),
     T(a_miss_deletes_the_dead_record),
   };
   return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
