@@ -206,6 +206,13 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   INT(shutdown_timeout_ms, "KOTTE_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000);
   INT(max_connections, "KOTTE_MAX_CONNECTIONS", 4096, 1, 1000000);
   INT(max_password_checks, "KOTTE_MAX_PASSWORD_CHECKS", 2, 1, 64);
+
+  /* uvicorn's reading: unset is 127.0.0.1, set and empty trusts no peer */
+  const char *fwd = getenv("FORWARDED_ALLOW_IPS");
+  if (copy_str(cfg->forwarded_allow_ips, sizeof cfg->forwarded_allow_ips, fwd ? fwd : "127.0.0.1",
+               "FORWARDED_ALLOW_IPS", err, errlen) != 0)
+    return -1;
+  if (ks_trust_parse(&cfg->forwarded_allow, fwd, err, errlen) != 0) return -1;
 #undef INT
 #undef STR
 

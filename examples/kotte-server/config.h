@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client_ip.h"
+
 typedef enum ks_storage { KS_STORE_MEMORY, KS_STORE_JSON_FILE, KS_STORE_POSTGRESQL } ks_storage;
 
 typedef struct ks_config {
@@ -50,6 +52,11 @@ typedef struct ks_config {
   unsigned shutdown_timeout_ms; /* KOTTE_SHUTDOWN_TIMEOUT_MS: SIGTERM drain bound (10000) */
   unsigned max_connections;     /* KOTTE_MAX_CONNECTIONS (4096) */
   unsigned max_password_checks; /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */
+
+  /* FORWARDED_ALLOW_IPS (uvicorn's; 127.0.0.1): peers whose X-Forwarded-For
+   * names the client */
+  char forwarded_allow_ips[1024];
+  ks_trust forwarded_allow;
 } ks_config;
 
 /* Fills @p cfg from the environment, then from argv (--host H, --port P).

@@ -25,7 +25,7 @@ static void log_auth(ks_ex *ex, kotte_log_level lvl, const char *event, const ch
     cJSON_AddStringToObject(f, "request_id", ex->request_id);
     if (user_id) cJSON_AddStringToObject(f, "user_id", user_id);
     if (username) cJSON_AddStringToObject(f, "username", username);
-    cJSON_AddStringToObject(f, "ip", ex->req->remote);
+    cJSON_AddStringToObject(f, "ip", ex->client.text);
   }
   ks_log(lvl, event, f, msg);
 }

@@ -60,6 +60,7 @@ struct ks_conn {
   size_t body_len, body_cap;
   ks_request req;
   char remote[64];
+  struct sockaddr_storage peer;
   /* input read past a complete request (pipelining) */
   char *pending;
   size_t pending_len;
@@ -76,6 +77,12 @@ static void feed(ks_conn *c, const char *data, size_t len);
 static void close_now(ks_conn *c);
 
 ks_http *ks_conn_http(ks_conn *c) { return c->h; }
+
+const ks_header *ks_request_header_last(const ks_request *r, const char *name) {
+  for (unsigned i = r->nheaders; i-- > 0;)
+    if (strcasecmp(r->headers[i].name, name) == 0) return &r->headers[i];
+  return NULL;
+}
 
 const ks_header *ks_request_header(const ks_request *r, const char *name) {
   for (unsigned i = 0; i < r->nheaders; i++)
@@ -451,6 +458,7 @@ static void dispatch(ks_conn *c) {
   c->req.body = c->body;
   c->req.body_len = c->body_len;
   c->req.remote = c->remote;
+  c->req.peer = (const struct sockaddr *)&c->peer;
   if (c->h->draining) c->close_after = 1;
   c->h->on_request(c, &c->req, c->h->ctx);
 }
@@ -611,14 +619,16 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   h->accepted++;
   uv_tcp_nodelay(&c->tcp, 1);
-  struct sockaddr_storage ss;
-  int sl = sizeof ss;
+  struct sockaddr_storage *ss = &c->peer;
+  int sl = sizeof *ss;
   strcpy(c->remote, "unknown");
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET6)
-      uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
-    else if (ss.ss_family == AF_INET)
-      uv_ip4_name((struct sockaddr_in *)&ss, c->remote, sizeof c->remote);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &sl) == 0) {
+    if (ss->ss_family == AF_INET6)
+      uv_ip6_name((struct sockaddr_in6 *)ss, c->remote, sizeof c->remote);
+    else if (ss->ss_family == AF_INET)
+      uv_ip4_name((struct sockaddr_in *)ss, c->remote, sizeof c->remote);
+  } else {
+    ss->ss_family = AF_UNSPEC;
   }
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;

@@ -39,11 +39,14 @@ typedef struct ks_request {
   unsigned nheaders;
   char *body; /* NUL-terminated (also when empty) */
   size_t body_len;
-  const char *remote; /* peer address */
+  const char *remote;          /* peer address, as text */
+  const struct sockaddr *peer; /* the same; sa_family AF_UNSPEC if unknown */
 } ks_request;
 
 /* First header named @p name (case-insensitive), or NULL. */
 const ks_header *ks_request_header(const ks_request *r, const char *name);
+/* Last header named @p name, or NULL. */
+const ks_header *ks_request_header_last(const ks_request *r, const char *name);
 
 typedef struct ks_conn ks_conn;
 typedef struct ks_http ks_http;

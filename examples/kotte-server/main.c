@@ -49,7 +49,8 @@ static void usage(FILE *out) {
       "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
       "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
       "KOTTE_IDLE_TIMEOUT_MS, KOTTE_SHUTDOWN_TIMEOUT_MS, KOTTE_MAX_CONNECTIONS,\n"
-      "KOTTE_MAX_PASSWORD_CHECKS.\n",
+      "KOTTE_MAX_PASSWORD_CHECKS, and FORWARDED_ALLOW_IPS (127.0.0.1; \"*\" for any):\n"
+      "proxies whose X-Forwarded-For names the client.\n",
       out);
 }
 
@@ -304,6 +305,7 @@ static void log_started(ks_server *srv) {
       cJSON_AddNumberToObject(f, "db_port", srv->cfg.db_port);
       cJSON_AddStringToObject(f, "db_name", srv->cfg.db_name);
     }
+    cJSON_AddStringToObject(f, "forwarded_allow_ips", srv->cfg.forwarded_allow_ips);
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
     cJSON_AddStringToObject(f, "version", kotte_version());
   }

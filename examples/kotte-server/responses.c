@@ -46,7 +46,7 @@ static void finish(ks_ex *ex, int status, const char *content_type, const char *
     cJSON_AddStringToObject(f, "endpoint", ex->endpoint);
     cJSON_AddNumberToObject(f, "status_code", status);
     cJSON_AddNumberToObject(f, "duration_ms", secs * 1000.0);
-    if (ex->req) cJSON_AddStringToObject(f, "client_ip", ex->req->remote);
+    if (ex->req) cJSON_AddStringToObject(f, "client_ip", ex->client.text);
   }
   ks_log(status >= 500 ? KOTTE_LOG_WARN : KOTTE_LOG_INFO, "http_request", f, "request handled");
 

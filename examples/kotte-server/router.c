@@ -143,7 +143,7 @@ static void csrf_fail(ks_ex *ex) {
     cJSON_AddStringToObject(f, "request_id", ex->request_id);
     cJSON_AddStringToObject(f, "method", http_method_str(ex->req->method));
     cJSON_AddStringToObject(f, "path", ex->req->path);
-    cJSON_AddStringToObject(f, "client_ip", ex->req->remote);
+    cJSON_AddStringToObject(f, "client_ip", ex->client.text);
   }
   ks_log(KOTTE_LOG_WARN, "csrf_failure", f, "SECURITY: CSRF token validation failed");
   ks_reply_error(ex, 403, "INTERNAL_ERROR", "validation", "CSRF token validation failed", NULL, 0);
@@ -276,6 +276,12 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
     ks_conn_respond(c, 503, "Content-Type: application/json\r\n", "{}", 2, 1);
     return;
   }
+  /* the client, as uvicorn's proxy headers make it */
+  ks_ip peer;
+  ks_ip_from_sockaddr(req->peer, &peer);
+  const ks_header *xff = ks_request_header_last(req, "x-forwarded-for");
+  ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
+                    xff ? xff->value : NULL, xff ? xff->value_len : 0);
   if (cors(ex)) return;
   parse_cookie(ex);
   for (size_t i = 0; i < NROUTES; i++) {

@@ -10,6 +10,7 @@
 #include <kotte.h>
 #include <kotte/pg.h>
 
+#include "client_ip.h"
 #include "config.h"
 #include "http.h"
 #include "signals.h"
@@ -50,6 +51,7 @@ typedef struct ks_ex {
   char param[128];      /* the {id} path segment, if the route has one */
   char request_id[130];
   uint64_t start_ns;
+  ks_client client; /* the peer, or whom a trusted proxy names */
   /* the kotte_session cookie */
   int cookie_state; /* 0 none, 1 well-formed, -1 malformed */
   char cookie_id[KOTTE_SESSION_ID_LEN + 1];

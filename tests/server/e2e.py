@@ -406,6 +406,61 @@ def test_connections_isolation_and_persistence(binary):
         srv2.stop()
 
 
+def test_client_address(binary):
+    """The client a log line names: the peer, or, when the peer is in
+    FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1), the address its
+    X-Forwarded-For names; bad FORWARDED_ALLOW_IPS values stop the start."""
+    import subprocess
+    import time
+
+    def lines(srv, event, n):
+        deadline = time.monotonic() + 5
+        while len(srv.events(event)) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return srv.events(event)
+
+    srv = Server(binary)
+    srv.env.pop("FORWARDED_ALLOW_IPS", None)
+    srv.start()
+    try:
+        check(srv.events("listening")[0]["forwarded_allow_ips"] == "127.0.0.1", "default trust")
+        c = Client(srv)
+        for xff in ("198.51.100.7", "198.51.100.7, 127.0.0.1", "203.0.113.1, 198.51.100.7", None):
+            r, _, _ = c.request("GET", "/api/v1/auth/me",
+                                headers={"X-Forwarded-For": xff} if xff else {})
+            check(r.status == 401, f"me: {r.status}")
+        got = [l["client_ip"] for l in lines(srv, "http_request", 4)[-4:]]
+        check(got == ["198.51.100.7"] * 3 + ["127.0.0.1"], f"access log client_ip: {got}")
+        r, js, _ = c.request("POST", "/api/v1/auth/login", {"username": "admin", "password": "no"},
+                             headers={"X-Forwarded-For": "2001:DB8::7"})
+        expect_error(r, js, 401, "AUTH_INVALID_SESSION")
+        check(lines(srv, "auth_failed", 1)[0]["ip"] == "2001:db8::7", "auth_failed names the client")
+        r, js, _ = c.request("POST", "/api/v1/auth/logout", headers={"X-Forwarded-For": "192.0.2.9"})
+        expect_error(r, js, 403, "INTERNAL_ERROR")
+        check(lines(srv, "csrf_failure", 1)[0]["client_ip"] == "192.0.2.9", "csrf_failure")
+        c.close()
+    finally:
+        srv.stop()
+    # a peer that is not trusted: the header is ignored
+    srv = Server(binary, env={"FORWARDED_ALLOW_IPS": "10.0.0.0/8, ::1"}).start()
+    try:
+        c = Client(srv)
+        c.request("GET", "/api/v1/auth/me", headers={"X-Forwarded-For": "198.51.100.7"})
+        check(lines(srv, "http_request", 1)[-1]["client_ip"] == "127.0.0.1", "untrusted peer")
+        c.close()
+    finally:
+        srv.stop()
+    for value, needle in (("10.0.0.1/8", "host bits set"), ("10.0.0.0/33", "prefix length"),
+                          ("300.1.1.1", "'300.1.1.1' is not an IP address"),
+                          ("ingress-nginx", "is not an IP address"),
+                          ("127.0.0.1,*", "only entry")):
+        env = dict(srv.env, FORWARDED_ALLOW_IPS=value)
+        p = subprocess.run([binary], env=env, cwd=srv.dir, capture_output=True, timeout=15)
+        err = p.stderr.decode()
+        check(p.returncode == 2 and err.startswith("kotte-server: FORWARDED_ALLOW_IPS") and
+              needle in err, f"FORWARDED_ALLOW_IPS={value!r}: exit {p.returncode}, {err!r}")
+
+
 def test_memory_backend(binary):
     srv = Server(binary, env={"SESSION_STORAGE_TYPE": "memory",
                               "CREDENTIAL_STORAGE_TYPE": "memory"}).start()
@@ -425,5 +480,5 @@ def test_memory_backend(binary):
 if __name__ == "__main__":
     run([test_full_flow, test_auth_errors, test_health_ready_metrics,
          test_production_cookie_and_users_cli, test_two_servers_json_file, test_cors_head_and_nul,
-         test_connections_isolation_and_persistence, test_memory_backend],
+         test_connections_isolation_and_persistence, test_client_address, test_memory_backend],
         sys.argv[1])

@@ -5,6 +5,15 @@
 # stderr (no sanitizer report, no leak).
 if(TARGET kotte-server)
   find_program(KOTTE_PYTHON3 python3 REQUIRED)
+  # Parts of the server on their own (CMocka): the client address
+  # (FORWARDED_ALLOW_IPS, X-Forwarded-For).
+  set(_ks ${CMAKE_SOURCE_DIR}/examples/kotte-server)
+  add_executable(test_server_client_ip ${CMAKE_CURRENT_LIST_DIR}/test_client_ip.c
+                 ${_ks}/client_ip.c)
+  target_include_directories(test_server_client_ip PRIVATE ${_ks})
+  target_link_libraries(test_server_client_ip PRIVATE PkgConfig::CMOCKA)
+  add_test(NAME server_client_ip COMMAND test_server_client_ip)
+  set_tests_properties(server_client_ip PROPERTIES TIMEOUT 120 LABELS server)
   foreach(script e2e robustness shutdown)
     add_test(NAME server_${script}
              COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/${script}.py
