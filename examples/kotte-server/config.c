@@ -61,6 +61,30 @@ static int env_int(long long *out, const char *name, long long def, long long lo
   return 0;
 }
 
+/* A boolean as pydantic reads one (Kotte's settings): true/false, 1/0,
+ * yes/no, on/off, t/f, y/n, in any case. */
+static int env_bool(int *out, const char *name, int def, char *err, size_t errlen) {
+  static const char *const yes[] = {"1", "true", "yes", "on", "t", "y"};
+  static const char *const no[] = {"0", "false", "no", "off", "f", "n"};
+  const char *v = getenv(name);
+  if (v == NULL || *v == '\0') {
+    *out = def;
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcasecmp(v, yes[i]) == 0) {
+      *out = 1;
+      return 0;
+    }
+    if (strcasecmp(v, no[i]) == 0) {
+      *out = 0;
+      return 0;
+    }
+  }
+  snprintf(err, errlen, "%s must be true or false (also 1/0, yes/no, on/off)", name);
+  return -1;
+}
+
 static int env_storage(ks_storage *out, const char *name, char *err, size_t errlen) {
   const char *v = getenv(name);
   if (v == NULL || *v == '\0' || strcasecmp(v, "json_file") == 0)
@@ -207,6 +231,13 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   INT(max_connections, "KOTTE_MAX_CONNECTIONS", 4096, 1, 1000000);
   INT(max_password_checks, "KOTTE_MAX_PASSWORD_CHECKS", 2, 1, 64);
 
+  /* Kotte's defaults; a limit of 0 (which Kotte would take as "refuse
+   * everything") is refused: RATE_LIMIT_ENABLED=false turns limiting off */
+  if (env_bool(&cfg->rate_limit_enabled, "RATE_LIMIT_ENABLED", 1, err, errlen) != 0) return -1;
+  INT(rate_limit_per_minute, "RATE_LIMIT_PER_MINUTE", 60, 1, 1000000000);
+  INT(rate_limit_per_user, "RATE_LIMIT_PER_USER", 100, 1, 1000000000);
+  INT(rate_limit_max_keys, "KOTTE_RATE_LIMIT_MAX_KEYS", 65536, 1, 1 << 20);
+  INT(rate_limit_ipv6_prefix, "KOTTE_RATE_LIMIT_IPV6_PREFIX", 64, 32, 128);
   /* uvicorn's reading: unset is 127.0.0.1, set and empty trusts no peer */
   const char *fwd = getenv("FORWARDED_ALLOW_IPS");
   if (copy_str(cfg->forwarded_allow_ips, sizeof cfg->forwarded_allow_ips, fwd ? fwd : "127.0.0.1",

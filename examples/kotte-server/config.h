@@ -53,6 +53,12 @@ typedef struct ks_config {
   unsigned max_connections;     /* KOTTE_MAX_CONNECTIONS (4096) */
   unsigned max_password_checks; /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */
 
+  /* Kotte's rate limits (RateLimitMiddleware), per replica */
+  int rate_limit_enabled;          /* RATE_LIMIT_ENABLED (true) */
+  unsigned rate_limit_per_minute;  /* RATE_LIMIT_PER_MINUTE, per client address (60) */
+  unsigned rate_limit_per_user;    /* RATE_LIMIT_PER_USER (100) */
+  unsigned rate_limit_max_keys;    /* KOTTE_RATE_LIMIT_MAX_KEYS, per limit (65536) */
+  unsigned rate_limit_ipv6_prefix; /* KOTTE_RATE_LIMIT_IPV6_PREFIX: one key per /N (64) */
   /* FORWARDED_ALLOW_IPS (uvicorn's; 127.0.0.1): peers whose X-Forwarded-For
    * names the client */
   char forwarded_allow_ips[1024];

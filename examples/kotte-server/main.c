@@ -49,8 +49,11 @@ static void usage(FILE *out) {
       "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
       "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
       "KOTTE_IDLE_TIMEOUT_MS, KOTTE_SHUTDOWN_TIMEOUT_MS, KOTTE_MAX_CONNECTIONS,\n"
-      "KOTTE_MAX_PASSWORD_CHECKS, and FORWARDED_ALLOW_IPS (127.0.0.1; \"*\" for any):\n"
-      "proxies whose X-Forwarded-For names the client.\n",
+      "KOTTE_MAX_PASSWORD_CHECKS; rate limits as Kotte's: RATE_LIMIT_ENABLED (true),\n"
+      "RATE_LIMIT_PER_MINUTE (60 per client address), RATE_LIMIT_PER_USER (100),\n"
+      "KOTTE_RATE_LIMIT_MAX_KEYS (65536), KOTTE_RATE_LIMIT_IPV6_PREFIX (64), and\n"
+      "FORWARDED_ALLOW_IPS (127.0.0.1; \"*\" for any): proxies whose X-Forwarded-For\n"
+      "names the client.\n",
       out);
 }
 
@@ -305,6 +308,12 @@ static void log_started(ks_server *srv) {
       cJSON_AddNumberToObject(f, "db_port", srv->cfg.db_port);
       cJSON_AddStringToObject(f, "db_name", srv->cfg.db_name);
     }
+    if (srv->rl_client) {
+      cJSON_AddNumberToObject(f, "rate_limit_per_minute", srv->cfg.rate_limit_per_minute);
+      cJSON_AddNumberToObject(f, "rate_limit_per_user", srv->cfg.rate_limit_per_user);
+    } else {
+      cJSON_AddBoolToObject(f, "rate_limit_enabled", 0);
+    }
     cJSON_AddStringToObject(f, "forwarded_allow_ips", srv->cfg.forwarded_allow_ips);
     cJSON_AddNumberToObject(f, "pid", (double)getpid());
     cJSON_AddStringToObject(f, "version", kotte_version());
@@ -349,6 +358,12 @@ static int serve(int argc, char **argv) {
     snprintf(err, sizeof err, "out of memory");
     rc = -1;
   }
+  if (rc == 0 && srv.cfg.rate_limit_enabled &&
+      (ks_rl_new(&srv.rl_client, srv.cfg.rate_limit_per_minute, srv.cfg.rate_limit_max_keys) != 0 ||
+       ks_rl_new(&srv.rl_user, srv.cfg.rate_limit_per_user, srv.cfg.rate_limit_max_keys) != 0)) {
+    snprintf(err, sizeof err, "out of memory");
+    rc = -1;
+  }
   if (rc == 0) {
     int src = ks_signals_start(&srv.signals, &loop, on_signal, &srv);
     if (src != 0) {
@@ -378,6 +393,8 @@ static int serve(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT); /* let the stores release their handles */
     uv_loop_close(&loop);
     ks_metrics_free(srv.metrics);
+    ks_rl_free(srv.rl_client);
+    ks_rl_free(srv.rl_user);
     return 1;
   }
 
@@ -393,6 +410,8 @@ static int serve(int argc, char **argv) {
   /* anything still closing (store handles) finishes here */
   while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_DEFAULT);
   ks_metrics_free(srv.metrics);
+  ks_rl_free(srv.rl_client);
+  ks_rl_free(srv.rl_user);
   ks_lifecyclef("stopped", "kotte-server stopped");
   return 0;
 }

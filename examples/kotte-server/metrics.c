@@ -197,6 +197,26 @@ char *ks_metrics_render(ks_metrics *m, const ks_server *srv, size_t *len) {
       "# HELP kotte_requests_in_flight Requests being handled\n"
       "# TYPE kotte_requests_in_flight gauge\nkotte_requests_in_flight %u\n",
       srv->exchanges);
+  if (srv->rl_client) {
+    ks_rl_stats rc, ru;
+    ks_rl_get_stats(srv->rl_client, &rc);
+    ks_rl_get_stats(srv->rl_user, &ru);
+    put(&b,
+        "# HELP kotte_rate_limited_total Requests refused with 429 by a rate limit\n"
+        "# TYPE kotte_rate_limited_total counter\n"
+        "kotte_rate_limited_total{limit=\"client\"} %llu\n"
+        "kotte_rate_limited_total{limit=\"user\"} %llu\n"
+        "# HELP kotte_rate_limit_keys Clients and users with requests in the window\n"
+        "# TYPE kotte_rate_limit_keys gauge\n"
+        "kotte_rate_limit_keys{limit=\"client\"} %u\nkotte_rate_limit_keys{limit=\"user\"} %u\n"
+        "# HELP kotte_rate_limit_evictions_total Keys forgotten before their window ended "
+        "because KOTTE_RATE_LIMIT_MAX_KEYS were tracked\n"
+        "# TYPE kotte_rate_limit_evictions_total counter\n"
+        "kotte_rate_limit_evictions_total{limit=\"client\"} %llu\n"
+        "kotte_rate_limit_evictions_total{limit=\"user\"} %llu\n",
+        srv->rl_refused_client, srv->rl_refused_user, rc.keys, ru.keys, rc.evictions,
+        ru.evictions);
+  }
   ks_users_stats us;
   ks_users_get_stats(srv->users, &us);
   put(&b,

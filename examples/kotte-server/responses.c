@@ -23,10 +23,10 @@ static const char security_headers[] =
 static void finish(ks_ex *ex, int status, const char *content_type, const char *body, size_t len) {
   ks_server *srv = ex->srv;
   char headers[2048];
-  int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s%s", security_headers,
-                   content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                   content_type ? "\r\n" : "", ex->request_id, ex->set_cookie,
-                   ex->set_cookie[0] ? "\r\n" : "", ex->cors);
+  int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s%s%s",
+                   security_headers, content_type ? "Content-Type: " : "",
+                   content_type ? content_type : "", content_type ? "\r\n" : "", ex->request_id,
+                   ex->set_cookie, ex->set_cookie[0] ? "\r\n" : "", ex->cors, ex->rl_headers);
   if (n < 0 || (size_t)n >= sizeof headers) headers[0] = '\0';
   /* a request the HTTP layer refused is answered and closed */
   ks_conn_respond(ex->conn, status, headers, body, len, ex->req == NULL);

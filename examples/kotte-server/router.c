@@ -1,15 +1,20 @@
-/* Routing: the route table, Kotte's CSRF rule, session loading, and the
- * answers to requests no route takes. */
+/* Routing: the route table, Kotte's rate limits and CSRF rule, session
+ * loading, and the answers to requests no route takes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sodium.h>
 
 #include "log.h"
 #include "server.h"
 
-enum { R_PUBLIC = 0, R_SESSION = 1 };
+/* R_UNLIMITED: probes and scraping, never rate-limited or counted. Kotte
+ * limits every path; a probe refused with 429 gets a healthy pod restarted
+ * or taken out of its Service, a refused scrape loses the metrics. */
+enum { R_PUBLIC = 0, R_SESSION = 1, R_UNLIMITED = 2 };
 
 struct ks_route {
   enum http_method method;
@@ -19,10 +24,10 @@ struct ks_route {
 };
 
 static const ks_route routes[] = {
-    {HTTP_GET, "/api/v1/health", ks_h_health, R_PUBLIC},
-    {HTTP_GET, "/api/v1/ready", ks_h_ready, R_PUBLIC},
-    {HTTP_GET, "/metrics", ks_h_metrics, R_PUBLIC},
-    {HTTP_GET, "/api/v1/metrics", ks_h_metrics, R_PUBLIC},
+    {HTTP_GET, "/api/v1/health", ks_h_health, R_PUBLIC | R_UNLIMITED},
+    {HTTP_GET, "/api/v1/ready", ks_h_ready, R_PUBLIC | R_UNLIMITED},
+    {HTTP_GET, "/metrics", ks_h_metrics, R_PUBLIC | R_UNLIMITED},
+    {HTTP_GET, "/api/v1/metrics", ks_h_metrics, R_PUBLIC | R_UNLIMITED},
     {HTTP_POST, "/api/v1/auth/login", ks_h_login, R_PUBLIC},
     {HTTP_POST, "/api/v1/auth/logout", ks_h_logout, R_SESSION},
     {HTTP_GET, "/api/v1/auth/me", ks_h_me, R_SESSION},
@@ -93,6 +98,117 @@ static void parse_cookie(ks_ex *ex) {
   }
 }
 
+/* ---- rate limits: Kotte's RateLimitMiddleware ---------------------------
+ *
+ * Order: the client's limit is checked (and the request counted) as soon
+ * as the request is routed, before CSRF and before any store is asked, so
+ * a flood is refused for the price of a table lookup. The user's limit
+ * needs the session, which the request loads anyway (for CSRF or for its
+ * route); it is checked right after that load, and a request it refuses
+ * is taken off the client's count, since Kotte counts no refused request.
+ * A request that never loads its session (login, an unknown path) is
+ * counted against its client only. */
+
+static void rate_limited(ks_ex *ex, const ks_rl_verdict *v, const char *user_id) {
+  if (v->log) { /* a key's first refusal in a minute; the rest are counted */
+    cJSON *f = cJSON_CreateObject();
+    if (f) {
+      cJSON_AddStringToObject(f, "request_id", ex->request_id);
+      cJSON_AddStringToObject(f, "method", http_method_str(ex->req->method));
+      cJSON_AddStringToObject(f, "path", ex->req->path);
+      if (user_id) cJSON_AddStringToObject(f, "user_id", user_id);
+      cJSON_AddStringToObject(f, "ip", ex->client.text);
+      cJSON_AddNumberToObject(f, "refused_since_last_log", v->suppressed);
+    }
+    const char *event = user_id ? "rate_limit_exceeded_user" : "rate_limit_exceeded_ip";
+    char msg[400];
+    snprintf(msg, sizeof msg, "SECURITY: %s on %s %.300s", event, http_method_str(ex->req->method),
+             ex->req->path);
+    ks_log(KOTTE_LOG_WARN, event, f, msg);
+  }
+  if (user_id)
+    ex->srv->rl_refused_user++;
+  else
+    ex->srv->rl_refused_client++;
+  snprintf(ex->rl_headers, sizeof ex->rl_headers, "Retry-After: %u\r\n", v->retry_after);
+  ks_reply_error(ex, 429, "RATE_LIMITED", "rate_limit",
+                 "Rate limit exceeded. Please try again later.", cJSON_CreateNull(), 1);
+}
+
+/* Writes the digits of @p v at @p p; returns how many. */
+static size_t put_uint(char *p, unsigned v) {
+  char tmp[10];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+  return n;
+}
+
+/* The X-RateLimit-* lines of an admitted request. Every request comes
+ * here, so no snprintf: the reset line changes once a second and is kept. */
+static void set_rl_headers(ks_ex *ex, unsigned limit, unsigned count) {
+  static time_t reset_for;
+  static char reset[48];
+  static size_t reset_len;
+  time_t now = time(NULL);
+  if (now != reset_for || reset_len == 0) {
+    reset_len = (size_t)snprintf(reset, sizeof reset, "\r\nX-RateLimit-Reset: %lld\r\n",
+                                 (long long)now + 60);
+    reset_for = now;
+  }
+  static const char l1[] = "X-RateLimit-Limit: ", l2[] = "\r\nX-RateLimit-Remaining: ";
+  char *p = ex->rl_headers; /* 160 bytes: 19 + 10 + 25 + 10 + 48 fit */
+  memcpy(p, l1, sizeof l1 - 1);
+  p += sizeof l1 - 1;
+  p += put_uint(p, limit);
+  memcpy(p, l2, sizeof l2 - 1);
+  p += sizeof l2 - 1;
+  p += put_uint(p, count < limit ? limit - count : 0);
+  memcpy(p, reset, reset_len + 1);
+}
+
+/* The client's limit. 1 if the request goes on; else it was answered. */
+static int limit_client(ks_ex *ex) {
+  ks_server *srv = ex->srv;
+  if (srv->rl_client == NULL || (ex->route && (ex->route->flags & R_UNLIMITED))) return 1;
+  if (ex->client.ip.family)
+    ks_rl_key_ip(&ex->rl_key, &ex->client.ip, srv->cfg.rate_limit_ipv6_prefix);
+  else /* a name a trusted proxy sent that is no address */
+    ks_rl_key_name(&ex->rl_key, 'n', ex->client.entry ? ex->client.entry : ex->client.text,
+                   ex->client.entry ? ex->client.entry_len : strlen(ex->client.text));
+  ks_rl_verdict v;
+  ks_rl_hit(srv->rl_client, &ex->rl_key, uv_now(srv->loop), &v);
+  if (!v.admitted) {
+    rate_limited(ex, &v, NULL);
+    return 0;
+  }
+  ex->rl_counted = 1;
+  ex->rl_sec = v.sec;
+  set_rl_headers(ex, srv->cfg.rate_limit_per_minute, v.count);
+  return 1;
+}
+
+/* The user's limit, once the session is loaded. 1 if the request goes on. */
+static int limit_user(ks_ex *ex) {
+  ks_server *srv = ex->srv;
+  if (srv->rl_user == NULL || !ex->rl_counted || ex->rl_user_checked) return 1;
+  ex->rl_user_checked = 1;
+  const char *uid = kotte_session_user_id(ex->session);
+  if (uid == NULL || uid[0] == '\0') return 1;
+  ks_rl_key k;
+  ks_rl_key_name(&k, 'u', uid, strlen(uid));
+  ks_rl_verdict v;
+  ks_rl_hit(srv->rl_user, &k, uv_now(srv->loop), &v);
+  if (v.admitted) return 1;
+  ks_rl_undo(srv->rl_client, &ex->rl_key, ex->rl_sec);
+  ex->rl_counted = 0;
+  rate_limited(ex, &v, uid);
+  return 0;
+}
+
 /* ---- sessions --------------------------------------------------------- */
 
 static int load_session(ks_ex *ex, kotte_session *s) {
@@ -109,7 +225,7 @@ static void on_session(int status, kotte_session *s, void *ud) {
     ks_reply_store_error(ex, status, "Session store");
   else if (load_session(ex, s) != 0)
     ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
-  else
+  else if (limit_user(ex))
     ex->next(ex);
 }
 
@@ -163,6 +279,7 @@ static void on_csrf_session(int status, kotte_session *s, void *ud) {
     ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
     return;
   }
+  if (!limit_user(ex)) return; /* Kotte limits before it checks CSRF */
   const ks_header *h = ks_request_header(ex->req, "x-csrf-token");
   const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
   if (!cJSON_IsString(tok) || h == NULL || strlen(tok->valuestring) != h->value_len ||
@@ -282,7 +399,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   const ks_header *xff = ks_request_header_last(req, "x-forwarded-for");
   ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
                     xff ? xff->value : NULL, xff ? xff->value_len : 0);
-  if (cors(ex)) return;
+  if (cors(ex)) return; /* preflights: answered first, as Kotte's CORS middleware does */
   parse_cookie(ex);
   for (size_t i = 0; i < NROUTES; i++) {
     char param[sizeof ex->param];
@@ -294,6 +411,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
       break;
     }
   }
+  if (!limit_client(ex)) return;
   /* As Kotte's middleware, CSRF comes before routing, for every
    * state-changing method on every path but login. */
   if (state_changing(req->method) && strcmp(req->path, "/api/v1/auth/login") != 0) {

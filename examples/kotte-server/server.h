@@ -13,6 +13,7 @@
 #include "client_ip.h"
 #include "config.h"
 #include "http.h"
+#include "ratelimit.h"
 #include "signals.h"
 
 typedef struct ks_users ks_users;
@@ -31,6 +32,10 @@ typedef struct ks_server {
   ks_creds *creds;
   ks_users *users;
   ks_metrics *metrics;
+  /* rate limits; NULL when RATE_LIMIT_ENABLED is false */
+  ks_rl *rl_client; /* RATE_LIMIT_PER_MINUTE per client address */
+  ks_rl *rl_user;   /* RATE_LIMIT_PER_USER per user */
+  unsigned long long rl_refused_client, rl_refused_user;
   /* shutdown */
   ks_signals signals; /* SIGTERM, SIGINT */
   uv_timer_t drain_timer;
@@ -52,6 +57,12 @@ typedef struct ks_ex {
   char request_id[130];
   uint64_t start_ns;
   ks_client client; /* the peer, or whom a trusted proxy names */
+  /* rate limits: the client's count, taken back if the user's refuses */
+  int rl_counted;
+  int rl_user_checked;
+  ks_rl_key rl_key;
+  uint32_t rl_sec;
+  char rl_headers[160]; /* X-RateLimit-* when admitted, Retry-After when refused */
   /* the kotte_session cookie */
   int cookie_state; /* 0 none, 1 well-formed, -1 malformed */
   char cookie_id[KOTTE_SESSION_ID_LEN + 1];

@@ -6,21 +6,28 @@
 if(TARGET kotte-server)
   find_program(KOTTE_PYTHON3 python3 REQUIRED)
   # Parts of the server on their own (CMocka): the client address
-  # (FORWARDED_ALLOW_IPS, X-Forwarded-For).
+  # (FORWARDED_ALLOW_IPS, X-Forwarded-For) and the rate-limit table, with a
+  # clock the test moves.
   set(_ks ${CMAKE_SOURCE_DIR}/examples/kotte-server)
   add_executable(test_server_client_ip ${CMAKE_CURRENT_LIST_DIR}/test_client_ip.c
                  ${_ks}/client_ip.c)
   target_include_directories(test_server_client_ip PRIVATE ${_ks})
   target_link_libraries(test_server_client_ip PRIVATE PkgConfig::CMOCKA)
   add_test(NAME server_client_ip COMMAND test_server_client_ip)
-  set_tests_properties(server_client_ip PROPERTIES TIMEOUT 120 LABELS server)
-  foreach(script e2e robustness shutdown)
+  add_executable(test_server_ratelimit ${CMAKE_CURRENT_LIST_DIR}/test_ratelimit.c
+                 ${_ks}/ratelimit.c ${_ks}/client_ip.c)
+  target_include_directories(test_server_ratelimit PRIVATE ${_ks} ${UTHASH_INCLUDE_DIR})
+  target_link_libraries(test_server_ratelimit PRIVATE PkgConfig::CMOCKA PkgConfig::KOTTE_DEP_SODIUM)
+  add_test(NAME server_ratelimit_table COMMAND test_server_ratelimit)
+  set_tests_properties(server_client_ip server_ratelimit_table PROPERTIES TIMEOUT 120
+    LABELS server)
+  foreach(script e2e robustness shutdown ratelimit)
     add_test(NAME server_${script}
              COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/${script}.py
                      $<TARGET_FILE:kotte-server>)
   endforeach()
   # No suite may hang CI: the scripts have their own watchdog below this.
-  set_tests_properties(server_e2e server_robustness server_shutdown PROPERTIES
+  set_tests_properties(server_e2e server_robustness server_shutdown server_ratelimit PROPERTIES
     TIMEOUT 300 LABELS server
     ENVIRONMENT "KOTTE_TEST_BUDGET=240")
   # On PostgreSQL: needs tests/pg/pg.sh's server (KOTTE_TEST_PG_*), else

@@ -12,6 +12,13 @@
 # and WRK_DURATION (10s) tune the load; the machine has 2 shared cores, so
 # wrk and the server share them. postgresql needs PG_CONNINFO-style DB_*
 # variables of a running server (tests/pg/pg.sh starts one).
+#
+# Kotte's rate limit (60 requests a minute per address) would refuse the
+# load within a second, so it is off unless the caller turns it on, e.g. to
+# measure its cost with limits no run reaches:
+#   RATE_LIMIT_ENABLED=true RATE_LIMIT_PER_MINUTE=1000000000 \
+#   RATE_LIMIT_PER_USER=1000000000 bash tests/bench/server/wrk.sh memory
+# Any answer but 200 (a 429 among them) fails the run.
 set -eu
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -26,6 +33,7 @@ if [ -z "$bin" ]; then
 fi
 command -v wrk >/dev/null || { echo "wrk is not installed (Debian: apt-get install wrk)"; exit 1; }
 user=${BENCH_USER:-admin} password=${BENCH_PASSWORD:-bench-password}
+export RATE_LIMIT_ENABLED=${RATE_LIMIT_ENABLED:-false}
 pg_started=
 cleanup() { [ -n "$pg_started" ] && bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -63,10 +71,12 @@ for backend in $backends; do
   [ -n "$cookie" ] || { echo "login failed"; kill "$pid"; exit 1; }
   status=$(curl -s -o /dev/null -w '%{http_code}' -b "kotte_session=$cookie" "$url/api/v1/session/status")
   [ "$status" = 200 ] || { echo "session/status answered $status"; kill "$pid"; exit 1; }
-  echo "=== backend: $backend"
+  echo "=== backend: $backend (RATE_LIMIT_ENABLED=$RATE_LIMIT_ENABLED${RATE_LIMIT_PER_MINUTE:+ RATE_LIMIT_PER_MINUTE=$RATE_LIMIT_PER_MINUTE}${RATE_LIMIT_PER_USER:+ RATE_LIMIT_PER_USER=$RATE_LIMIT_PER_USER})"
   echo "\$ wrk -t$threads -c$conns -d$duration --latency -H 'Cookie: kotte_session=<43-char id>' $url/api/v1/session/status"
-  wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Cookie: kotte_session=$cookie" \
-    "$url/api/v1/session/status" | sed -n '/Thread Stats/,$p'
+  out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Cookie: kotte_session=$cookie" \
+    "$url/api/v1/session/status") || { echo "wrk failed"; kill -TERM "$pid"; exit 1; }
+  echo "$out" | sed -n '/Thread Stats/,$p'
+  case "$out" in *"Non-2xx"*) echo "answers other than 200: not a valid run"; kill -TERM "$pid"; exit 1;; esac
   kill -TERM "$pid"
   wait "$pid" || { echo "kotte-server exited $?"; exit 1; }
   rm -rf "$dir"
