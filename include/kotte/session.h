@@ -163,9 +163,10 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *    an update merges with jsonb || in the same statement, nothing is read
  *    and written back by the client. A miss (dead or absent id) takes one
  *    statement more, which deletes a dead record so that it stays dead even
- *    if the clock steps back; an update whose row another transaction
- *    deleted or changed while it waited runs again (at most 4 times, then
- *    KOTTE_ECONFLICT);
+ *    if the clock steps back (should that delete fail, the answer is still
+ *    KOTTE_ENOTFOUND and the purge takes the record); an update whose row
+ *    another transaction deleted or changed while it waited runs again (at
+ *    most 4 times, then KOTTE_ECONFLICT);
  *  - the table never holds a usable token: the row key is a keyed BLAKE2b
  *    hash of it; the token itself is stored only sealed (XChaCha20-Poly1305),
  *    so that list_user can return ids. Both keys are derived from

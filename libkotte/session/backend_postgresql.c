@@ -342,14 +342,21 @@ static int map_error(int status, const kotte_pg_result *res) {
 static int send_op(pg_backend *b, op *o, const params *p, unsigned int flags);
 static int send_update(op *o);
 
-/* Runs S_REAP for @p o's id; its callback then reports KOTTE_ENOTFOUND.
- * 0, or the error that kept it from being sent. */
-static int send_reap(op *o) {
+/* After a miss: runs S_REAP for @p o's id, whose callback reports
+ * KOTTE_ENOTFOUND. 1 (sent), or KOTTE_ENOTFOUND at once when it could not
+ * be sent. The miss is the answer either way; the delete is what keeps a
+ * dead record dead if the clock steps back, and a record it leaves behind
+ * is dead all the same and goes with the next purge. */
+static int reap_then_not_found(op *o) {
   params p = { 0 };
   o->stmt = S_REAP;
   p_text(&p, o->hash);
   p_time(&p, o->now);
-  return send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT); /* deleting a dead row twice deletes it once */
+  int rc = send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT); /* deleting a dead row twice deletes it once */
+  if (rc == 0) return 1;
+  kotte__log(KOTTE_LOG_WARN, "postgresql session backend: a dead record was left for the purge: %s",
+             kotte_strerror(rc));
+  return KOTTE_ENOTFOUND;
 }
 
 /* The outcome of a statement that returns a record: 0 with the record's
@@ -357,16 +364,19 @@ static int send_reap(op *o) {
  * sent (the op lives on). */
 static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   *col = 0;
+  if (o->stmt == S_REAP) { /* whatever it deleted, the record was not live */
+    if (rc != 0)
+      kotte__log(KOTTE_LOG_WARN, "postgresql session backend: a dead record was left for the "
+                                 "purge: %s %s", kotte_strerror(rc), kotte_pg_result_sqlstate(res));
+    return KOTTE_ENOTFOUND;
+  }
   if (rc != 0) return rc;
   int follow = 0;
   switch (o->stmt) {
-  case S_REAP:
-    return KOTTE_ENOTFOUND; /* whatever it deleted, the record was not live */
   case S_GET:
   case S_GET_SLIDE:
     if (kotte_pg_result_ntuples(res) > 0) return 0;
-    follow = send_reap(o); /* absent or dead: delete it if dead */
-    return follow == 0 ? 1 : follow;
+    return reap_then_not_found(o); /* absent or dead: delete it if dead */
   case S_UPDATE:
     if (kotte_pg_result_ntuples(res) != 1) return KOTTE_EINTERNAL;
     if (kotte_pg_result_is_null(res, 0, 0)) return KOTTE_ENOTFOUND; /* absent */
@@ -377,8 +387,7 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
     case UPD_TOO_BIG:
       return KOTTE_ETOOBIG;
     case UPD_DEAD:
-      follow = send_reap(o);
-      return follow == 0 ? 1 : follow;
+      return reap_then_not_found(o);
     case UPD_CHANGED:
       if (++o->tries >= UPDATE_TRIES)
         return kotte__fail(KOTTE_ECONFLICT, "postgresql session backend: the session changed "
@@ -397,7 +406,8 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
 static void on_result(int status, const kotte_pg_result *res, void *ud) {
   op *o = ud;
   pg_backend *b = o->be;
-  int rc = map_error(status, res);
+  /* a failed S_REAP still answers KOTTE_ENOTFOUND: no error detail for it */
+  int rc = o->stmt == S_REAP ? status : map_error(status, res);
   if (o->kind == CB_COUNT) {
     o->count_cb(rc, rc == 0 ? kotte_pg_result_affected(res) : 0, o->ctx);
   } else if (o->kind == CB_RECORD) {

@@ -705,6 +705,38 @@ static void a_miss_deletes_the_dead_record(void **state) {
   assert_string_equal(n, "0");
 }
 
+/* Runs @p text as the tables' owner (KOTTE_TEST_PG_OWNER_CONNINFO). */
+static void owner_exec(const char *text) {
+  PGconn *c = PQconnectdb(pg_env("KOTTE_TEST_PG_OWNER_CONNINFO"));
+  assert_int_equal(PQstatus(c), CONNECTION_OK);
+  side_exec(c, text);
+  PQfinish(c);
+}
+
+/* The miss is the answer even when the dead record cannot be deleted (here
+ * the role may not DELETE): not found, and the row waits for the purge. */
+static void a_miss_that_cannot_delete_still_says_not_found(void **state) {
+  F;
+  open_fx(f, 2, NULL);
+  sql(f, "DELETE FROM kotte_sessions");
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  new_session(f, "{}", id);
+  sql(f, "UPDATE kotte_sessions SET expires_at = now() - interval '1 second'");
+  owner_exec("REVOKE DELETE ON kotte_sessions FROM kotte_app");
+  sess_call g = { 0 }, u = { 0 };
+  assert_int_equal(kotte_session_get(f->store, id, on_sess, &g), 0);
+  assert_int_equal(kotte_session_update(f->store, id, "{\"x\":1}", on_sess, &u), 0);
+  pg_wait(&f->loop, &g.done, 1);
+  pg_wait(&f->loop, &u.done, 1);
+  owner_exec("GRANT DELETE ON kotte_sessions TO kotte_app");
+  assert_int_equal(g.status, KOTTE_ENOTFOUND);
+  assert_int_equal(u.status, KOTTE_ENOTFOUND);
+  char n[32];
+  sql_value(f, "SELECT count(*) FROM kotte_sessions", n, sizeof n);
+  assert_string_equal(n, "1");
+  sql(f, "DELETE FROM kotte_sessions");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -721,6 +753,7 @@ int main(void) {
     T(an_update_of_a_row_changed_meanwhile_keeps_both_changes),
     T(an_update_that_keeps_meeting_a_changing_row_gives_up),
     T(a_miss_deletes_the_dead_record),
+    T(a_miss_that_cannot_delete_still_says_not_found),
   };
   return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
 }
