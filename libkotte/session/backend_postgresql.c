@@ -347,6 +347,11 @@ static int send_update(op *o);
  * be sent. The miss is the answer either way; the delete is what keeps a
  * dead record dead if the clock steps back, and a record it leaves behind
  * is dead all the same and goes with the next purge. */
+static void left_for_purge(int rc, const char *sqlstate) {
+  kotte__log(KOTTE_LOG_WARN, "postgresql session backend: a dead record was left for the purge: "
+                             "%s %s", kotte_strerror(rc), sqlstate);
+}
+
 static int reap_then_not_found(op *o) {
   params p = { 0 };
   o->stmt = S_REAP;
@@ -354,8 +359,7 @@ static int reap_then_not_found(op *o) {
   p_time(&p, o->now);
   int rc = send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT); /* deleting a dead row twice deletes it once */
   if (rc == 0) return 1;
-  kotte__log(KOTTE_LOG_WARN, "postgresql session backend: a dead record was left for the purge: %s",
-             kotte_strerror(rc));
+  left_for_purge(rc, "");
   return KOTTE_ENOTFOUND;
 }
 
@@ -365,13 +369,10 @@ static int reap_then_not_found(op *o) {
 static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   *col = 0;
   if (o->stmt == S_REAP) { /* whatever it deleted, the record was not live */
-    if (rc != 0)
-      kotte__log(KOTTE_LOG_WARN, "postgresql session backend: a dead record was left for the "
-                                 "purge: %s %s", kotte_strerror(rc), kotte_pg_result_sqlstate(res));
+    if (rc != 0) left_for_purge(rc, kotte_pg_result_sqlstate(res));
     return KOTTE_ENOTFOUND;
   }
   if (rc != 0) return rc;
-  int follow = 0;
   switch (o->stmt) {
   case S_GET:
   case S_GET_SLIDE:
@@ -392,8 +393,8 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
       if (++o->tries >= UPDATE_TRIES)
         return kotte__fail(KOTTE_ECONFLICT, "postgresql session backend: the session changed "
                                             "under %u updates in a row", o->tries);
-      follow = send_update(o);
-      return follow == 0 ? 1 : follow;
+      rc = send_update(o);
+      return rc == 0 ? 1 : rc;
     default:
       return KOTTE_EINTERNAL;
     }
