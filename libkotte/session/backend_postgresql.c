@@ -30,11 +30,11 @@
 #include "core/internal.h"
 #include "kotte/pg.h"
 #include "kotte/sys/session_backend.h"
+#include "pg/pg_params.h"
 
 #define HASH_LEN KOTTE_SESSION_ID_LEN /* base64url of 32 bytes */
 #define SEAL_LEN (1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + KOTTE_SESSION_ID_LEN + \
                   crypto_aead_xchacha20poly1305_ietf_ABYTES)
-#define PG_EPOCH_US 946684800000000LL /* 2000-01-01 in Unix microseconds */
 #define PURGE_LOCK_KEY "7725748207127331585" /* pg_try_advisory_xact_lock key of the sweep */
 
 /* OIDs */
@@ -226,48 +226,8 @@ static int open_token(pg_backend *b, const unsigned char *blob, int len, const c
 
 /* ---- binary encoding ------------------------------------------------------------- */
 
-static void put_be(unsigned char *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
-}
-
-static int64_t get_be(const char *s, int n) {
-  const unsigned char *p = (const unsigned char *)s;
-  uint64_t v = 0;
-  for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-  if (n == 4) return (int32_t)(uint32_t)v;
-  return (int64_t)v;
-}
-
-typedef struct params {
-  int n;
-  const char *values[9];
-  int lengths[9];
-  int formats[9];
-  unsigned char num[9][8];
-} params;
-
-static void p_text(params *p, const char *s) {
-  p->values[p->n] = s;
-  p->lengths[p->n] = (int)strlen(s);
-  p->formats[p->n++] = 1;
-}
-
-static void p_bytes(params *p, const void *s, int len) {
-  p->values[p->n] = s;
-  p->lengths[p->n] = len;
-  p->formats[p->n++] = 1;
-}
-
-static void p_time(params *p, kotte_time t) {
-  put_be(p->num[p->n], (uint64_t)(t - PG_EPOCH_US), 8);
-  p_bytes(p, p->num[p->n], 8);
-}
-
-static void p_int4(params *p, int64_t v) {
-  if (v > INT32_MAX) v = INT32_MAX;
-  put_be(p->num[p->n], (uint64_t)(uint32_t)(int32_t)v, 4);
-  p_bytes(p, p->num[p->n], 4);
-}
+/* text as its bytes, in binary format */
+static void p_text(kpg_params *p, const char *s) { kpg_p_bytes(p, s, strlen(s)); }
 
 /* jsonb's binary form: a version byte, then the text. */
 static char *jsonb_param(const char *text, size_t len) {
@@ -314,11 +274,11 @@ static int decode(const kotte_pg_result *res, int row, int col, kotte_session_re
   rec->user_id = kotte_pg_result_value(res, row, col);
   rec->data = *data;
   rec->data_len = len;
-  rec->created_at = get_be(kotte_pg_result_value(res, row, col + 2), 8) + PG_EPOCH_US;
-  rec->last_activity = get_be(kotte_pg_result_value(res, row, col + 3), 8) + PG_EPOCH_US;
-  rec->expires_at = get_be(kotte_pg_result_value(res, row, col + 4), 8) + PG_EPOCH_US;
-  rec->max_expires_at = get_be(kotte_pg_result_value(res, row, col + 5), 8) + PG_EPOCH_US;
-  rec->idle_timeout = get_be(kotte_pg_result_value(res, row, col + 6), 4) * 1000000LL;
+  rec->created_at = kpg_get_time(kotte_pg_result_value(res, row, col + 2));
+  rec->last_activity = kpg_get_time(kotte_pg_result_value(res, row, col + 3));
+  rec->expires_at = kpg_get_time(kotte_pg_result_value(res, row, col + 4));
+  rec->max_expires_at = kpg_get_time(kotte_pg_result_value(res, row, col + 5));
+  rec->idle_timeout = kpg_get_be(kotte_pg_result_value(res, row, col + 6), 4) * 1000000LL;
   return 0;
 }
 
@@ -339,7 +299,7 @@ static int map_error(int status, const kotte_pg_result *res) {
                      *code ? code : "connection lost");
 }
 
-static int send_op(pg_backend *b, op *o, const params *p, unsigned int flags);
+static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags);
 static int send_update(op *o);
 
 /* After a miss: runs S_REAP for @p o's id, whose callback reports
@@ -353,10 +313,10 @@ static void left_for_purge(int rc, const char *sqlstate) {
 }
 
 static int reap_then_not_found(op *o) {
-  params p = { 0 };
+  kpg_params p = { 0 };
   o->stmt = S_REAP;
   p_text(&p, o->hash);
-  p_time(&p, o->now);
+  kpg_p_time(&p, o->now);
   int rc = send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT); /* deleting a dead row twice deletes it once */
   if (rc == 0) return 1;
   left_for_purge(rc, "");
@@ -381,7 +341,7 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   case S_UPDATE:
     if (kotte_pg_result_ntuples(res) != 1) return KOTTE_EINTERNAL;
     if (kotte_pg_result_is_null(res, 0, 0)) return KOTTE_ENOTFOUND; /* absent */
-    switch (get_be(kotte_pg_result_value(res, 0, 0), 4)) {
+    switch (kpg_get_be(kotte_pg_result_value(res, 0, 0), 4)) {
     case UPD_DONE:
       *col = 1;
       return 0;
@@ -471,7 +431,7 @@ static int prepare_all(pg_backend *b) {
 }
 
 /* Submits @p o's statement; on failure @p o is still the caller's. */
-static int send_op(pg_backend *b, op *o, const params *p, unsigned int flags) {
+static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags) {
   kotte_pg_query q = KOTTE_PG_QUERY_INIT;
   q.stmt = b->stmts[o->stmt];
   q.nparams = p->n;
@@ -483,7 +443,7 @@ static int send_op(pg_backend *b, op *o, const params *p, unsigned int flags) {
 }
 
 /* Submits @p o's statement; on failure @p o is freed. */
-static int run(pg_backend *b, op *o, const params *p, unsigned int flags) {
+static int run(pg_backend *b, op *o, const kpg_params *p, unsigned int flags) {
   int rc = prepare_all(b);
   if (rc == 0) rc = send_op(b, o, p, flags);
   if (rc != 0) op_free(o);
@@ -491,11 +451,11 @@ static int run(pg_backend *b, op *o, const params *p, unsigned int flags) {
 }
 
 static int send_update(op *o) {
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, o->hash);
-  p_time(&p, o->now);
-  p_bytes(&p, o->patch, (int)o->patch_len + 1);
-  p_int4(&p, (int64_t)(o->max_size > INT32_MAX ? INT32_MAX : o->max_size));
+  kpg_p_time(&p, o->now);
+  kpg_p_bytes(&p, o->patch, o->patch_len + 1);
+  kpg_p_int4(&p, (int64_t)(o->max_size > INT32_MAX ? INT32_MAX : o->max_size));
   /* Merging the same keys twice gives the same data. */
   return send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT);
 }
@@ -531,16 +491,16 @@ static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, in
   unsigned char sealed[SEAL_LEN];
   hash_id(b, rec->id, hash);
   seal_token(b, rec->id, hash, sealed);
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, hash);
   p_text(&p, rec->user_id);
-  p_bytes(&p, json, (int)rec->data_len + 1);
-  p_time(&p, rec->created_at);
-  p_time(&p, rec->last_activity);
-  p_time(&p, rec->expires_at);
-  p_time(&p, rec->max_expires_at);
-  p_int4(&p, rec->idle_timeout / 1000000);
-  p_bytes(&p, sealed, SEAL_LEN);
+  kpg_p_bytes(&p, json, rec->data_len + 1);
+  kpg_p_time(&p, rec->created_at);
+  kpg_p_time(&p, rec->last_activity);
+  kpg_p_time(&p, rec->expires_at);
+  kpg_p_time(&p, rec->max_expires_at);
+  kpg_p_int4(&p, rec->idle_timeout / 1000000);
+  kpg_p_bytes(&p, sealed, SEAL_LEN);
   /* A replace is idempotent; a create is not (a second run would say "exists"). */
   int rc = run(b, o, &p, replace ? KOTTE_PG_IDEMPOTENT : 0);
   kotte__free(json);
@@ -554,9 +514,9 @@ static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int
   if (o == NULL) return KOTTE_ENOMEM;
   hash_id(b, id, o->hash);
   o->now = now;
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, o->hash);
-  p_time(&p, now);
+  kpg_p_time(&p, now);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
@@ -588,7 +548,7 @@ static int pg_remove(kotte_session_backend *be, const char *id, kotte_session_ba
   if (o == NULL) return KOTTE_ENOMEM;
   char hash[HASH_LEN + 1];
   hash_id(b, id, hash);
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, hash);
   return run(b, o, &p, 0); /* a second run would count 0 */
 }
@@ -603,11 +563,11 @@ static int pg_rename(kotte_session_backend *be, const char *old_id, const char *
   hash_id(b, old_id, old_hash);
   hash_id(b, new_id, new_hash);
   seal_token(b, new_id, new_hash, sealed);
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, old_hash);
   p_text(&p, new_hash);
-  p_time(&p, now);
-  p_bytes(&p, sealed, SEAL_LEN);
+  kpg_p_time(&p, now);
+  kpg_p_bytes(&p, sealed, SEAL_LEN);
   return run(b, o, &p, 0);
 }
 
@@ -616,9 +576,9 @@ static int pg_list_user(kotte_session_backend *be, const char *user_id, kotte_ti
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_LIST, CB_LIST, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, user_id);
-  p_time(&p, now);
+  kpg_p_time(&p, now);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
@@ -627,7 +587,7 @@ static int pg_remove_user(kotte_session_backend *be, const char *user_id,
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_REMOVE_USER, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  params p = { 0 };
+  kpg_params p = { 0 };
   p_text(&p, user_id);
   return run(b, o, &p, 0);
 }
@@ -637,9 +597,9 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_PURGE, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  params p = { 0 };
-  p_time(&p, now);
-  p_int4(&p, limit);
+  kpg_params p = { 0 };
+  kpg_p_time(&p, now);
+  kpg_p_int4(&p, limit);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
