@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "kotte_import.h"
+#include "test_files.h"
 
 /* Kotte's key: longer than 32 bytes, so that only its first 32 count. */
 #define KOTTE_KEY "kotte-master-key-0123456789abcdef-and-a-tail"
@@ -33,20 +34,6 @@ typedef struct env {
   kotte_keyring *kr;
   kotte_runtime *rt;
 } env;
-
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-  buf[n] = '\0';
-  fclose(f);
-  if (len) *len = (size_t)n;
-  return buf;
-}
 
 static int setup(void **state) {
   env *e = calloc(1, sizeof *e);

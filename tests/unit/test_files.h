@@ -11,7 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The file's bytes, NUL-terminated, in malloc memory; *len without the NUL. */
+/* The file's bytes, NUL-terminated, in malloc memory; *len (if @p len is
+ * not NULL) without the NUL. */
 static inline char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   assert_non_null(f);
@@ -22,7 +23,7 @@ static inline char *slurp(const char *path, size_t *len) {
   assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
   buf[n] = '\0';
   fclose(f);
-  *len = (size_t)n;
+  if (len) *len = (size_t)n;
   return buf;
 }
 
