@@ -100,6 +100,25 @@ KOTTE_EXTERN int kotte_token_generate(char out[KOTTE_TOKEN_LEN + 1]);
  */
 KOTTE_EXTERN int kotte_token_is_valid(const char *s);
 
+/* ------------------------------------------------------------------ */
+/* Text                                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * The length of the longest well-formed UTF-8 prefix of @p s[0..len):
+ * @p len when all of it is UTF-8, else the offset of the first byte that
+ * starts no well-formed sequence (RFC 3629 and the Unicode Standard's
+ * Table 3-7: no overlong forms, no UTF-16 surrogates, nothing above
+ * U+10FFFF; a sequence cut off by @p len is ill-formed). NUL bytes are
+ * well-formed. NULL gives 0. Thread-safe.
+ *
+ * Every store refuses text that is not UTF-8 with KOTTE_EINVAL (user ids,
+ * saved-connection fields) or KOTTE_EBADJSON (session data) before any
+ * backend sees it, as PostgreSQL would refuse it; an application checks
+ * its own input with the same rule.
+ */
+KOTTE_EXTERN size_t kotte_utf8_check(const char *s, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

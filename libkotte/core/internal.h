@@ -40,4 +40,12 @@ void kotte__b64url_digest32(char out[44], const unsigned char in[32]);
 #define KOTTE__MAX_USER_ID 255
 int kotte__user_id_valid(const char *user_id);
 
+/* 1 if s[0..n) is well-formed UTF-8 (kotte_utf8_check() covers all of it). */
+int kotte__utf8_valid(const char *s, size_t n);
+
+/* 0 for a user id the stores accept (kotte__user_id_valid() and UTF-8, as
+ * PostgreSQL's text column needs), else KOTTE_EINVAL with a detail that
+ * never repeats the value. */
+int kotte__user_id_check(const char *user_id);
+
 #endif

@@ -6,4 +6,5 @@ list(APPEND KOTTE_SOURCES
   libkotte/core/journal_queue.c
   libkotte/core/json.c
   libkotte/core/log.c
-  libkotte/core/token.c)
+  libkotte/core/token.c
+  libkotte/core/utf8.c)

@@ -84,3 +84,10 @@ int kotte__user_id_valid(const char *user_id) {
   if (user_id == NULL || user_id[0] == '\0') return 0;
   return strnlen(user_id, KOTTE__MAX_USER_ID + 1) <= KOTTE__MAX_USER_ID;
 }
+
+int kotte__user_id_check(const char *user_id) {
+  if (!kotte__user_id_valid(user_id) || !kotte__utf8_valid(user_id, strlen(user_id)))
+    return kotte__fail(KOTTE_EINVAL, "user id must be 1 to %d bytes of UTF-8",
+                       KOTTE__MAX_USER_ID);
+  return 0;
+}

@@ -69,9 +69,6 @@ int kotte__uuid_canonical(const char *s, char out[KOTTE_CRED_ID_LEN + 1]);
 /* @p t as Python's datetime.isoformat() of an aware UTC datetime. */
 void kotte__time_iso(kotte_time t, char out[KOTTE__ISO_LEN]);
 
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-int kotte__utf8_valid(const char *s, size_t n);
-
 /* Checks the fields of @p in named by @p fields; the detail names the bad
  * field (never its value). 0, KOTTE_EINVAL or KOTTE_EVERSION. */
 int kotte__cred_input_check(const kotte_cred_input *in, unsigned int fields);

@@ -283,12 +283,7 @@ kotte_time kotte__cred_now(const kotte_cred_store *st) {
     if ((st)->closing) return KOTTE_ECLOSED;                                 \
   } while (0)
 
-static int check_user(const char *user_id) {
-  if (!kotte__user_id_valid(user_id) || !kotte__utf8_valid(user_id, strlen(user_id)))
-    return kotte__fail(KOTTE_EINVAL, "user id must be 1 to %d bytes of UTF-8",
-                       KOTTE__MAX_USER_ID);
-  return 0;
-}
+static int check_user(const char *user_id) { return kotte__user_id_check(user_id); }
 
 /* Not a UUID is "not found": such a record cannot exist. */
 static int check_id(const char *id, char canon[KOTTE_CRED_ID_LEN + 1]) {

@@ -73,9 +73,7 @@ static int call(kotte_cred_store *st, sync_op op, const char *user_id, const cha
   /* The store checks again on the loop thread; checking here as well puts
    * the detail of a refusal into this thread's kotte_error_detail(). */
   int rc = 0;
-  if (user_id && (!kotte__user_id_valid(user_id) || !kotte__utf8_valid(user_id, strlen(user_id))))
-    return kotte__fail(KOTTE_EINVAL, "user id must be 1 to %d bytes of UTF-8",
-                       KOTTE__MAX_USER_ID);
+  if (user_id && (rc = kotte__user_id_check(user_id)) != 0) return rc;
   if (op == S_SAVE) rc = kotte__cred_input_check(in, KOTTE_CRED_ALL);
   if (op == S_UPDATE && in->fields != 0 && !(in->fields & ~KOTTE_CRED_ALL))
     rc = kotte__cred_input_check(in, in->fields);

@@ -308,8 +308,27 @@ static int check_id(const char *id) {
   return kotte_token_is_valid(id) ? 0 : KOTTE_EBADID;
 }
 
-static int check_user(const char *user_id) {
-  return kotte__user_id_valid(user_id) ? 0 : KOTTE_EINVAL;
+static int check_user(const char *user_id) { return kotte__user_id_check(user_id); }
+
+/* Session data must be text every backend can hold: UTF-8 (JSON text is
+ * UTF-8, RFC 8259 section 8.1, and cJSON passes other bytes through), and
+ * no \u0000 escape, which PostgreSQL's jsonb refuses. Without this check
+ * the memory and json_file backends would keep what the postgresql one
+ * answers with a database error, and a client could pass that off as an
+ * outage. */
+static int check_data(const char *text, const char *what) {
+  if (text == NULL) return 0;
+  size_t n = strlen(text);
+  if (!kotte__utf8_valid(text, n))
+    return kotte__fail(KOTTE_EBADJSON, "session %s is not valid UTF-8", what);
+  /* Backslashes occur only inside strings, each starting one escape. */
+  for (const char *p = memchr(text, '\\', n); p; p = memchr(p, '\\', n - (size_t)(p - text))) {
+    if ((size_t)(text + n - p) >= 6 && memcmp(p + 1, "u0000", 5) == 0)
+      return kotte__fail(KOTTE_EBADJSON, "session %s contains \\u0000, which PostgreSQL's jsonb "
+                                         "cannot hold", what);
+    p += p[1] ? 2 : 1;
+  }
+  return 0;
 }
 
 /* Builds a new record at `now` for create/set and calls backend put. */
@@ -317,7 +336,9 @@ static int put_new(kotte_session_store *st, op *o, const char *id, const char *u
                    const char *data_json, int64_t ttl_s, int replace) {
   char *data;
   size_t len;
-  int rc = kotte__session_prepare(st->opts.keyring, data_json, st->opts.max_data_size, &data, &len);
+  int rc = check_data(data_json, "data");
+  if (rc == 0)
+    rc = kotte__session_prepare(st->opts.keyring, data_json, st->opts.max_data_size, &data, &len);
   if (rc != 0) return rc;
   kotte_time now = now_of(st);
   kotte_time idle = (ttl_s > 0 ? ttl_s : st->opts.idle_timeout_s) * 1000000;
@@ -387,6 +408,7 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
   if (patch_json == NULL) return KOTTE_EINVAL;
   char *patch;
   size_t len;
+  if ((rc = check_data(patch_json, "patch")) != 0) return rc;
   if ((rc = kotte__session_prepare(st->opts.keyring, patch_json, st->opts.max_data_size, &patch,
                                    &len)) != 0)
     return rc;

@@ -321,6 +321,30 @@ static void invalid_input_is_refused_with_a_detail_naming_the_field(void **state
   kotte_cred_list_free(l);
 }
 
+/* A user id that is not UTF-8 can own nothing (PostgreSQL's text column
+ * would refuse it): every call naming one is refused the same way on every
+ * backend, never passed on as a database error. */
+static void user_ids_that_are_not_utf8_are_refused_everywhere(void **state) {
+  F;
+  char id[KOTTE_CRED_ID_LEN + 1];
+  cfx_new(f, "alice", "n", "u", "p", id);
+  kotte_cred_input in = cfx_input("x", "u", "p");
+  kotte_cred_list *l;
+  kotte_cred *c;
+  static const char *const bad[] = {"al\xffice", "\xc0\xaf", "\xed\xa0\x80", "cut\xe2\x82"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(cfx_save(f, bad[i], &in, NULL), KOTTE_EINVAL);
+    assert_non_null(strstr(kotte_error_detail(), "UTF-8"));
+    assert_int_equal(cfx_get(f, bad[i], id, &c), KOTTE_EINVAL);
+    assert_int_equal(cfx_list(f, bad[i], &l), KOTTE_EINVAL);
+    assert_int_equal(cfx_update(f, bad[i], id, &in, NULL), KOTTE_EINVAL);
+    assert_int_equal(cfx_delete(f, bad[i], id), KOTTE_EINVAL);
+  }
+  assert_int_equal(cfx_list(f, "alice", &l), 0);
+  assert_int_equal(kotte_cred_list_count(l), 1);
+  kotte_cred_list_free(l);
+}
+
 static void empty_values_mean_libpq_defaults_and_are_kept(void **state) {
   F;
   kotte_cred_input in = cfx_input("local socket", "", "");
@@ -649,6 +673,7 @@ static void options_and_versions_are_checked(void **state) {
     T(update_needs_fields_and_checks_them, setup),                                      \
     T(delete_removes_and_a_second_delete_is_not_found, setup),                          \
     T(invalid_input_is_refused_with_a_detail_naming_the_field, setup),                  \
+    T(user_ids_that_are_not_utf8_are_refused_everywhere, setup),                         \
     T(empty_values_mean_libpq_defaults_and_are_kept, setup),                            \
     T(an_import_keeps_its_id_and_times, setup),                                         \
     T(key_usage_counts_records_per_key, setup),                                         \

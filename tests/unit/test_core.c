@@ -4,9 +4,11 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <locale.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include <sodium.h>
 
@@ -96,6 +98,68 @@ static void digest_encoding_matches_libsodium(void **state) {
 }
 
 static atomic_long allocs, frees;
+/* The reference for sequences of up to three bytes: glibc's UTF-8 decoder
+ * (C.UTF-8), which refuses overlong forms and surrogates as Table 3-7
+ * does. (It accepts code points above U+10FFFF, so four-byte sequences are
+ * checked against the arithmetic instead.) */
+static int glibc_utf8_ok(const unsigned char *s, size_t n) {
+  mbstate_t st;
+  memset(&st, 0, sizeof st);
+  while (n) {
+    wchar_t w;
+    size_t r = mbrtowc(&w, (const char *)s, n, &st);
+    if (r == (size_t)-1 || r == (size_t)-2) return 0;
+    if (r == 0) r = 1; /* a NUL byte */
+    s += r;
+    n -= r;
+  }
+  return 1;
+}
+
+static void utf8_check_follows_the_unicode_table(void **state) {
+  (void)state;
+  assert_non_null(setlocale(LC_CTYPE, "C.UTF-8"));
+  unsigned char b[4];
+  for (unsigned i = 0; i < 256; i++) {
+    b[0] = (unsigned char)i;
+    assert_int_equal(kotte_utf8_check((char *)b, 1) == 1, glibc_utf8_ok(b, 1));
+    for (unsigned j = 0; j < 256; j++) {
+      b[1] = (unsigned char)j;
+      assert_int_equal(kotte_utf8_check((char *)b, 2) == 2, glibc_utf8_ok(b, 2));
+      if (i < 0xC0) continue; /* three bytes: every lead byte that starts a sequence */
+      for (unsigned k = 0; k < 256; k++) {
+        b[2] = (unsigned char)k;
+        if ((kotte_utf8_check((char *)b, 3) == 3) != glibc_utf8_ok(b, 3))
+          fail_msg("%02x %02x %02x", i, j, k);
+      }
+    }
+  }
+  setlocale(LC_CTYPE, "C");
+  /* four bytes: lead F0..FF, every second byte, a third byte at and
+   * around the continuation range's edges */
+  static const unsigned thirds[] = {0x00, 0x7F, 0x80, 0x9A, 0xBF, 0xC0, 0xFF};
+  for (unsigned i = 0xF0; i < 256; i++)
+    for (unsigned j = 0; j < 256; j++)
+      for (size_t t = 0; t < sizeof thirds / sizeof thirds[0]; t++) {
+        unsigned k = thirds[t];
+        b[0] = (unsigned char)i, b[1] = (unsigned char)j, b[2] = (unsigned char)k, b[3] = 0x80;
+        uint32_t cp = (uint32_t)(i & 7) << 18 | (uint32_t)(j & 0x3F) << 12 |
+                      (uint32_t)(k & 0x3F) << 6;
+        int ok = i <= 0xF4 && (j & 0xC0) == 0x80 && (k & 0xC0) == 0x80 && cp >= 0x10000 &&
+                 cp <= 0x10FFFF;
+        if ((kotte_utf8_check((char *)b, 4) == 4) != ok) fail_msg("%02x %02x %02x 80", i, j, k);
+      }
+  /* the offset of the first ill-formed sequence */
+  assert_int_equal(kotte_utf8_check("ab\xff" "cd", 5), 2);
+  assert_int_equal(kotte_utf8_check("\xc3\xa9\xe2\x82", 4), 2); /* cut off by len */
+  assert_int_equal(kotte_utf8_check("\xc3\xa9\xe2\x82\xac", 5), 5);
+  assert_int_equal(kotte_utf8_check("a\0b", 3), 3);
+  assert_int_equal(kotte_utf8_check("\xf0\x9f\x98\x80", 4), 4); /* U+1F600 */
+  assert_int_equal(kotte_utf8_check("x\xed\xa0\x80", 4), 1);   /* U+D800 */
+  assert_int_equal(kotte_utf8_check(NULL, 3), 0);
+  assert_int_equal(kotte_utf8_check("", 0), 0);
+}
+
 static void *count_malloc(size_t n, void *ctx) {
   atomic_fetch_add(&allocs, 1);
   return malloc(n);
@@ -171,6 +235,7 @@ int main(void) {
     cmocka_unit_test(tokens_are_43_char_base64url_and_distinct),
     cmocka_unit_test(token_validator_rejects_other_shapes),
     cmocka_unit_test(digest_encoding_matches_libsodium),
+    cmocka_unit_test(utf8_check_follows_the_unicode_table),
     cmocka_unit_test(the_allocator_hook_sees_every_allocation),
     cmocka_unit_test(the_log_hook_gets_lines_at_or_above_its_level),
   };

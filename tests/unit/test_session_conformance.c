@@ -57,6 +57,52 @@ static void create_rejects_bad_user_ids(void **state) {
   assert_int_equal(fx_create(f, longuser, NULL, NULL), KOTTE_EINVAL);
 }
 
+/* Text PostgreSQL would refuse (not UTF-8; \u0000 in jsonb) is refused by
+ * the store with the same code whatever the backend, and stores nothing:
+ * no backend can turn a client's bytes into a database error. */
+static void text_postgresql_cannot_hold_is_refused_by_every_backend(void **state) {
+  F;
+  static const char *const bad_users[] = {"al\xffice", "\xc0\xaf", "x\xed\xa0\x80",
+                                          "\xf4\x90\x80\x80", "cut\xe2\x82"};
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  kotte_session_list *l;
+  uint64_t count;
+  fx_new_session(f, "alice", "{\"k\":\"v\"}", id);
+  for (size_t i = 0; i < sizeof bad_users / sizeof bad_users[0]; i++) {
+    assert_int_equal(fx_create(f, bad_users[i], NULL, NULL), KOTTE_EINVAL);
+    assert_non_null(strstr(kotte_error_detail(), "UTF-8"));
+    assert_int_equal(fx_set(f, id, bad_users[i], NULL, 0, NULL), KOTTE_EINVAL);
+    assert_int_equal(fx_list(f, bad_users[i], &l), KOTTE_EINVAL);
+    assert_int_equal(fx_delete_user(f, bad_users[i], &count), KOTTE_EINVAL);
+  }
+  static const char *const bad_data[] = {
+      "{\"k\":\"\xff\"}", "{\"\xc3\":1}", "{\"k\":\"\xed\xb0\x80\"}",
+      "{\"k\":\"a\\u0000b\"}", "{\"\\u0000\":1}", "{\"k\":[\"\\\\\\u0000\"]}"};
+  for (size_t i = 0; i < sizeof bad_data / sizeof bad_data[0]; i++) {
+    assert_int_equal(fx_create(f, "alice", bad_data[i], NULL), KOTTE_EBADJSON);
+    assert_int_equal(fx_set(f, id, "alice", bad_data[i], 0, NULL), KOTTE_EBADJSON);
+    assert_int_equal(fx_update(f, id, bad_data[i], NULL), KOTTE_EBADJSON);
+  }
+  /* nothing was stored or changed */
+  assert_int_equal(fx_list(f, "alice", &l), 0);
+  assert_int_equal(kotte_session_list_count(l), 1);
+  kotte_session_list_free(l);
+  kotte_session *s;
+  assert_int_equal(fx_get(f, id, &s), 0);
+  assert_string_equal(kotte_session_data(s), "{\"k\":\"v\"}");
+  kotte_session_free(s);
+  /* what PostgreSQL does hold passes on every backend: any code point, and
+   * an escaped backslash before the text u0000 */
+  const char *good = "{\"k\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\\\u0000\",\"\xce\xbb\":1}";
+  assert_int_equal(fx_create(f, "\xc3\xa9l\xc3\xa8ve \xf0\x9f\x98\x80", good, &s), 0);
+  assert_string_equal(kotte_session_user_id(s), "\xc3\xa9l\xc3\xa8ve \xf0\x9f\x98\x80");
+  kotte_session_free(s);
+  assert_int_equal(fx_list(f, "\xc3\xa9l\xc3\xa8ve \xf0\x9f\x98\x80", &l), 0);
+  assert_int_equal(kotte_session_list_count(l), 1);
+  assert_string_equal(kotte_session_data(kotte_session_list_get(l, 0)), good);
+  kotte_session_list_free(l);
+}
+
 static void create_over_the_size_limit_fails(void **state) {
   F;
   f->opts.max_data_size = 100;
@@ -418,6 +464,7 @@ static void options_with_an_unknown_version_are_refused(void **state) {
     cmocka_unit_test_setup_teardown(create_with_null_data_stores_an_empty_object, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_rejects_data_that_is_not_an_object, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_rejects_bad_user_ids, setup, fx_teardown), \
+    cmocka_unit_test_setup_teardown(text_postgresql_cannot_hold_is_refused_by_every_backend, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_over_the_size_limit_fails, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(get_returns_what_create_stored, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(get_of_an_unknown_id_is_not_found, setup, fx_teardown), \
