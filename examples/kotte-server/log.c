@@ -64,6 +64,23 @@ static void redact(cJSON *obj) {
 
 static void emit(kotte_log_level level, const char *event, cJSON *fields, const char *message);
 
+/* Writes a printed line as UTF-8. cJSON escapes quotes and control
+ * characters but copies other bytes as they come, so a client's bytes (a
+ * path, a username) that are not UTF-8 would make the line something no
+ * JSON reader accepts (RFC 8259 section 8.1): each byte that starts no
+ * well-formed sequence is written as U+FFFD instead. Bytes above 0x7F
+ * occur only inside strings, where the replacement keeps the line valid. */
+static void put_utf8(const char *text, size_t n) {
+  while (n) {
+    size_t ok = kotte_utf8_check(text, n);
+    fwrite(text, 1, ok, stdout);
+    if (ok == n) return;
+    fputs("\xef\xbf\xbd", stdout);
+    text += ok + 1;
+    n -= ok + 1;
+  }
+}
+
 void ks_log(kotte_log_level level, const char *event, cJSON *fields, const char *message) {
   if (level < min_level) {
     cJSON_Delete(fields);
@@ -105,10 +122,9 @@ static void emit(kotte_log_level level, const char *event, cJSON *fields, const 
   cJSON_Delete(line);
   if (text == NULL) return;
   size_t n = strlen(text);
-  text[n] = '\0';
   /* One locked stdio call per line keeps lines whole across threads. */
   flockfile(stdout);
-  fputs(text, stdout);
+  put_utf8(text, n);
   fputc('\n', stdout);
   fflush(stdout);
   funlockfile(stdout);

@@ -106,6 +106,11 @@ void ks_set_session_cookie(ks_ex *ex, const char *id);
 /* Parses the body as a JSON object (FastAPI's rule: no Content-Type or an
  * application/json one). On failure answers 422 and returns NULL. */
 cJSON *ks_body_object(ks_ex *ex);
+/* ks_body_object() for bodies whose strings go to a store: a body that is
+ * not UTF-8 gets FastAPI's answer, 400 {"detail": "There was an error
+ * parsing the body"} (it decodes JSON bodies as UTF-8 before parsing), so
+ * no client's bytes reach a database that would refuse them. */
+cJSON *ks_body_text_object(ks_ex *ex);
 
 /* Wipes string values of a parsed body (passwords) and deletes it. */
 void ks_json_wipe_delete(cJSON *j);

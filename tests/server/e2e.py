@@ -7,7 +7,9 @@
 import json
 import os
 import re
+import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, Server, check, expect_error, run  # noqa: E402
@@ -75,6 +77,52 @@ def connections_flow(c, csrf):
     expect_error(r, js, 404, "CONNECTION_NOT_FOUND")
     r, js, _ = c.request("GET", "/api/v1/connections")
     check(r.status == 200 and js == [], f"list after delete: {js}")
+
+
+def not_utf8_is_a_client_error(srv, c, username, password):
+    """Bytes that are not UTF-8 get FastAPI's 400 for an undecodable body,
+    on every route whose strings go to a store, and reach no store: no 503,
+    no ERROR line, and the log stays UTF-8 JSON (stop() checks every line)
+    with U+FFFD for a path's bad byte. A real login works afterwards."""
+    hdr = {"Content-Type": "application/json"}
+    for raw in (b'{"username":"ad\xffmin","password":"x"}',
+                b'{"username":"admin","password":"\xc0\xaf"}',   # overlong '/'
+                b'{"username":"\xed\xa0\x80","password":"x"}'):  # a surrogate
+        r, js, _ = c.request("POST", "/api/v1/auth/login", raw_body=raw, headers=hdr)
+        check((r.status, js) == (400, {"detail": "There was an error parsing the body"}),
+              f"login with {raw!r}: {r.status} {js}")
+    r, js, _ = c.request("POST", "/api/v1/connections",
+                         raw_body=json.dumps(CONN).encode().replace(b"db1", b"db\xe9"),
+                         headers=dict(hdr, **{"X-CSRF-Token": c.csrf}))
+    check((r.status, js) == (400, {"detail": "There was an error parsing the body"}),
+          f"save with a Latin-1 host: {r.status} {js}")
+    # a path with a byte that is not UTF-8, logged by the access log
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET /api/v1/nope\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head = s.recv(4096)
+    check(head.startswith(b"HTTP/1.1 404"), f"unknown path: {head[:40]!r}")
+    deadline = time.monotonic() + 10
+    while not any(l.get("path") == "/api/v1/nope\ufffd" for l in srv.lines):
+        check(time.monotonic() < deadline, "the path was logged with U+FFFD for its bad byte")
+        time.sleep(0.05)
+    check(all("unparsed" not in l for l in srv.lines), "every log line is JSON")
+    check(not [l for l in srv.lines if l.get("level") == "ERROR"],
+          f"no ERROR line: {[l for l in srv.lines if l.get('level') == 'ERROR']}")
+    r, js = c.login(username, password)
+    check(r.status == 200, "a real login works")
+
+
+def test_text_that_is_not_utf8(binary):
+    srv = Server(binary).start()
+    try:
+        c = Client(srv)
+        c.login()
+        not_utf8_is_a_client_error(srv, c, "admin", "admin")
+        r, js, _ = c.request("GET", "/api/v1/connections")
+        check(r.status == 200 and js == [], f"nothing was saved: {js}")
+        c.close()
+    finally:
+        srv.stop()
 
 
 def test_full_flow(binary):
@@ -480,5 +528,6 @@ def test_memory_backend(binary):
 if __name__ == "__main__":
     run([test_full_flow, test_auth_errors, test_health_ready_metrics,
          test_production_cookie_and_users_cli, test_two_servers_json_file, test_cors_head_and_nul,
-         test_connections_isolation_and_persistence, test_client_address, test_memory_backend],
+         test_connections_isolation_and_persistence, test_client_address, test_memory_backend,
+         test_text_that_is_not_utf8],
         sys.argv[1])

@@ -42,6 +42,7 @@ class Server:
         self.dir = datadir or tempfile.mkdtemp(prefix="kotte-server-test-")
         self.lines = []          # parsed JSON log lines
         self.raw = []            # stdout lines as text
+        self.not_utf8 = []       # stdout lines (bytes) that are not UTF-8
         self.port = None
         self.proc = None
         self.stderr_path = os.path.join(self.dir, f"{name}.stderr")
@@ -72,7 +73,11 @@ class Server:
 
         def reader():
             for raw in self.proc.stdout:
-                text = raw.decode("utf-8", "replace").rstrip("\n")
+                try:
+                    text = raw.decode("utf-8").rstrip("\n")
+                except UnicodeDecodeError:
+                    self.not_utf8.append(raw)
+                    text = raw.decode("utf-8", "replace").rstrip("\n")
                 self.raw.append(text)
                 try:
                     line = json.loads(text)
@@ -118,6 +123,8 @@ class Server:
             check(marker not in err, f"{self.name}: sanitizer report on stderr:\n{err[-6000:]}")
         check(code == expect_code, f"{self.name} exited {code}, expected {expect_code}; "
                                    f"stderr: {err[-3000:]}")
+        # a log line is JSON, and JSON text is UTF-8 (RFC 8259 8.1)
+        check(not self.not_utf8, f"{self.name}: log lines that are not UTF-8: {self.not_utf8[:3]}")
         return code
 
     def kill(self):

@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, Server, check, expect_error, run  # noqa: E402
-from e2e import CONN, connections_flow  # noqa: E402
+from e2e import CONN, connections_flow, not_utf8_is_a_client_error  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -85,6 +85,31 @@ def test_pg_flow_and_users(binary):
         check(b'db_pool_size{database="kotte",type="total"}' in text, "pool stats in /metrics")
         c.close()
         c2.close()
+    finally:
+        srv.stop()
+
+
+def pool_errors(c):
+    r, _, text = c.request("GET", "/metrics")
+    line = [l for l in text.decode().splitlines() if l.startswith("kotte_pg_pool_errors_total ")]
+    check(r.status == 200 and len(line) == 1, "kotte_pg_pool_errors_total in /metrics")
+    return int(line[0].split()[1])
+
+
+def test_text_that_is_not_utf8_on_pg(binary):
+    """Users, sessions and saved connections in PostgreSQL: a username that
+    is not UTF-8 used to reach kotte_users and come back as 503
+    DB_UNAVAILABLE (retryable), an ERROR line and a pool error."""
+    srv = Server(binary, env=pg_env()).start()
+    try:
+        c = Client(srv)
+        c.login("admin", "pg-admin-Passw0rd")
+        before = pool_errors(c)
+        not_utf8_is_a_client_error(srv, c, "admin", "pg-admin-Passw0rd")
+        check(pool_errors(c) == before, "no query failed on the pool")
+        r, js, _ = c.request("GET", "/api/v1/ready")
+        check(r.status == 200, f"still ready: {js}")
+        c.close()
     finally:
         srv.stop()
 
@@ -207,5 +232,5 @@ if __name__ == "__main__":
     if not os.environ.get("KOTTE_TEST_PG_DIR"):
         print("KOTTE_TEST_PG_* not set (tests/pg/pg.sh start): skipped")
         sys.exit(77)
-    run([test_pg_flow_and_users, test_two_servers_pg, test_sigterm_during_pg_load,
-         test_database_down_and_back], sys.argv[1])
+    run([test_pg_flow_and_users, test_text_that_is_not_utf8_on_pg, test_two_servers_pg,
+         test_sigterm_during_pg_load, test_database_down_and_back], sys.argv[1])
