@@ -40,9 +40,14 @@ KOTTE_EXTERN int kotte_runtime_new(kotte_runtime **out, const kotte_runtime_opti
 
 /**
  * Stops the loop thread after everything posted so far has run, closes the
- * runtime's handles and joins the thread. Free every store opened on the
- * runtime first. NULL is a no-op. Must not be called on the loop thread
- * (that would deadlock; it then logs an error and does nothing).
+ * runtime's handles and joins the thread. Free every store and pool opened
+ * on the runtime first. One that was not freed does not keep this call
+ * waiting once its operations in flight have ended (an idle store or pool
+ * holds no reference on the loop): the call then logs an error and returns,
+ * leaving that object and the runtime allocated, so that a late free of it
+ * does nothing worse than log (its post fails with KOTTE_ECLOSED).
+ * NULL is a no-op. Must not be called on the loop thread (that would
+ * deadlock; it then logs an error and does nothing).
  */
 KOTTE_EXTERN void kotte_runtime_free(kotte_runtime *rt);
 

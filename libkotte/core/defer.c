@@ -13,11 +13,18 @@ static void on_async(uv_async_t *h) {
     d->run(d); /* may free d, and may push new items */
     d = next;
   }
+  if (q->head == NULL) uv_unref((uv_handle_t *)&q->async);
 }
 
 int kotte__defer_init(kotte__defer_queue *q, uv_loop_t *loop) {
   q->head = q->tail = NULL;
-  return uv_async_init(loop, &q->async, on_async);
+  int rc = uv_async_init(loop, &q->async, on_async);
+  /* An idle store does not keep its loop alive (a libuv habit, and the
+   * pool's): a loop with nothing else to do returns from uv_run(), and a
+   * store someone forgot to free cannot keep kotte_runtime_free() waiting
+   * for ever. Queued items hold a reference until they have run. */
+  if (rc == 0) uv_unref((uv_handle_t *)&q->async);
+  return rc;
 }
 
 void kotte__defer_push(kotte__defer_queue *q, kotte__deferred *item,
@@ -27,6 +34,7 @@ void kotte__defer_push(kotte__defer_queue *q, kotte__deferred *item,
   if (q->tail) q->tail->next = item;
   else q->head = item;
   q->tail = item;
+  uv_ref((uv_handle_t *)&q->async);
   uv_async_send(&q->async);
 }
 

@@ -1,7 +1,8 @@
 /* Private: "run this on a later loop turn" — the mechanism behind the rule
  * that a store never calls back before the starting call returned. An
  * item is embedded in the caller's operation struct; pushing it wakes the
- * queue's uv_async_t, whose callback runs every item queued so far. */
+ * queue's uv_async_t, whose callback runs every item queued so far. The
+ * handle keeps the loop alive only while items are queued. */
 #ifndef KOTTE_CORE_DEFER_H
 #define KOTTE_CORE_DEFER_H
 

@@ -105,6 +105,10 @@ int kotte_runtime_post(kotte_runtime *rt, void (*fn)(void *), void *arg) {
   return 0;
 }
 
+static void count_open(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) (*(unsigned int *)arg)++;
+}
+
 void kotte_runtime_free(kotte_runtime *rt) {
   if (rt == NULL) return;
   if (kotte_runtime_on_loop_thread(rt)) {
@@ -116,8 +120,19 @@ void kotte_runtime_free(kotte_runtime *rt) {
   uv_async_send(&rt->wakeup);
   uv_mutex_unlock(&rt->mu);
   uv_thread_join(&rt->thread);
-  if (uv_loop_close(&rt->loop) != 0)
-    kotte__log(KOTTE_LOG_ERROR, "kotte_runtime_free: handles still open (a store was not freed)");
+  if (uv_loop_close(&rt->loop) != 0) {
+    /* Only idle objects are left (they do not keep the loop running): a
+     * store or pool nobody freed. Its handles point into the loop, and a
+     * late kotte_*_free() would post to this runtime, so both stay
+     * allocated; posting fails with KOTTE_ECLOSED. */
+    unsigned int open = 0;
+    uv_walk(&rt->loop, count_open, &open);
+    kotte__log(KOTTE_LOG_ERROR,
+               "kotte_runtime_free: %u handle(s) still open: a store or pool on this runtime "
+               "was not freed; the runtime is left allocated",
+               open);
+    return;
+  }
   uv_mutex_destroy(&rt->mu);
   kotte__free(rt);
 }

@@ -278,6 +278,113 @@ static void four_threads_share_a_postgresql_store(void **state) {
   run_threads(make_postgresql);
 }
 
+/* ---- a store nobody freed -------------------------------------------------- */
+
+/* What the test leaves allocated on purpose, reachable from here so that
+ * LeakSanitizer does not count it. */
+static struct {
+  kotte_runtime *rt;
+  kotte_session_store *sessions;
+  kotte_cred_store *creds;
+  kotte_pg_pool *pool;
+} left_open[3];
+
+typedef struct bounded_free {
+  kotte_runtime *rt;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int done;
+} bounded_free;
+
+static void free_runtime_main(void *arg) {
+  bounded_free *b = arg;
+  kotte_runtime_free(b->rt);
+  uv_mutex_lock(&b->mu);
+  b->done = 1;
+  uv_cond_signal(&b->cv);
+  uv_mutex_unlock(&b->mu);
+}
+
+static char last_error[512];
+static void keep_error(kotte_log_level level, const char *msg, void *ctx) {
+  (void)ctx;
+  if (level == KOTTE_LOG_ERROR && strstr(msg, "kotte_runtime_free"))
+    snprintf(last_error, sizeof last_error, "%s", msg);
+}
+
+/* The Python binding's hang at exit: a session store and a credential store
+ * that were used and never freed kept kotte_runtime_free() joining a loop
+ * thread that never ended (their handles held the loop). Now it returns
+ * (within a generous bound here), logs the leak, and a late free of a
+ * store only logs. */
+static void stores_left_open_do_not_keep_runtime_free_waiting(void **state) {
+  const char *kinds[] = {"memory", "json_file", "postgresql"};
+  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
+  kotte_set_log_hook(keep_error, NULL, KOTTE_LOG_ERROR);
+  for (int k = 0; k < 3; k++) {
+    if (k == 2 && (ci == NULL || *ci == '\0')) {
+      printf("stores left open on postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set\n");
+      break;
+    }
+    kotte_runtime *rt;
+    assert_int_equal(kotte_runtime_new(&rt, NULL), 0);
+    left_open[k].rt = rt;
+    char dir[] = "/tmp/kotte-rt-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    kotte_session_backend *sbe;
+    kotte_cred_backend *cbe;
+    if (k == 0) {
+      assert_int_equal(kotte_session_backend_memory_new(&sbe), 0);
+      assert_int_equal(kotte_cred_backend_memory_new(&cbe), 0);
+    } else if (k == 1) {
+      sbe = make_json_file(rt, dir);
+      snprintf(path, sizeof path, "%s/c.journal", dir);
+      assert_int_equal(kotte_cred_backend_json_file_new(&cbe, kotte_runtime_loop(rt), path), 0);
+    } else {
+      sbe = make_postgresql(rt, dir);
+      left_open[k].pool = pg_pool;
+      pg_pool = NULL;
+      assert_int_equal(kotte_cred_backend_postgresql_new(&cbe, left_open[k].pool), 0);
+    }
+    assert_int_equal(kotte_session_store_open(&left_open[k].sessions, rt, sbe, NULL), 0);
+    kotte_keyring *kr;
+    assert_int_equal(kotte_keyring_new(&kr, "runtime-test-master-key-0123456789abcdef", NULL), 0);
+    assert_int_equal(kotte_cred_store_open(&left_open[k].creds, rt, cbe, kr, NULL), 0);
+    kotte_keyring_free(kr);
+    kotte_session *s;
+    assert_int_equal(kotte_session_create_sync(left_open[k].sessions, "u", NULL, &s, 10000), 0);
+    kotte_session_free(s);
+    kotte_cred_list *l;
+    assert_int_equal(kotte_cred_list_user_sync(left_open[k].creds, "x", &l, 10000), 0);
+    kotte_cred_list_free(l);
+
+    bounded_free b = { .rt = rt };
+    uv_mutex_init(&b.mu);
+    uv_cond_init(&b.cv);
+    last_error[0] = '\0';
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, free_runtime_main, &b), 0);
+    uint64_t deadline = uv_hrtime() + 10 * 1000000000ull;
+    uv_mutex_lock(&b.mu);
+    while (!b.done && uv_hrtime() < deadline)
+      uv_cond_timedwait(&b.cv, &b.mu, deadline - uv_hrtime());
+    int done = b.done;
+    uv_mutex_unlock(&b.mu);
+    if (!done) fail_msg("%s: kotte_runtime_free() still waits after 10 s", kinds[k]);
+    uv_thread_join(&t);
+    uv_cond_destroy(&b.cv);
+    uv_mutex_destroy(&b.mu);
+    assert_non_null(strstr(last_error, "not freed"));
+    /* too late: only logged, nothing touched */
+    kotte_session_store_free(left_open[k].sessions);
+    kotte_cred_store_free(left_open[k].creds);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+  }
+  kotte_set_log_hook(NULL, NULL, KOTTE_LOG_ERROR);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(runtime_starts_and_stops_cleanly_many_times),
@@ -288,6 +395,7 @@ int main(void) {
     cmocka_unit_test(four_threads_share_a_memory_store),
     cmocka_unit_test(four_threads_share_a_json_file_store),
     cmocka_unit_test(four_threads_share_a_postgresql_store),
+    cmocka_unit_test(stores_left_open_do_not_keep_runtime_free_waiting),
   };
   return cmocka_run_group_tests_name("runtime and blocking facade", tests, NULL, NULL);
 }
