@@ -6,28 +6,75 @@ import atexit
 import os
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import capi
 from .errors import ClosedError
 
 
 class _Guard:
-    """Counts the calls in flight on a C handle so that closing it waits for them.
+    """Counts the calls in flight on one C object, and frees the object once.
 
     A C store must not be freed while another thread is inside a call on it
-    (the GIL is released during blocking calls). Every call enters the guard;
-    close() refuses new calls and waits for the ones in flight.
+    (the GIL is released during blocking calls). Every call enters the
+    guard; close() refuses new calls, waits for the ones in flight, closes
+    the objects that depend on this one (the stores on a pool) and then
+    frees the C object.
+
+    Once :meth:`own` has been called the guard, not the Python object, owns
+    the C object: the runtime keeps the guard until it is closed and closes
+    every guard still open before it stops its loop thread (at interpreter
+    exit too), and a finalizer closes the guard when the Python object is
+    garbage-collected. So a store that a program drops without close()
+    (``ConnectionStorage().list_connections(...)``) is freed, not left open
+    in C, where it used to keep kotte_runtime_free() waiting at exit. The
+    guard holds the C handle, never the Python object, so it does not keep
+    that object alive. The C object is freed only in the process that
+    opened it: after fork() the child has no loop thread to free it on.
     """
 
-    __slots__ = ("_lock", "_idle", "_users", "_closed", "_what")
+    __slots__ = ("_lock", "_idle", "_users", "_closed", "_what", "_free", "_pid", "_owners",
+                 "_dependents", "rank", "__weakref__")
 
     def __init__(self, what: str) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a finalizer may run (garbage collection) on a thread
+        # that is inside close() of another guard, or of this one.
+        self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self._users = 0
         self._closed = False
         self._what = what
+        self._free: Optional[Callable[[], None]] = None
+        self._pid = os.getpid()
+        self._owners: list[Any] = []
+        self._dependents: dict[int, "_Guard"] = {}
+        self.rank = 0
+
+    def own(self, obj: Any, free: Callable[[], None], runtime: "Runtime", rank: int = 0,
+            parent: Optional["_Guard"] = None) -> None:
+        """Takes over the C object that @p free frees, on behalf of @p obj.
+
+        @p parent (a pool's guard) closes this guard before itself.
+        """
+        self._free = free
+        self.rank = rank
+        self._owners = [runtime._open] + ([parent] if parent is not None else [])
+        runtime._open.adopt(self)
+        if parent is not None:
+            parent.adopt(self)
+        weakref.finalize(obj, self.close).atexit = False  # Runtime.close() runs at exit
+
+    def adopt(self, child: "_Guard") -> None:
+        with self._lock:
+            self._dependents[id(child)] = child
+
+    def forget(self, child: "_Guard") -> None:
+        with self._lock:
+            self._dependents.pop(id(child), None)
+
+    def dependents(self) -> list["_Guard"]:
+        with self._lock:
+            return sorted(self._dependents.values(), key=lambda g: g.rank)
 
     def __enter__(self) -> None:
         with self._lock:
@@ -47,14 +94,23 @@ class _Guard:
         return self._closed
 
     def close(self) -> bool:
-        """Refuses new calls and waits for running ones; False if it was already closed."""
+        """Refuses new calls, waits for running ones, closes the dependents and
+        frees the C object; False if it was already closed."""
+        for child in self.dependents():
+            child.close()
         with self._lock:
             if self._closed:
                 return False
             self._closed = True
             while self._users:
                 self._idle.wait()
-            return True
+            free, self._free = self._free, None
+        if free is not None and os.getpid() == self._pid:
+            free()
+        for owner in self._owners:
+            owner.forget(self)
+        self._owners = []
+        return True
 
 
 class Runtime:
@@ -74,7 +130,8 @@ class Runtime:
         opts.default_timeout_ms = max(1, int(default_timeout * 1000))
         self._pid = os.getpid()
         self._guard = _Guard("the runtime")
-        self._children: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        # the guards of the stores and pools open on this runtime
+        self._open = _Guard("the runtime's stores")
         self._handle = capi.kotte_runtime_new(opts)
 
     @property
@@ -98,20 +155,15 @@ class Runtime:
     def closed(self) -> bool:
         return self._guard.closed
 
-    def _register(self, obj: Any) -> None:
-        """Remembers a store whose close() must run before the runtime is freed."""
-        self._children.add(obj)
-
     def close(self) -> None:
-        """Closes the stores opened on this runtime, then stops its thread. Idempotent."""
+        """Closes the stores and pools opened on this runtime, then stops its thread. Idempotent."""
+        # Stores (rank 0) before pools (rank 1); a pool closes its own stores first anyway.
+        for guard in self._open.dependents():
+            guard.close()
         if os.getpid() != self._pid:
             # The loop thread does not exist in a forked child: nothing to free safely.
             self._guard.close()
             return
-        # Stores (rank 0) before the pools they use (rank 1).
-        for child in sorted(self._children, key=lambda c: getattr(c, "_close_rank", 0)):
-            child.close()
-        self._children.clear()
         if self._guard.close():
             capi.kotte_runtime_free(self._handle)
 

@@ -9,6 +9,7 @@ malformed id is NotFoundError, rewrap re-seals online under the current key.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -116,8 +117,6 @@ class CredentialStore:
         runtime, pool: as for :class:`libkotte.SessionStore`.
     """
 
-    _close_rank = 0
-
     def __init__(self, backend: str = "memory", path: Optional[str | os.PathLike[str]] = None, *,
                  keyring: Optional[KeyRing] = None, timeout: Optional[float] = None,
                  runtime: Optional[Runtime] = None, pool: Any = None) -> None:
@@ -152,13 +151,14 @@ class CredentialStore:
             capi.kotte_cred_backend_free(be)
             raise
         self.backend = capi.kotte_cred_store_backend_name(self._st)
-        self._runtime._register(self)
-        if pool is not None:
-            pool._add_user(self)
+        self._pool = pool  # a pool closes its stores: keep it while this one lives
+        self._guard.own(self, functools.partial(capi.kotte_cred_store_free, self._st),
+                        self._runtime, parent=pool._guard if pool is not None else None)
 
     def close(self) -> None:
-        if self._guard.close():
-            capi.kotte_cred_store_free(self._st)
+        """Frees the store (waits for calls in flight). A store that is
+        garbage-collected, or still open when its runtime closes, is closed then."""
+        self._guard.close()
 
     @property
     def closed(self) -> bool:

@@ -7,8 +7,8 @@ statistics. Stores opened with ``pool=`` use it.
 
 from __future__ import annotations
 
+import functools
 import os
-import weakref
 from typing import Any, Optional
 
 from . import capi
@@ -33,8 +33,6 @@ class PgPool:
     Close the stores that use a pool before the pool (``close()`` does it).
     """
 
-    _close_rank = 1  # Runtime.close(): stores (rank 0) first, pools after
-
     def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 10,
                  acquire_timeout: float = 5.0, query_timeout: float = 30.0,
                  pipeline_depth: int = 1, connect_timeout: float = 10.0,
@@ -52,10 +50,10 @@ class PgPool:
         if on_connect_sql:
             opts.on_connect_sql = on_connect_sql
         self._guard = _Guard("the PostgreSQL pool")
-        self._users: "weakref.WeakSet[Any]" = weakref.WeakSet()
-        self._pid = os.getpid()
         self._handle = capi.kotte_pg_pool_open(self._runtime.handle, opts)
-        self._runtime._register(self)
+        # rank 1: the runtime closes stores (rank 0) first
+        self._guard.own(self, functools.partial(capi.kotte_pg_pool_free, self._handle),
+                        self._runtime, rank=1)
 
     @property
     def runtime(self) -> Runtime:
@@ -69,9 +67,6 @@ class PgPool:
             raise ClosedError("KOTTE_ECLOSED: the PostgreSQL pool is closed",
                               code=capi.KOTTE_ECLOSED, name="KOTTE_ECLOSED")
         return self._handle
-
-    def _add_user(self, store: Any) -> None:
-        self._users.add(store)
 
     def stats(self) -> dict[str, int]:
         """The pool's counters (see kotte_pg_pool_stats in kotte/pg.h)."""
@@ -87,14 +82,10 @@ class PgPool:
         return self._guard.closed
 
     def close(self) -> None:
-        """Closes the stores using the pool, then the pool. Idempotent."""
-        for store in list(self._users):
-            store.close()
-        if os.getpid() != self._pid:
-            self._guard.close()
-            return
-        if self._guard.close():
-            capi.kotte_pg_pool_free(self._handle)
+        """Closes the stores using the pool, then the pool. Idempotent. A pool
+        that is garbage-collected, or still open when its runtime closes, is
+        closed then."""
+        self._guard.close()
 
     def __enter__(self) -> "PgPool":
         return self

@@ -7,6 +7,7 @@ C library's, described in ``include/kotte/session.h``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -90,8 +91,6 @@ class SessionStore:
     asyncio face of the same store.
     """
 
-    _close_rank = 0  # Runtime.close(): stores before pools
-
     def __init__(self, backend: str = "memory", path: Optional[str | os.PathLike[str]] = None, *,
                  idle_timeout: int = 1800, max_age: int = 3600, max_data_size: int = 65536,
                  timeout: Optional[float] = None, runtime: Optional[Runtime] = None,
@@ -134,16 +133,18 @@ class SessionStore:
         self.idle_timeout = int(idle_timeout)
         self.max_age = int(max_age)
         self.aio = AsyncSessionStore(self)
-        self._runtime._register(self)
-        if pool is not None:
-            pool._add_user(self)
+        self._pool = pool  # a pool closes its stores: keep it while this one lives
+        self._guard.own(self, functools.partial(capi.kotte_session_store_free, self._st),
+                        self._runtime, parent=pool._guard if pool is not None else None)
 
     # ---- lifecycle ----------------------------------------------------------
 
     def close(self) -> None:
-        """Frees the store (waits for calls in flight; async ones end with CanceledError)."""
-        if self._guard.close():
-            capi.kotte_session_store_free(self._st)
+        """Frees the store (waits for calls in flight; async ones end with CanceledError).
+
+        A store that is garbage-collected, or still open when its runtime
+        closes (at interpreter exit), is closed then."""
+        self._guard.close()
 
     @property
     def closed(self) -> bool:
