@@ -29,8 +29,8 @@
  * target_session_attrs=read-write points at the new primary.
  *
  * Threads: everything on the loop thread, except kotte_pg_pool_open(),
- * kotte_pg_pool_free() of an opened pool and kotte_pg_pool_get_stats(),
- * which any thread may call. Callbacks run on the loop thread, exactly once
+ * kotte_pg_pool_free() of an opened pool, kotte_pg_pool_get_stats() and
+ * kotte_pg_pool_get_state(), which any thread may call. Callbacks run on the loop thread, exactly once
  * per query that was accepted, never before the submitting call returned.
  *
  * No error detail or log line contains a password or a conninfo string.
@@ -245,6 +245,50 @@ typedef struct kotte_pg_pool_stats {
  * Returns 0, KOTTE_EINVAL or KOTTE_EVERSION.
  */
 KOTTE_EXTERN int kotte_pg_pool_get_stats(kotte_pg_pool *pool, kotte_pg_pool_stats *out);
+
+/* ---- known state ------------------------------------------------------------------- */
+
+#define KOTTE_PG_POOL_STATE_VERSION 1
+
+/**
+ * What the pool knows about its server now, from its own connections and
+ * connection attempts, without asking the server (a readiness probe reads
+ * it and answers at once, where a query would wait up to acquire_timeout_ms
+ * for a connection the pool cannot get). Fields are only ever appended.
+ */
+typedef struct kotte_pg_pool_state {
+  unsigned int version;    /**< set to KOTTE_PG_POOL_STATE_VERSION before the call */
+  unsigned int ready;      /**< connections open and usable */
+  unsigned int connecting; /**< connection attempts under way */
+  /** Connection attempts that failed in a row; 0 once one succeeds. */
+  unsigned int failures;
+  /**
+   * 1 when no connection is open and the last attempt failed: a query
+   * submitted now waits for the next attempt (after retry_in_ms) and, while
+   * the server stays away, ends with KOTTE_EPOOLTIMEOUT. The pool keeps
+   * trying on its own while min_size > 0 or queries wait.
+   */
+  int failing;
+  /** When the first of those failures happened (µs since the epoch), 0 when failures is 0. */
+  kotte_time failing_since;
+  /** Milliseconds until the pool's next attempt may start (its backoff); 0: now. */
+  unsigned int retry_in_ms;
+  /**
+   * Why the last attempt failed: the pool's step and libpq's first line
+   * ("connection failed: connection to server at \"db\" (10.0.0.5), port
+   * 5432 failed: Connection refused"); names host, port and user, never a
+   * password or the conninfo. "" when failures is 0.
+   */
+  char last_error[256];
+} kotte_pg_pool_state;
+
+/**
+ * Fills @p out (whose version the caller set) from the pool's known state.
+ * On the loop thread it reads and returns at once (no I/O, no wait); on
+ * another thread, for an opened pool, it hops to the loop like
+ * kotte_pg_pool_get_stats(). Returns 0, KOTTE_EINVAL or KOTTE_EVERSION.
+ */
+KOTTE_EXTERN int kotte_pg_pool_get_state(kotte_pg_pool *pool, kotte_pg_pool_state *out);
 
 /* ---- migrations ------------------------------------------------------------------ */
 

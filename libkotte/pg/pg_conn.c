@@ -128,6 +128,29 @@ static void on_notice(void *arg, const PGresult *res) {
              code ? code : "?");
 }
 
+/* The first line of libpq's message: connection errors name host, port and
+ * user but never the password. */
+static const char *first_line(PGconn *pg, char *buf, size_t n) {
+  const char *m = pg ? PQerrorMessage(pg) : "";
+  size_t i = 0;
+  while (m[i] && m[i] != '\n' && i + 1 < n) {
+    buf[i] = m[i];
+    i++;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+static void connect_failed(kpg_conn *c, const char *what) {
+  char line[200], why[256];
+  first_line(c->pg, line, sizeof line);
+  snprintf(why, sizeof why, "%s%s%s", what, line[0] ? ": " : "", line);
+  kotte__log(KOTTE_LOG_WARN, "pg pool: %s", why);
+  kotte_pg_pool *p = c->pool;
+  kpg_conn_close(c);
+  kpg_connect_failed(p, why);
+}
+
 int kpg_conn_start(kotte_pg_pool *p) {
   kpg_conn *c = kotte__calloc(1, sizeof *c);
   if (c == NULL) return KOTTE_ENOMEM;
@@ -144,33 +167,10 @@ int kpg_conn_start(kotte_pg_pool *p) {
   if (c->pg) PQsetNoticeReceiver(c->pg, on_notice, c);
   if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
       watch(c, UV_WRITABLE) != 0) {
-    if (c->pg) kotte__log(KOTTE_LOG_WARN, "pg pool: connection failed: %.200s", PQerrorMessage(c->pg));
-    kpg_conn_close(c);
-    kpg_connect_failed(p);
+    connect_failed(c, c->pg ? "connection failed" : "out of memory");
     return KOTTE_EDB;
   }
   return 0;
-}
-
-/* The first line of libpq's message: connection errors name host, port and
- * user but never the password. */
-static const char *first_line(PGconn *pg, char *buf, size_t n) {
-  const char *m = pg ? PQerrorMessage(pg) : "";
-  size_t i = 0;
-  while (m[i] && m[i] != '\n' && i + 1 < n) {
-    buf[i] = m[i];
-    i++;
-  }
-  buf[i] = '\0';
-  return buf;
-}
-
-static void connect_failed(kpg_conn *c, const char *what) {
-  char line[256];
-  kotte__log(KOTTE_LOG_WARN, "pg pool: %s: %s", what, first_line(c->pg, line, sizeof line));
-  kotte_pg_pool *p = c->pool;
-  kpg_conn_close(c);
-  kpg_connect_failed(p);
 }
 
 static void become_ready(kpg_conn *c) {

@@ -144,6 +144,8 @@ struct kotte_pg_pool {
   int backoff_active;
   int defer_ref;
   unsigned int failures; /* consecutive failed connection attempts */
+  kotte_time failing_since; /* wall clock of the first of them, 0 when none */
+  char last_error[256];     /* why the last of them failed (no password), "" when none */
   int lost_since_connect;
   uint64_t backoff_until;
   uint64_t serial;
@@ -169,7 +171,9 @@ void kpg_list_push(kpg_list *l, kpg_req *r);
 void kpg_list_unshift(kpg_list *l, kpg_req *r);
 void kpg_list_remove(kpg_list *l, kpg_req *r);
 void kpg_req_free(kpg_req *r);
-void kpg_connect_failed(kotte_pg_pool *p);
+/* A connection attempt failed for @p why (libpq's first line: host, port,
+ * reason; never a password): counts it, starts the backoff. */
+void kpg_connect_failed(kotte_pg_pool *p, const char *why);
 void kpg_connected(kotte_pg_pool *p);
 void kpg_update_ref(kotte_pg_pool *p);
 void kpg_need_sync(kpg_conn *c);

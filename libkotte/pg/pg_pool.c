@@ -361,9 +361,10 @@ static void on_maint(uv_timer_t *t) {
   kpg_drain(p);
 }
 
-void kpg_connect_failed(kotte_pg_pool *p) {
+void kpg_connect_failed(kotte_pg_pool *p, const char *why) {
   p->stats.connect_failures++;
-  p->failures++;
+  if (p->failures++ == 0) p->failing_since = kotte_clock_now();
+  snprintf(p->last_error, sizeof p->last_error, "%s", why);
   uint64_t delay = p->opts.reconnect_min_ms;
   for (unsigned int i = 1; i < p->failures && delay < p->opts.reconnect_max_ms; i++) delay *= 2;
   if (delay > p->opts.reconnect_max_ms) delay = p->opts.reconnect_max_ms;
@@ -377,6 +378,8 @@ void kpg_connected(kotte_pg_pool *p) {
   p->stats.connects++;
   if (p->failures > 0 || p->lost_since_connect) p->stats.reconnects++;
   p->failures = 0;
+  p->failing_since = 0;
+  p->last_error[0] = '\0';
   p->lost_since_connect = 0;
 }
 
@@ -678,81 +681,4 @@ int kotte_pg_pool_query(kotte_pg_pool *p, const kotte_pg_query *q, kotte_pg_resu
   /* Anything that settled while we were here (a send that failed) is
    * delivered on a later loop turn: kpg_complete() woke the async handle. */
   return 0;
-}
-
-/* ---- stats and results ------------------------------------------------------------------- */
-
-static void fill_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
-  *out = p->stats;
-  out->version = KOTTE_PG_STATS_VERSION;
-  out->open = p->n_ready;
-  out->connecting = p->n_connecting;
-  out->waiting = p->waiting.n;
-  out->idle = out->busy = out->in_flight = 0;
-  for (kpg_conn *c = p->conns; c; c = c->next) {
-    if (c->state != CONN_READY) continue;
-    if (c->inflight.n) out->busy++;
-    else out->idle++;
-    out->in_flight += c->inflight.n;
-  }
-}
-
-typedef struct stats_call {
-  kotte_pg_pool *p;
-  kotte_pg_pool_stats *out;
-} stats_call;
-
-static int stats_on_loop(void *arg) {
-  stats_call *c = arg;
-  fill_stats(c->p, c->out);
-  return 0;
-}
-
-int kotte_pg_pool_get_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
-  if (p == NULL || out == NULL) return KOTTE_EINVAL;
-  if (out->version < 1 || out->version > KOTTE_PG_STATS_VERSION) return KOTTE_EVERSION;
-  if (p->rt && !kotte_runtime_on_loop_thread(p->rt)) {
-    stats_call c = { p, out };
-    return kotte_runtime_run(p->rt, stats_on_loop, &c);
-  }
-  fill_stats(p, out);
-  return 0;
-}
-
-#define RES(r) ((const PGresult *)(r))
-
-int kotte_pg_result_ntuples(const kotte_pg_result *r) { return r ? PQntuples(RES(r)) : 0; }
-int kotte_pg_result_nfields(const kotte_pg_result *r) { return r ? PQnfields(RES(r)) : 0; }
-
-const char *kotte_pg_result_value(const kotte_pg_result *r, int row, int col) {
-  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
-    return "";
-  return PQgetvalue(RES(r), row, col);
-}
-
-int kotte_pg_result_length(const kotte_pg_result *r, int row, int col) {
-  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
-    return 0;
-  return PQgetlength(RES(r), row, col);
-}
-
-int kotte_pg_result_is_null(const kotte_pg_result *r, int row, int col) {
-  if (r == NULL || row < 0 || col < 0 || row >= PQntuples(RES(r)) || col >= PQnfields(RES(r)))
-    return 1;
-  return PQgetisnull(RES(r), row, col);
-}
-
-uint64_t kotte_pg_result_affected(const kotte_pg_result *r) {
-  const char *s = r ? PQcmdTuples((PGresult *)RES(r)) : "";
-  return s && *s ? strtoull(s, NULL, 10) : 0;
-}
-
-const char *kotte_pg_result_sqlstate(const kotte_pg_result *r) {
-  const char *s = r ? PQresultErrorField(RES(r), PG_DIAG_SQLSTATE) : NULL;
-  return s ? s : "";
-}
-
-const char *kotte_pg_result_error(const kotte_pg_result *r) {
-  const char *s = r ? PQresultErrorField(RES(r), PG_DIAG_MESSAGE_PRIMARY) : NULL;
-  return s ? s : "";
 }

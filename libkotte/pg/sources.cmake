@@ -2,4 +2,5 @@ list(APPEND KOTTE_SOURCES
   libkotte/pg/pg_conn.c
   libkotte/pg/pg_hosts.c
   libkotte/pg/pg_migrate.c
-  libkotte/pg/pg_pool.c)
+  libkotte/pg/pg_pool.c
+  libkotte/pg/pg_report.c)

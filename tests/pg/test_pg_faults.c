@@ -1,6 +1,8 @@
 /* Fault tests on real servers of their own (tests/pg/pg.sh, loopback only):
  *
  *  - overload: the waiter limit and the acquire timeout, exactly as documented;
+ *  - known state: kotte_pg_pool_get_state() follows the server going away
+ *    and coming back, without a query;
  *  - restart: PostgreSQL restarts under load; no operation outlives its
  *    bound, the pool recovers by itself, no acknowledged create is lost;
  *  - failover: a primary and a streaming standby behind a multi-host
@@ -473,6 +475,85 @@ static void overload_behaves_as_documented(void **state) {
   uv_loop_close(&loop);
 }
 
+static kotte_pg_pool_state pool_state(kotte_pg_pool *pool) {
+  kotte_pg_pool_state st;
+  memset(&st, 0xA5, sizeof st); /* every field must be written */
+  st.version = KOTTE_PG_POOL_STATE_VERSION;
+  assert_int_equal(kotte_pg_pool_get_state(pool, &st), 0);
+  return st;
+}
+
+/* Runs the loop (a timer keeps it turning) until the pool's known state
+ * says @p failing, within a generous bound. */
+static kotte_pg_pool_state wait_state(uv_loop_t *loop, kotte_pg_pool *pool, int failing) {
+  uv_timer_t tick;
+  uv_timer_init(loop, &tick);
+  uv_timer_start(&tick, on_tick, 10, 10);
+  uint64_t deadline = uv_hrtime() + 30 * 1000000000ull;
+  kotte_pg_pool_state st = pool_state(pool);
+  while ((st.failing != failing || (!failing && st.ready == 0)) && uv_hrtime() < deadline) {
+    uv_run(loop, UV_RUN_ONCE);
+    st = pool_state(pool);
+  }
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return st;
+}
+
+/* The known state follows the server going away and coming back, without
+ * a query: a readiness probe reads it instead of waiting for a connection. */
+static void the_known_state_follows_the_server(void **state) {
+  (void)state;
+  server a;
+  server_start(&a, "start --no-schema");
+  char ci[512];
+  /* a password the server (trust) ignores: it must never appear in the state */
+  snprintf(ci, sizeof ci, "host=%s port=%s dbname=postgres user=postgres password=n0t-in-state",
+           a.dir, a.port);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = ci;
+  o.reconnect_min_ms = 50;
+  o.reconnect_max_ms = 500;
+  kotte_pg_pool *pool;
+  assert_int_equal(kotte_pg_pool_new(&pool, &loop, &o), 0);
+  kotte_pg_pool_state st = wait_state(&loop, pool, 0);
+  assert_int_equal(st.version, KOTTE_PG_POOL_STATE_VERSION);
+  assert_true(st.ready >= 1);
+  assert_int_equal(st.failures, 0);
+  assert_int_equal(st.failing, 0);
+  assert_int_equal(st.failing_since, 0);
+  assert_int_equal(st.retry_in_ms, 0);
+  assert_string_equal(st.last_error, "");
+
+  kotte_time stopped = kotte_clock_now();
+  server_cmd("stop-server", &a, "immediate");
+  st = wait_state(&loop, pool, 1); /* min_size 1: the pool notices and retries on its own */
+  printf("  server stopped: %u failures in a row, retry in %u ms, last error: %s\n",
+         st.failures, st.retry_in_ms, st.last_error);
+  assert_int_equal(st.failing, 1);
+  assert_int_equal(st.ready, 0);
+  assert_true(st.failures >= 1);
+  assert_true(st.failing_since >= stopped && st.failing_since <= kotte_clock_now());
+  assert_true(st.retry_in_ms <= 500);
+  assert_non_null(strstr(st.last_error, "connection failed"));
+  assert_null(strstr(st.last_error, "n0t-in-state"));
+  server_cmd("start-server", &a, NULL);
+  st = wait_state(&loop, pool, 0);
+  assert_int_equal(st.failing, 0);
+  assert_true(st.ready >= 1);
+  assert_int_equal(st.failures, 0);
+  assert_int_equal(st.failing_since, 0);
+  assert_string_equal(st.last_error, "");
+  kotte_pg_pool_state bad = { 0 };
+  assert_int_equal(kotte_pg_pool_get_state(pool, &bad), KOTTE_EVERSION);
+  assert_int_equal(kotte_pg_pool_get_state(NULL, &st), KOTTE_EINVAL);
+  pg_pool_close(pool, &loop);
+  uv_loop_close(&loop);
+  server_cmd("stop", &a, NULL);
+}
+
 static uint64_t log_t0;
 
 static void log_line(kotte_log_level level, const char *msg, void *ctx) {
@@ -487,6 +568,7 @@ int main(void) {
   kotte_set_log_hook(log_line, NULL, KOTTE_LOG_WARN);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(overload_behaves_as_documented),
+    cmocka_unit_test(the_known_state_follows_the_server),
     cmocka_unit_test(a_restart_under_load_loses_no_acknowledged_write),
     cmocka_unit_test(a_failover_reaches_the_new_primary_within_seconds),
   };
