@@ -8,6 +8,7 @@
 #include "creds.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgconn.h"
 #include "server.h"
 #include "users.h"
 
@@ -31,6 +32,7 @@ static const char *const check_names[NCHECKS] = {"sessions", "users", "credentia
 typedef struct ready_ctx {
   int waiting;
   int result[NCHECKS]; /* 0 answered, negative code otherwise, 1 not configured */
+  char pg_reason[160]; /* PostgreSQL known to be away: why (ks_pg_pool_ready) */
 } ready_ctx;
 
 static void ready_done(ks_ex *ex) {
@@ -51,6 +53,8 @@ static void ready_done(ks_ex *ex) {
     cJSON_AddBoolToObject(s, "ok", rc->result[i] == 0);
     if (rc->result[i] < 0) {
       cJSON_AddStringToObject(s, "error", kotte_err_name(rc->result[i]));
+      if (rc->pg_reason[0] && strcmp(backends[i], "postgresql") == 0)
+        cJSON_AddStringToObject(s, "reason", rc->pg_reason);
       ok = 0;
     }
   }
@@ -97,22 +101,36 @@ void ks_h_ready(ks_ex *ex) {
     return;
   }
   rc->waiting = 1; /* held until every probe has started */
+  /* PostgreSQL known to be away: the stores on it answer from the pool's
+   * state at once; a probe would wait for a connection (acquire timeout). */
+  int pg = ex->srv->pool ? ks_pg_pool_ready(ex->srv->pool, rc->pg_reason, sizeof rc->pg_reason) : 0;
+#define ON_PG(name) (pg != 0 && strcmp((name), "postgresql") == 0)
   char probe[KOTTE_TOKEN_LEN + 1];
   kotte_token_generate(probe);
   rc->waiting++;
-  if (ex->srv->sessions == NULL ||
-      kotte_session_get(ex->srv->sessions, probe, on_session_probe, ex) != 0) {
+  if (ex->srv->sessions && ON_PG(kotte_session_store_backend_name(ex->srv->sessions))) {
+    rc->result[CHECK_SESSIONS] = pg;
+    rc->waiting--;
+  } else if (ex->srv->sessions == NULL ||
+             kotte_session_get(ex->srv->sessions, probe, on_session_probe, ex) != 0) {
     rc->result[CHECK_SESSIONS] = KOTTE_ECLOSED;
     rc->waiting--;
   }
-  rc->waiting++;
-  ks_users_ping(ex->srv->users, on_users_probe, ex);
-  if (ex->srv->creds) {
+  if (ON_PG(ks_users_backend(ex->srv->users))) {
+    rc->result[CHECK_USERS] = pg;
+  } else {
+    rc->waiting++;
+    ks_users_ping(ex->srv->users, on_users_probe, ex);
+  }
+  if (ex->srv->creds == NULL) {
+    rc->result[CHECK_CREDS] = 1;
+  } else if (ON_PG(ks_creds_backend(ex->srv->creds))) {
+    rc->result[CHECK_CREDS] = pg;
+  } else {
     rc->waiting++;
     ks_creds_ping(ex->srv->creds, on_creds_probe, ex);
-  } else {
-    rc->result[CHECK_CREDS] = 1;
   }
+#undef ON_PG
   ready_done(ex);
 }
 

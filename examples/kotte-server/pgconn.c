@@ -71,6 +71,31 @@ int ks_pg_pool_open(kotte_pg_pool **out, uv_loop_t *loop, const ks_config *cfg, 
   return 0;
 }
 
+static void nudge_done(int status, const kotte_pg_result *res, void *ud) {
+  (void)status;
+  (void)res;
+  (void)ud;
+}
+
+int ks_pg_pool_ready(kotte_pg_pool *pool, char *reason, size_t n) {
+  kotte_pg_pool_state st = {.version = KOTTE_PG_POOL_STATE_VERSION};
+  reason[0] = '\0';
+  if (kotte_pg_pool_get_state(pool, &st) != 0 || !st.failing) return 0;
+  if (st.connecting == 0 && st.retry_in_ms == 0) {
+    kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+    q.sql = "SELECT 1";
+    kotte_pg_pool_query(pool, &q, nudge_done, NULL); /* ends by itself, or at pool free */
+  }
+  /* libpq's reason is what follows its last ": "; what precedes it names
+   * the host, which an unauthenticated probe answer should not */
+  const char *why = strrchr(st.last_error, ':');
+  why = why ? why + 1 : st.last_error;
+  while (*why == ' ') why++;
+  snprintf(reason, n, "%u connection attempt%s failed in a row: %s", st.failures,
+           st.failures == 1 ? "" : "s", *why ? why : "unknown");
+  return KOTTE_EDB;
+}
+
 int ks_pg_session_secret(unsigned char **out, size_t *len, char *err, size_t errlen) {
   const char *s = getenv("SESSION_SECRET_KEY");
   if (s && *s) {

@@ -21,6 +21,15 @@ void ks_pg_conninfo_free(char *conninfo);
 int ks_pg_pool_open(kotte_pg_pool **out, uv_loop_t *loop, const ks_config *cfg, char *err,
                     size_t errlen);
 
+/* Readiness from the pool's known state (kotte_pg_pool_get_state()), at
+ * once: 0 when queries may be tried, or KOTTE_EDB while the pool has no
+ * connection and its attempts fail, with @p reason ("3 connection attempts
+ * failed in a row: Connection refused"; libpq's reason, without host or
+ * port). A pool that is failing with no attempt under way or scheduled
+ * (DB_POOL_MIN_SIZE=0 makes none on its own) gets a query that it keeps
+ * trying to run, so that readiness returns once the database does. */
+int ks_pg_pool_ready(kotte_pg_pool *pool, char *reason, size_t n);
+
 /* The key material of the postgresql session backend, the same on every
  * replica and the same as libkotte's Python drop-in derives:
  * SESSION_SECRET_KEY's bytes (at least 16), else BLAKE2b-256 of

@@ -143,6 +143,17 @@ def test_two_servers_pg(binary):
         a.stop()
 
 
+def ready_again(c, when):
+    """/ready says 200 within 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        r, js, _ = c.request("GET", "/api/v1/ready")
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    check(r.status == 200, f"ready again {when}: {js}")
+
+
 def test_database_down_and_back(binary):
     srv = Server(binary, env=pg_env()).start()
     pgsh = ["bash", os.path.join(ROOT, "tests/pg/pg.sh")]
@@ -165,18 +176,59 @@ def test_database_down_and_back(binary):
         finally:
             subprocess.run(pgsh + ["start-server", os.environ["KOTTE_TEST_PG_DIR"]],
                            check=True, timeout=60, capture_output=True)
-        deadline = time.monotonic() + 30
-        while True:
-            r, js, _ = c.request("GET", "/api/v1/ready")
-            if r.status == 200 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        check(r.status == 200, f"ready again after the database came back: {js}")
+        ready_again(c, "after the database came back")
         r, js, _ = c.request("GET", "/api/v1/auth/me")
         check(r.status == 200, f"the session survived the restart: {r.status} {js}")
         c.close()
     finally:
         srv.stop()
+
+
+def test_ready_answers_from_the_pool_state(binary):
+    """With PostgreSQL stopped, /ready answers 503 at once from what the
+    pool knows (it used to wait out the pool's 5 s acquire timeout on every
+    probe), names the stores on PostgreSQL and why, and says 200 again once
+    the database is back: also with DB_POOL_MIN_SIZE=0, where no connection
+    attempt happens unless something asks for one."""
+    pgsh = ["bash", os.path.join(ROOT, "tests/pg/pg.sh")]
+    for min_size in ("1", "0"):
+        srv = Server(binary, env=dict(pg_env(), DB_POOL_MIN_SIZE=min_size,
+                                      SESSION_STORAGE_TYPE="json_file",
+                                      KOTTE_USERS_STORE="postgresql")).start()
+        try:
+            c = Client(srv)
+            r, js, _ = c.request("GET", "/api/v1/ready")
+            check(r.status == 200, f"ready: {js}")
+            subprocess.run(pgsh + ["stop-server", os.environ["KOTTE_TEST_PG_DIR"], "immediate"],
+                           check=True, timeout=60, capture_output=True)
+            try:
+                # the pool finds out (its connection breaks, or the first probe's attempt fails)
+                deadline = time.monotonic() + 30
+                while c.request("GET", "/api/v1/ready")[0].status != 503:
+                    check(time.monotonic() < deadline, "ready turned 503")
+                for _ in range(5):
+                    t0 = time.monotonic()
+                    r, js, _ = c.request("GET", "/api/v1/ready")
+                    took = time.monotonic() - t0
+                    check(r.status == 503 and took < 2.0,
+                          f"min {min_size}: 503 within 2 s of the probe: {r.status} in {took:.2f} s")
+                    stores = js["stores"]
+                    check(stores["sessions"] == {"backend": "json_file", "ok": True},
+                          f"a store not on PostgreSQL still answers: {stores}")
+                    for name in ("users", "credentials"):
+                        st = stores[name]
+                        check(st["backend"] == "postgresql" and st["ok"] is False and
+                              st["error"] == "KOTTE_EDB" and
+                              "connection attempt" in st["reason"] and
+                              os.environ["KOTTE_TEST_PG_DIR"] not in st["reason"],
+                              f"{name} names the reason, not the host: {st}")
+            finally:
+                subprocess.run(pgsh + ["start-server", os.environ["KOTTE_TEST_PG_DIR"]],
+                               check=True, timeout=60, capture_output=True)
+            ready_again(c, f"with DB_POOL_MIN_SIZE={min_size} once the database is back")
+            c.close()
+        finally:
+            srv.stop()
 
 
 def test_sigterm_during_pg_load(binary):
@@ -233,4 +285,5 @@ if __name__ == "__main__":
         print("KOTTE_TEST_PG_* not set (tests/pg/pg.sh start): skipped")
         sys.exit(77)
     run([test_pg_flow_and_users, test_text_that_is_not_utf8_on_pg, test_two_servers_pg,
-         test_sigterm_during_pg_load, test_database_down_and_back], sys.argv[1])
+         test_sigterm_during_pg_load, test_database_down_and_back,
+         test_ready_answers_from_the_pool_state], sys.argv[1])
