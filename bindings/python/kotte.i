@@ -273,6 +273,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %thread kotte_pg_pool_open;
 %thread kotte_pg_pool_free;
 %thread kotte_pg_pool_get_stats;
+%thread kotte_pg_pool_get_state;
 %thread kotte_pg_migrate;
 
 /* ---- what is not useful from Python --------------------------------------- */
@@ -372,6 +373,13 @@ KPY_OUT_HANDLE(kpy_aioq)
   kotte_pg_pool_stats() {
     kotte_pg_pool_stats *o = calloc(1, sizeof *o);
     if (o) o->version = KOTTE_PG_STATS_VERSION;
+    return o;
+  }
+}
+%extend kotte_pg_pool_state {
+  kotte_pg_pool_state() {
+    kotte_pg_pool_state *o = calloc(1, sizeof *o);
+    if (o) o->version = KOTTE_PG_POOL_STATE_VERSION;
     return o;
   }
 }

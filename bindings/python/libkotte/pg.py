@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from . import capi
 from ._runtime import Runtime, _Guard, default_runtime
+from .sessions import from_micros
 
 
 class PgPool:
@@ -73,9 +74,26 @@ class PgPool:
         st = capi.kotte_pg_pool_stats()
         with self._guard:
             capi.kotte_pg_pool_get_stats(self._handle, st)
-        names = [n for n in dir(st) if not n.startswith("_") and n not in ("this", "thisown",
-                                                                          "version")]
+        # the struct's fields (SWIG -builtin: getset descriptors; dir() also
+        # lists SwigPyObject's methods)
+        names = [n for n, v in vars(type(st)).items()
+                 if type(v).__name__ == "getset_descriptor" and not n.startswith("_")
+                 and n not in ("this", "thisown", "version")]
         return {n: int(getattr(st, n)) for n in names}
+
+    def state(self) -> dict[str, Any]:
+        """What the pool knows about its server now, without asking it
+        (kotte_pg_pool_state in kotte/pg.h): ``ready`` and ``connecting``
+        connections, ``failures`` in a row, ``failing`` (no connection and
+        the last attempt failed), ``failing_since`` (a UTC datetime or
+        None), ``retry_in_ms`` and ``last_error`` (no password)."""
+        st = capi.kotte_pg_pool_state()
+        with self._guard:
+            capi.kotte_pg_pool_get_state(self._handle, st)
+        return {"ready": st.ready, "connecting": st.connecting, "failures": st.failures,
+                "failing": bool(st.failing),
+                "failing_since": from_micros(st.failing_since) if st.failing_since else None,
+                "retry_in_ms": st.retry_in_ms, "last_error": st.last_error}
 
     @property
     def closed(self) -> bool:

@@ -167,3 +167,32 @@ def test_runtime_close_closes_its_stores():
     assert st.closed
     with pytest.raises(libkotte.ClosedError):
         st.create("u")
+
+
+def test_pool_state_says_why_it_cannot_connect_without_waiting():
+    """PgPool.state(): a server that is not there shows as failing, with
+    libpq's reason and never the password; reading it runs no query."""
+    import socket
+    import time
+
+    from libkotte.pg import PgPool
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with libkotte.Runtime() as rt:
+        pool = PgPool(f"host=127.0.0.1 port={port} user=u dbname=d password=n0t-in-state",
+                      runtime=rt, connect_timeout=2)
+        deadline = time.monotonic() + 10
+        st = pool.state()
+        while not st["failing"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+            st = pool.state()
+        assert st["failing"] and st["ready"] == 0 and st["failures"] >= 1, st
+        assert "Connection refused" in st["last_error"], st
+        assert "n0t-in-state" not in st["last_error"]
+        assert st["failing_since"] is not None and st["failing_since"].tzinfo is not None
+        assert pool.stats()["queries"] == 0
+        pool.close()
+        with pytest.raises(libkotte.ClosedError):
+            pool.state()
