@@ -441,7 +441,9 @@ void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx)
     cJSON_AddNumberToObject(f, "status_code", status);
   }
   ks_log(KOTTE_LOG_WARN, "http_rejected", f, message);
-  if (status >= 500)
+  /* 505 is the client's doing (a version this server does not speak), so
+   * it is answered as the other refusals of the request itself are */
+  if (status >= 500 && status != 505)
     ks_reply_error(ex, status, "INTERNAL_ERROR", "internal", message, NULL, 1);
   else
     ks_reply_error(ex, status, "QUERY_VALIDATION_ERROR", "validation", message, NULL, 0);
