@@ -212,10 +212,16 @@ cJSON *ks_body_object(ks_ex *ex) {
       return NULL;
     }
   }
-  /* cJSON ends a string at an escaped NUL ("\\u0000"), so "pw\\u0000x"
-   * would read as "pw": refuse such bodies outright. */
-  if (memmem(ex->req->body, ex->req->body_len, "\\u0000", 6) != NULL) {
+  /* cJSON ends a string at a NUL, raw or escaped ("pw\\u0000x" reads as
+   * "pw") and takes raw control characters JSON does not allow: such a
+   * body is refused, not read shortened. */
+  int chk = kotte_json_text_check(ex->req->body, ex->req->body_len);
+  if (chk == KOTTE_EINVAL) {
     ks_reply_invalid(ex, NULL, "String should not contain NUL characters", "string_nul");
+    return NULL;
+  }
+  if (chk != 0) {
+    ks_reply_invalid(ex, NULL, "JSON decode error", "json_invalid");
     return NULL;
   }
   const char *end = NULL;
