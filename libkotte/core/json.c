@@ -4,6 +4,10 @@
 
 #include "core/json.h"
 
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 /* A lexical pass over JSON text, not a parser: it only needs to know
  * whether a byte is inside a string and which bytes an escape covers;
  * cJSON does the parsing. */
@@ -22,7 +26,14 @@ int kotte_json_text_check(const char *text, size_t len) {
       unsigned char next = (unsigned char)text[++i];
       if (next < 0x20)
         return kotte__fail(KOTTE_EBADJSON, "raw control character 0x%02x in JSON text", next);
-      if (next == 'u' && len - i > 4 && memcmp(text + i + 1, "0000", 4) == 0)
+      if (next != 'u') continue;
+      /* cJSON reads a \u escape whose four characters are not all hex
+       * digits as \u0000 (its parse_hex4 answers 0): refused as the
+       * invalid JSON it is */
+      if (len - i <= 4 || !is_hex(text[i + 1]) || !is_hex(text[i + 2]) || !is_hex(text[i + 3]) ||
+          !is_hex(text[i + 4]))
+        return kotte__fail(KOTTE_EBADJSON, "a \\u escape without four hex digits in JSON text");
+      if (memcmp(text + i + 1, "0000", 4) == 0)
         return kotte__fail(KOTTE_EINVAL, "a JSON string holds an escaped NUL (\\u0000)");
     }
   }

@@ -486,9 +486,10 @@ def test_json_nul_and_control_characters(binary):
     import subprocess
     literal = "\\u0000-pw"  # a backslash, then the text u0000-pw
     srv = Server(binary)
-    p = subprocess.run([binary, "user", "add", "carol"], env=srv.env, cwd=srv.dir,
-                       input=literal.encode() + b"\n", capture_output=True, timeout=30)
-    check(p.returncode == 0, f"user add: {p.stderr!r}")
+    for name, pw in (("admin", "admin"), ("carol", literal)):
+        p = subprocess.run([binary, "user", "add", name], env=srv.env, cwd=srv.dir,
+                           input=pw.encode() + b"\n", capture_output=True, timeout=30)
+        check(p.returncode == 0, f"user add: {p.stderr!r}")
     srv.start()
     try:
         c = Client(srv)
@@ -497,6 +498,8 @@ def test_json_nul_and_control_characters(binary):
                            (b'{"username":"admin\x00zzz","password":"admin"}', "json_invalid"),
                            (b'{"username":"admin","password":"admin"}\x00', "json_invalid"),
                            (b'{"username":"admin","password":"adm\tin"}', "json_invalid"),
+                           # cJSON read a \u without four hex digits as \u0000
+                           (b'{"username":"admin","password":"admin\\uzzzz"}', "json_invalid"),
                            (b'{"username":"admin","password":"admin\\u0000zzz"}', "string_nul")):
             r, js, _ = c.request("POST", "/api/v1/auth/login", raw_body=body, headers=ct)
             expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")
@@ -506,7 +509,7 @@ def test_json_nul_and_control_characters(binary):
         r, js, _ = c.request("POST", "/api/v1/auth/login", {"username": "carol", "password": literal})
         check(r.status == 200, f"login with a backslash-u0000 password: {r.status} {js}")
         csrf = {"X-CSRF-Token": js["csrf_token"], "Content-Type": "application/json"}
-        for pw in (b"pw\x00tail", b"pw\\u0000tail", b"pw\x1ftail"):
+        for pw in (b"pw\x00tail", b"pw\\u0000tail", b"pw\x1ftail", b"pw\\u00zztail"):
             body = json.dumps(dict(CONN, password="@")).encode().replace(b"@", pw)
             r, js, _ = c.request("POST", "/api/v1/connections", raw_body=body, headers=csrf)
             expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")

@@ -179,7 +179,12 @@ static void json_text_check_refuses_what_cjson_would_cut_short(void **state) {
   /* an escaped backslash, then the text u0000: a legal string */
   assert_int_equal(CHECK("{\"p\":\"\\\\u0000\"}"), 0);
   assert_int_equal(CHECK("{\"p\":\"\\\\\\u0000\"}"), KOTTE_EINVAL);
-  assert_int_equal(CHECK("{\"p\":\"\\u000\"}"), 0); /* too short to be one (cJSON refuses it) */
+  /* cJSON reads a \u escape without four hex digits as \u0000 */
+  assert_int_equal(CHECK("{\"p\":\"pw\\uzzzztail\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\udu00e9\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\u000\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\u00"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\uD83D\\ude00\\u00E9\"}"), 0);
   assert_int_equal(CHECK("\\u0000"), 0);                /* outside a string: cJSON refuses it */
   assert_int_equal(kotte_json_text_check(NULL, 0), 0);
   assert_int_equal(kotte_json_text_check(NULL, 1), KOTTE_EINVAL);
