@@ -179,69 +179,9 @@ void ks_set_session_cookie(ks_ex *ex, const char *id) {
              secure);
 }
 
-static void wipe_strings(cJSON *j) {
-  for (cJSON *it = j->child; it; it = it->next) {
-    if (cJSON_IsString(it) && it->valuestring)
-      sodium_memzero(it->valuestring, strlen(it->valuestring));
-    else if (it->child)
-      wipe_strings(it);
-  }
-}
-
-void ks_json_wipe_delete(cJSON *j) {
-  if (j == NULL) return;
-  wipe_strings(j);
-  cJSON_Delete(j);
-}
-
 cJSON *ks_body_object(ks_ex *ex) {
-  const ks_header *ct = ks_request_header(ex->req, "content-type");
-  if (ct) {
-    /* FastAPI reads a body as JSON only for application/json or
-     * application/...+json; anything else fails validation. This also keeps
-     * cross-site HTML forms (which cannot send JSON types) out. */
-    const char *v = ct->value;
-    size_t n = strcspn(v, "; \t");
-    int json = (n == 16 && strncasecmp(v, "application/json", 16) == 0) ||
-               (n > 17 && strncasecmp(v, "application/", 12) == 0 &&
-                strncasecmp(v + n - 5, "+json", 5) == 0);
-    if (!json) {
-      ks_reply_invalid(ex, NULL,
-                       "Input should be a valid dictionary or object to extract fields from",
-                       "model_attributes_type");
-      return NULL;
-    }
-  }
-  /* cJSON ends a string at a NUL, raw or escaped ("pw\\u0000x" reads as
-   * "pw") and takes raw control characters JSON does not allow: such a
-   * body is refused, not read shortened. */
-  int chk = kotte_json_text_check(ex->req->body, ex->req->body_len);
-  if (chk == KOTTE_EINVAL) {
-    ks_reply_invalid(ex, NULL, "String should not contain NUL characters", "string_nul");
-    return NULL;
-  }
-  if (chk != 0) {
-    ks_reply_invalid(ex, NULL, "JSON decode error", "json_invalid");
-    return NULL;
-  }
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(ex->req->body, ex->req->body_len, &end, 0);
-  if (j) {
-    while (end < ex->req->body + ex->req->body_len &&
-           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-      end++;
-  }
-  if (j == NULL || end != ex->req->body + ex->req->body_len) {
-    ks_json_wipe_delete(j);
-    ks_reply_invalid(ex, NULL, "JSON decode error", "json_invalid");
-    return NULL;
-  }
-  if (!cJSON_IsObject(j)) {
-    ks_json_wipe_delete(j);
-    ks_reply_invalid(ex, NULL,
-                     "Input should be a valid dictionary or object to extract fields from",
-                     "model_attributes_type");
-    return NULL;
-  }
+  const char *type = NULL, *msg = NULL;
+  cJSON *j = ks_json_body_parse(ex->req, &type, &msg);
+  if (j == NULL) ks_reply_invalid(ex, NULL, msg, type);
   return j;
 }

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "request.h"
 #include "signals.h"
 
 typedef struct ks_users ks_users;
@@ -103,12 +104,9 @@ void ks_set_session_cookie(ks_ex *ex, const char *id);
 
 /* ---- request helpers ------------------------------------------------ */
 
-/* Parses the body as a JSON object (FastAPI's rule: no Content-Type or an
- * application/json one). On failure answers 422 and returns NULL. */
+/* The body as a JSON object (ks_json_body_parse() in request.h). On
+ * failure answers 422 and returns NULL. */
 cJSON *ks_body_object(ks_ex *ex);
-
-/* Wipes string values of a parsed body (passwords) and deletes it. */
-void ks_json_wipe_delete(cJSON *j);
 
 /* ---- routing (router.c) --------------------------------------------- */
 
