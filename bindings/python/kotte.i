@@ -69,6 +69,8 @@ static PyObject *kpy_cred_report_py(const kotte_cred_report *r) {
                        (unsigned long long)kotte_cred_report_stale(r), "keys", keys);
 }
 
+static void kpy_raise(int code, const char *detail);
+
 /* Fills @p in from a dict of its field names; strings stay owned by the dict. */
 static int kpy_cred_input(PyObject *d, kotte_cred_input *in) {
   kotte_cred_input init = KOTTE_CRED_INPUT_INIT;
@@ -88,7 +90,14 @@ static int kpy_cred_input(PyObject *d, kotte_cred_input *in) {
       PyErr_Format(PyExc_TypeError, "connection field %s must be a str", names[i]);
       return -1;
     }
-    if ((*slots[i] = PyUnicode_AsUTF8(v)) == NULL) return -1;
+    Py_ssize_t n;
+    if ((*slots[i] = PyUnicode_AsUTF8AndSize(v, &n)) == NULL) return -1;
+    if (strlen(*slots[i]) != (size_t)n) { /* C would read it cut short at the NUL */
+      char msg[80];
+      snprintf(msg, sizeof msg, "connection field %s contains a NUL character", names[i]);
+      kpy_raise(KOTTE_EINVAL, msg);
+      return -1;
+    }
   }
   static const char *const ints[] = {"port", "fields", "created_at", "updated_at"};
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -130,6 +139,24 @@ static void kpy_raise(int code, const char *detail) {
   }
   $result = PyLong_FromLong($1);
 }
+
+/* ---- string arguments ---------------------------------------------------- */
+
+/* A Python str holding a NUL would reach C cut short at it (a user id
+ * "alice\0x" as "alice"): every string argument with one is refused with
+ * InvalidArgumentError (KOTTE_EINVAL) instead. None still passes NULL. */
+%typemap(in, fragment="SWIG_AsCharPtrAndSize") const char * (char *buf = 0, size_t size = 0, int alloc = 0) {
+  int res = SWIG_AsCharPtrAndSize($input, &buf, &size, &alloc);
+  if (!SWIG_IsOK(res)) {
+    %argument_fail(res, "$type", $symname, $argnum);
+  }
+  if (buf && strlen(buf) + 1 != size) {
+    kpy_raise(KOTTE_EINVAL, "a string argument contains a NUL character");
+    SWIG_fail;
+  }
+  $1 = buf;
+}
+%typemap(freearg) const char * "if (alloc$argnum == SWIG_NEWOBJ) free(buf$argnum);";
 
 /* ---- out-parameters ------------------------------------------------------- */
 

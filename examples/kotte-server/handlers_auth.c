@@ -127,20 +127,8 @@ static const char *string_field(ks_ex *ex, cJSON *body, const char *name) {
   return v->valuestring;
 }
 
-cJSON *ks_body_text_object(ks_ex *ex) {
-  cJSON *body = ks_body_object(ex);
-  if (body && kotte_utf8_check(ex->req->body, ex->req->body_len) != ex->req->body_len) {
-    ks_json_wipe_delete(body);
-    cJSON *b = cJSON_CreateObject();
-    if (b) cJSON_AddStringToObject(b, "detail", "There was an error parsing the body");
-    ks_reply_json(ex, 400, b);
-    return NULL;
-  }
-  return body;
-}
-
 void ks_h_login(ks_ex *ex) {
-  cJSON *body = ks_body_text_object(ex);
+  cJSON *body = ks_body_object(ex);
   if (body == NULL) return;
   const char *username = string_field(ex, body, "username");
   const char *password = username ? string_field(ex, body, "password") : NULL;

@@ -142,7 +142,7 @@ void ks_h_connections_create(ks_ex *ex) {
     not_available(ex);
     return;
   }
-  cJSON *body = ks_body_text_object(ex);
+  cJSON *body = ks_body_object(ex);
   if (body == NULL) return;
   kotte_cred_input in = KOTTE_CRED_INPUT_INIT;
   int bad = str_field(ex, body, "name", 0, &in.name) || str_field(ex, body, "host", 0, &in.host);

@@ -21,6 +21,15 @@
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (1u << 20)
 #define READ_CHUNK 65536
+/* http-parser's own limit on the request head (process-wide) stays this
+ * far above ours. It counts every byte as it scans, while our callbacks see
+ * the URL and header bytes only at the end of each read: a parser limit
+ * just above ours would fire first, in the middle of a 64 KiB read, and
+ * turn a long URL (414) or header (431) into a bare parse error. With the
+ * slack, our count (which gives the right status) trips first; the
+ * parser's limit is left for the bytes no callback reports (blanks before
+ * a URL or a header value), answered 431 (414 inside the URL). */
+#define PARSER_HEADER_SLACK (READ_CHUNK + 4096)
 
 enum conn_state { ST_IDLE, ST_READING, ST_BUSY, ST_WRITING, ST_CLOSING };
 
@@ -53,6 +62,8 @@ struct ks_conn {
   size_t url_len;
   int url_done;
   int in_value;
+  int headers_done;     /* on_headers_complete ran: what follows is body or trailers */
+  size_t trailer_bytes; /* trailer fields seen (counted, not kept) */
   hdr_off *hoff;
   unsigned nhdrs;
   ks_header *hdrs;
@@ -112,7 +123,8 @@ static void free_request(ks_conn *c) {
   c->arena_len = c->arena_cap = c->header_bytes = c->url_len = 0;
   c->body_len = c->body_cap = 0;
   c->nhdrs = 0;
-  c->url_done = c->in_value = 0;
+  c->url_done = c->in_value = c->headers_done = 0;
+  c->trailer_bytes = 0;
   c->reject_status = 0;
   c->reject_msg = NULL;
   memset(&c->req, 0, sizeof c->req);
@@ -175,15 +187,35 @@ static int on_url(http_parser *p, const char *at, size_t len) {
   return arena_put(p->data, at, len, 1) == 0 ? 0 : -1;
 }
 
+/* The request line is complete once the first header field (or the end
+ * of the header section) is reported: the URL is closed off and the
+ * version checked. http-parser accepts any one-digit major version;
+ * this server speaks HTTP/1.x only (RFC 9110 §15.6.6: 505; a higher 1.x
+ * minor is served as 1.1, RFC 9110 §6.2). */
 static int finish_url(ks_conn *c) {
   if (c->url_done) return 0;
   c->url_len = c->arena_len;
   c->url_done = 1;
+  if (c->parser.http_major != 1) return fail(c, 505, "HTTP version not supported");
   return end_piece(c);
+}
+
+/* Trailer fields of a chunked body, which http-parser reports through the
+ * header callbacks after on_headers_complete. They are read and dropped
+ * (RFC 9110 §6.5.1 lets a recipient discard them; nothing here reads one,
+ * and merging them into the header table would let a field arrive after
+ * the checks made on the header section), but they count against a limit
+ * of their own, the header section's size. */
+static int trailer_bytes(ks_conn *c, size_t len) {
+  c->trailer_bytes += len;
+  if (c->trailer_bytes > c->h->cfg->max_header_size)
+    return fail(c, 431, "Request trailer fields too large");
+  return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   ks_conn *c = p->data;
+  if (c->headers_done) return trailer_bytes(c, len);
   if (finish_url(c) != 0) return -1;
   if (c->in_value || c->nhdrs == 0) {
     if (c->nhdrs > 0) { /* close the previous value */
@@ -202,6 +234,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   ks_conn *c = p->data;
+  if (c->headers_done) return trailer_bytes(c, len);
+  if (c->nhdrs == 0) return fail(c, 400, "Malformed HTTP request"); /* http-parser never does */
   hdr_off *h = &c->hoff[c->nhdrs - 1];
   if (!c->in_value) {
     h->name_len = c->arena_len - h->name_off;
@@ -223,9 +257,28 @@ static char *arena_copy(ks_conn *c, const char *s, size_t len) {
   return dst;
 }
 
+/* 1 if @p v is empty or uri-host[":" port] (RFC 9112 §3.2), as http-parser
+ * reads the authority of an absolute URL: "http://" v "/" must parse with
+ * nothing but a host (and port) before the path. */
+static int valid_host(const char *v, size_t n) {
+  if (n == 0) return 1; /* allowed: a target without an authority */
+  char buf[300];
+  if (n > sizeof buf - 8) return 0; /* a DNS name is at most 253 bytes */
+  memcpy(buf, "http://", 7);
+  memcpy(buf + 7, v, n);
+  buf[7 + n] = '/';
+  struct http_parser_url u;
+  http_parser_url_init(&u);
+  if (http_parser_parse_url(buf, 8 + n, 0, &u) != 0) return 0;
+  unsigned allowed = 1u << UF_SCHEMA | 1u << UF_HOST | 1u << UF_PORT | 1u << UF_PATH;
+  return (u.field_set & ~allowed) == 0 && (u.field_set & (1u << UF_HOST)) &&
+         u.field_data[UF_PATH].off == 7 + n;
+}
+
 static int on_headers_complete(http_parser *p) {
   ks_conn *c = p->data;
   const ks_config *cfg = c->h->cfg;
+  c->headers_done = 1; /* from here on the header table is fixed */
   if (finish_url(c) != 0) return -1;
   if (c->nhdrs > 0) {
     hdr_off *last = &c->hoff[c->nhdrs - 1];
@@ -269,6 +322,19 @@ static int on_headers_complete(http_parser *p) {
   c->req.query = arena_copy(c, query, query_len);
   if (c->req.path == NULL || c->req.query == NULL) return -1;
   if (memchr(c->req.path, '\0', path_len)) return fail(c, 400, "Malformed request target");
+
+  /* RFC 9112 §3.2: an HTTP/1.1 request without Host, any request with
+   * more than one, or with a Host value that is no uri-host[:port], is
+   * answered 400. */
+  const ks_header *host = NULL;
+  for (unsigned i = 0; i < c->nhdrs; i++) {
+    if (strcasecmp(c->hdrs[i].name, "host") != 0) continue;
+    if (host) return fail(c, 400, "More than one Host header field");
+    host = &c->hdrs[i];
+  }
+  if (host == NULL && p->http_minor >= 1) return fail(c, 400, "Missing Host header field");
+  if (host && !valid_host(host->value, host->value_len))
+    return fail(c, 400, "Invalid Host header field");
 
   if ((p->flags & F_CONTENTLENGTH) && p->content_length > cfg->max_body_size)
     return fail(c, 413, "Request body too large");
@@ -485,6 +551,9 @@ static void feed(ks_conn *c, const char *data, size_t len) {
   }
   if (c->reject_status)
     reject(c, c->reject_status, c->reject_msg);
+  else if (e == HPE_HEADER_OVERFLOW) /* see PARSER_HEADER_SLACK */
+    reject(c, !c->url_done && c->arena_len > 0 ? 414 : 431,
+           !c->url_done && c->arena_len > 0 ? "URI too long" : "Request header fields too large");
   else if (e != HPE_OK)
     reject(c, 400, "Malformed HTTP request");
 }
@@ -660,7 +729,7 @@ int ks_http_listen(ks_http *h, int *port_out) {
     else
       ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)h->cfg->port);
   }
-  http_parser_set_max_header_size((uint32_t)h->cfg->max_header_size + 1024);
+  http_parser_set_max_header_size((uint32_t)(h->cfg->max_header_size + PARSER_HEADER_SLACK));
   uv_tcp_init(h->loop, &h->listener);
   h->listener.data = h;
   rc = uv_tcp_bind(&h->listener, (struct sockaddr *)&addr, 0);

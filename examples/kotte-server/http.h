@@ -11,9 +11,12 @@
  * request must arrive completely within read_timeout_ms of its first byte
  * (slowloris), a response must be taken by the client within the same
  * bound, and a keep-alive connection is closed after idle_timeout_ms
- * without a new request. Errors in the request itself get 400, 408, 413
- * or 431 and the connection is closed (after a short lingering close so
- * the client can read the answer). */
+ * without a new request. Errors in the request itself get 400 (also an
+ * HTTP/1.1 request without Host, or with several), 408, 413, 414, 431 or
+ * 505 (a version other than HTTP/1.x) and the connection is closed (after
+ * a short lingering close so the client can read the answer). Trailer
+ * fields of a chunked body are read within the header-size limit and
+ * dropped: they never reach the request's header table. */
 #ifndef KS_HTTP_H
 #define KS_HTTP_H
 
@@ -54,7 +57,7 @@ typedef struct ks_http ks_http;
 /* A complete request: answer it exactly once with ks_conn_respond(),
  * now or later (the request and connection stay valid until then). */
 typedef void (*ks_request_fn)(ks_conn *c, ks_request *req, void *ctx);
-/* A request the HTTP layer refused (400, 408, 413, 431, 503): answer it
+/* A request the HTTP layer refused (400, 408, 413, 414, 431, 503, 505): answer it
  * with ks_conn_respond() before returning; the connection closes after. */
 typedef void (*ks_reject_fn)(ks_conn *c, int status, const char *message, void *ctx);
 /* Called once after ks_http_drain() when the last connection has closed. */

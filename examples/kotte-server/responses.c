@@ -179,63 +179,17 @@ void ks_set_session_cookie(ks_ex *ex, const char *id) {
              secure);
 }
 
-static void wipe_strings(cJSON *j) {
-  for (cJSON *it = j->child; it; it = it->next) {
-    if (cJSON_IsString(it) && it->valuestring)
-      sodium_memzero(it->valuestring, strlen(it->valuestring));
-    else if (it->child)
-      wipe_strings(it);
-  }
-}
-
-void ks_json_wipe_delete(cJSON *j) {
-  if (j == NULL) return;
-  wipe_strings(j);
-  cJSON_Delete(j);
-}
-
 cJSON *ks_body_object(ks_ex *ex) {
-  const ks_header *ct = ks_request_header(ex->req, "content-type");
-  if (ct) {
-    /* FastAPI reads a body as JSON only for application/json or
-     * application/...+json; anything else fails validation. This also keeps
-     * cross-site HTML forms (which cannot send JSON types) out. */
-    const char *v = ct->value;
-    size_t n = strcspn(v, "; \t");
-    int json = (n == 16 && strncasecmp(v, "application/json", 16) == 0) ||
-               (n > 17 && strncasecmp(v, "application/", 12) == 0 &&
-                strncasecmp(v + n - 5, "+json", 5) == 0);
-    if (!json) {
-      ks_reply_invalid(ex, NULL,
-                       "Input should be a valid dictionary or object to extract fields from",
-                       "model_attributes_type");
-      return NULL;
-    }
-  }
-  /* cJSON ends a string at an escaped NUL ("\\u0000"), so "pw\\u0000x"
-   * would read as "pw": refuse such bodies outright. */
-  if (memmem(ex->req->body, ex->req->body_len, "\\u0000", 6) != NULL) {
-    ks_reply_invalid(ex, NULL, "String should not contain NUL characters", "string_nul");
+  /* FastAPI decodes a JSON body as UTF-8 before parsing it: bytes that are
+   * not UTF-8 get its 400, and never reach a store or a log line. */
+  if (kotte_utf8_check(ex->req->body, ex->req->body_len) != ex->req->body_len) {
+    cJSON *b = cJSON_CreateObject();
+    if (b) cJSON_AddStringToObject(b, "detail", "There was an error parsing the body");
+    ks_reply_json(ex, 400, b);
     return NULL;
   }
-  const char *end = NULL;
-  cJSON *j = cJSON_ParseWithLengthOpts(ex->req->body, ex->req->body_len, &end, 0);
-  if (j) {
-    while (end < ex->req->body + ex->req->body_len &&
-           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-      end++;
-  }
-  if (j == NULL || end != ex->req->body + ex->req->body_len) {
-    ks_json_wipe_delete(j);
-    ks_reply_invalid(ex, NULL, "JSON decode error", "json_invalid");
-    return NULL;
-  }
-  if (!cJSON_IsObject(j)) {
-    ks_json_wipe_delete(j);
-    ks_reply_invalid(ex, NULL,
-                     "Input should be a valid dictionary or object to extract fields from",
-                     "model_attributes_type");
-    return NULL;
-  }
+  const char *type = NULL, *msg = NULL;
+  cJSON *j = ks_json_body_parse(ex->req, &type, &msg);
+  if (j == NULL) ks_reply_invalid(ex, NULL, msg, type);
   return j;
 }

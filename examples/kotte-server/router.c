@@ -64,40 +64,6 @@ static int valid_request_id(const char *s, size_t n) {
   return 1;
 }
 
-/* Finds kotte_session in the Cookie headers. */
-static void parse_cookie(ks_ex *ex) {
-  for (unsigned i = 0; i < ex->req->nheaders; i++) {
-    const ks_header *h = &ex->req->headers[i];
-    if (strcasecmp(h->name, "cookie") != 0) continue;
-    const char *p = h->value;
-    while (*p) {
-      while (*p == ' ' || *p == '\t' || *p == ';') p++;
-      const char *name = p;
-      const char *eq = NULL;
-      while (*p && *p != ';') {
-        if (*p == '=' && !eq) eq = p;
-        p++;
-      }
-      if (eq == NULL || (size_t)(eq - name) != 13 || strncmp(name, "kotte_session", 13) != 0)
-        continue;
-      const char *v = eq + 1;
-      size_t vl = (size_t)(p - v);
-      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') v++, vl -= 2;
-      if (vl == KOTTE_SESSION_ID_LEN) {
-        memcpy(ex->cookie_id, v, vl);
-        ex->cookie_id[vl] = '\0';
-        if (kotte_token_is_valid(ex->cookie_id)) {
-          ex->cookie_state = 1;
-          return;
-        }
-      }
-      ex->cookie_state = -1; /* e.g. "null" after a logout */
-      return;
-    }
-  }
-}
-
 /* ---- rate limits: Kotte's RateLimitMiddleware ---------------------------
  *
  * Order: the client's limit is checked (and the request counted) as soon
@@ -280,10 +246,7 @@ static void on_csrf_session(int status, kotte_session *s, void *ud) {
     return;
   }
   if (!limit_user(ex)) return; /* Kotte limits before it checks CSRF */
-  const ks_header *h = ks_request_header(ex->req, "x-csrf-token");
-  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
-  if (!cJSON_IsString(tok) || h == NULL || strlen(tok->valuestring) != h->value_len ||
-      h->value_len == 0 || sodium_memcmp(tok->valuestring, h->value, h->value_len) != 0) {
+  if (!ks_csrf_token_matches(ex->req, ex->sdata)) {
     csrf_fail(ex);
     return;
   }
@@ -400,7 +363,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
                     xff ? xff->value : NULL, xff ? xff->value_len : 0);
   if (cors(ex)) return; /* preflights: answered first, as Kotte's CORS middleware does */
-  parse_cookie(ex);
+  ex->cookie_state = ks_cookie_session_id(req, ex->cookie_id);
   for (size_t i = 0; i < NROUTES; i++) {
     char param[sizeof ex->param];
     if (!match(routes[i].pattern, req->path, param, sizeof param)) continue;
@@ -441,7 +404,9 @@ void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx)
     cJSON_AddNumberToObject(f, "status_code", status);
   }
   ks_log(KOTTE_LOG_WARN, "http_rejected", f, message);
-  if (status >= 500)
+  /* 505 is the client's doing (a version this server does not speak), so
+   * it is answered as the other refusals of the request itself are */
+  if (status >= 500 && status != 505)
     ks_reply_error(ex, status, "INTERNAL_ERROR", "internal", message, NULL, 1);
   else
     ks_reply_error(ex, status, "QUERY_VALIDATION_ERROR", "validation", message, NULL, 0);

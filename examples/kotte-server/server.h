@@ -14,6 +14,7 @@
 #include "config.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "request.h"
 #include "signals.h"
 
 typedef struct ks_users ks_users;
@@ -103,17 +104,12 @@ void ks_set_session_cookie(ks_ex *ex, const char *id);
 
 /* ---- request helpers ------------------------------------------------ */
 
-/* Parses the body as a JSON object (FastAPI's rule: no Content-Type or an
- * application/json one). On failure answers 422 and returns NULL. */
+/* The body as a JSON object (ks_json_body_parse() in request.h). A body
+ * that is not UTF-8 gets FastAPI's answer, 400 {"detail": "There was an
+ * error parsing the body"} (it decodes JSON bodies as UTF-8 before
+ * parsing), so no client's bytes reach a store or a log; a body that is
+ * not a valid JSON object gets 422. Either way NULL is returned. */
 cJSON *ks_body_object(ks_ex *ex);
-/* ks_body_object() for bodies whose strings go to a store: a body that is
- * not UTF-8 gets FastAPI's answer, 400 {"detail": "There was an error
- * parsing the body"} (it decodes JSON bodies as UTF-8 before parsing), so
- * no client's bytes reach a database that would refuse them. */
-cJSON *ks_body_text_object(ks_ex *ex);
-
-/* Wipes string values of a parsed body (passwords) and deletes it. */
-void ks_json_wipe_delete(cJSON *j);
 
 /* ---- routing (router.c) --------------------------------------------- */
 

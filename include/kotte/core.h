@@ -119,6 +119,28 @@ KOTTE_EXTERN int kotte_token_is_valid(const char *s);
  */
 KOTTE_EXTERN size_t kotte_utf8_check(const char *s, size_t len);
 
+/**
+ * Checks @p text (@p len bytes, NULs included) for what cJSON parses
+ * without complaint but cannot keep, so that JSON read from a client can
+ * be refused before cJSON silently shortens a value:
+ *  - a raw control character (U+0000 to U+001F): JSON allows none inside
+ *    a string and only tab, LF and CR between tokens, yet cJSON takes any
+ *    of them (a raw NUL ends the string it is in: "pw<NUL>tail" reads "pw");
+ *  - a \u escape without four hex digits after it: not JSON, and cJSON
+ *    reads it as \u0000;
+ *  - an escaped NUL (the six characters \u0000) inside a string: valid
+ *    JSON, but cJSON's strings are NUL-terminated and end there.
+ * The escapes are followed as JSON reads them, so "\\u0000" (an escaped
+ * backslash, then the text u0000) passes. It checks nothing else: parse
+ * the text with cJSON afterwards. libkotte applies it to every session
+ * data text it is given.
+ *
+ * Returns 0; KOTTE_EBADJSON for a raw control character or a bad \u
+ * escape; KOTTE_EINVAL for an escaped NUL (or NULL @p text with a non-zero
+ * @p len). Thread-safe.
+ */
+KOTTE_EXTERN int kotte_json_text_check(const char *text, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

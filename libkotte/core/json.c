@@ -4,6 +4,42 @@
 
 #include "core/json.h"
 
+static int is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A lexical pass over JSON text, not a parser: it only needs to know
+ * whether a byte is inside a string and which bytes an escape covers;
+ * cJSON does the parsing. */
+int kotte_json_text_check(const char *text, size_t len) {
+  if (text == NULL) return len ? KOTTE_EINVAL : 0;
+  int in_string = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)text[i];
+    if (ch < 0x20) {
+      if (in_string || (ch != '\t' && ch != '\n' && ch != '\r'))
+        return kotte__fail(KOTTE_EBADJSON, "raw control character 0x%02x in JSON text", ch);
+    } else if (ch == '"') {
+      in_string = !in_string;
+    } else if (ch == '\\' && in_string && i + 1 < len) {
+      /* the escaped character: never the end of the string */
+      unsigned char next = (unsigned char)text[++i];
+      if (next < 0x20)
+        return kotte__fail(KOTTE_EBADJSON, "raw control character 0x%02x in JSON text", next);
+      if (next != 'u') continue;
+      /* cJSON reads a \u escape whose four characters are not all hex
+       * digits as \u0000 (its parse_hex4 answers 0): refused as the
+       * invalid JSON it is */
+      if (len - i <= 4 || !is_hex(text[i + 1]) || !is_hex(text[i + 2]) || !is_hex(text[i + 3]) ||
+          !is_hex(text[i + 4]))
+        return kotte__fail(KOTTE_EBADJSON, "a \\u escape without four hex digits in JSON text");
+      if (memcmp(text + i + 1, "0000", 4) == 0)
+        return kotte__fail(KOTTE_EINVAL, "a JSON string holds an escaped NUL (\\u0000)");
+    }
+  }
+  return 0;
+}
+
 int kotte__json_parse_object(const char *text, size_t len, cJSON **out) {
   *out = NULL;
   if (text == NULL) return KOTTE_EBADJSON;

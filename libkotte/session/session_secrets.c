@@ -129,8 +129,13 @@ int kotte__session_prepare(kotte_keyring *kr, const char *text, size_t max, char
   if (text == NULL) text = "{}";
   size_t len = strlen(text);
   if (max && len > 4 * max + 1024) return KOTTE_ETOOBIG;
+  /* A raw control character (which PostgreSQL's jsonb refuses, so the
+   * backends would differ) or an escaped NUL (which cJSON cuts a string
+   * at) is refused before anything is stored. */
+  int rc = kotte_json_text_check(text, len);
+  if (rc != 0) return rc;
   cJSON *j;
-  int rc = kotte__json_parse_object(text, len, &j);
+  rc = kotte__json_parse_object(text, len, &j);
   if (rc != 0) return rc;
   int secrets = strstr(text, "\"" SECRET_KEY "\"") != NULL;
   /* Sealed blobs come only from this store: a caller cannot plant one. */

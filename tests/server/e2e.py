@@ -525,9 +525,58 @@ def test_memory_backend(binary):
     check(not os.path.exists(os.path.join(srv.dir, "sessions.journal")), "memory writes no file")
 
 
+def test_json_nul_and_control_characters(binary):
+    """cJSON ends a string at a NUL, raw or escaped: a body holding one is
+    refused (422), never read shortened ("admin<NUL>zzz" checked as
+    "admin", a saved password "pw<NUL>tail" stored as "pw"). Raw control
+    characters are not JSON and are refused too. An escaped backslash
+    followed by u0000 is a legal string and is kept as sent."""
+    import subprocess
+    literal = "\\u0000-pw"  # a backslash, then the text u0000-pw
+    srv = Server(binary)
+    for name, pw in (("admin", "admin"), ("carol", literal)):
+        p = subprocess.run([binary, "user", "add", name], env=srv.env, cwd=srv.dir,
+                           input=pw.encode() + b"\n", capture_output=True, timeout=30)
+        check(p.returncode == 0, f"user add: {p.stderr!r}")
+    srv.start()
+    try:
+        c = Client(srv)
+        ct = {"Content-Type": "application/json"}
+        for body, kind in ((b'{"username":"admin","password":"admin\x00zzz"}', "json_invalid"),
+                           (b'{"username":"admin\x00zzz","password":"admin"}', "json_invalid"),
+                           (b'{"username":"admin","password":"admin"}\x00', "json_invalid"),
+                           (b'{"username":"admin","password":"adm\tin"}', "json_invalid"),
+                           # cJSON read a \u without four hex digits as \u0000
+                           (b'{"username":"admin","password":"admin\\uzzzz"}', "json_invalid"),
+                           (b'{"username":"admin","password":"admin\\u0000zzz"}', "string_nul")):
+            r, js, _ = c.request("POST", "/api/v1/auth/login", raw_body=body, headers=ct)
+            expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")
+            check(js["error"]["details"]["errors"][0]["type"] == kind, f"{body!r}: {js}")
+            check(c.cookie is None, f"{body!r}: no session")
+        # the escaped backslash: a real password, not an escaped NUL
+        r, js, _ = c.request("POST", "/api/v1/auth/login", {"username": "carol", "password": literal})
+        check(r.status == 200, f"login with a backslash-u0000 password: {r.status} {js}")
+        csrf = {"X-CSRF-Token": js["csrf_token"], "Content-Type": "application/json"}
+        for pw in (b"pw\x00tail", b"pw\\u0000tail", b"pw\x1ftail", b"pw\\u00zztail"):
+            body = json.dumps(dict(CONN, password="@")).encode().replace(b"@", pw)
+            r, js, _ = c.request("POST", "/api/v1/connections", raw_body=body, headers=csrf)
+            expect_error(r, js, 422, "QUERY_VALIDATION_ERROR")
+        r, js, _ = c.request("GET", "/api/v1/connections")
+        check(r.status == 200 and js == [], f"nothing saved: {js}")
+        r, js, _ = c.request("POST", "/api/v1/connections", dict(CONN, password="pw" + literal),
+                             headers={"X-CSRF-Token": csrf["X-CSRF-Token"]})
+        check(r.status == 201, f"save with a backslash-u0000 password: {r.status} {js}")
+        r, js, _ = c.request("GET", f"/api/v1/connections/{js['id']}")
+        check(r.status == 200 and js["password"] == "pw" + literal, f"kept as sent: {js}")
+        c.close()
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     run([test_full_flow, test_auth_errors, test_health_ready_metrics,
          test_production_cookie_and_users_cli, test_two_servers_json_file, test_cors_head_and_nul,
          test_connections_isolation_and_persistence, test_client_address, test_memory_backend,
-         test_text_that_is_not_utf8],
+         test_text_that_is_not_utf8,
+         test_json_nul_and_control_characters],
         sys.argv[1])

@@ -11,6 +11,7 @@ includes LeakSanitizer: no leak).
 
 import os
 import random
+import re
 import socket
 import sys
 import threading
@@ -49,17 +50,17 @@ def test_malformed(binary):
     try:
         cases = [
             b"GARBAGE\r\n\r\n",
-            b"GET / HTTP/1.1\r\nBadHeaderWithoutColon\r\n\r\n",
-            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
-            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-            b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            b"GET /a b c HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: t\r\nBadHeaderWithoutColon\r\n\r\n",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"GET /a b c HTTP/1.1\r\nHost: t\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # a TLS hello
-            b"GET http://[::1 HTTP/1.1\r\n\r\n",
+            b"GET http://[::1 HTTP/1.1\r\nHost: t\r\n\r\n",
             # request smuggling: both framings at once
-            b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
-            b"\r\n0\r\n\r\nGET /api/v1/health HTTP/1.1\r\n\r\n",
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n",
         ]
         for data in cases:
             expect_close(srv, data, 400, f"malformed {data[:40]!r}")
@@ -71,16 +72,16 @@ def test_malformed(binary):
 def test_oversized(binary):
     srv = Server(binary, env=LIMITS).start()
     try:
-        expect_close(srv, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n", 414, "long URL")
-        expect_close(srv, b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 5000 + b"\r\n\r\n", 431,
+        expect_close(srv, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, "long URL")
+        expect_close(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * 5000 + b"\r\n\r\n", 431,
                      "big header")
         many = b"".join(b"X-H%d: v\r\n" % i for i in range(20))
-        expect_close(srv, b"GET / HTTP/1.1\r\n" + many + b"\r\n", 431, "many headers")
+        expect_close(srv, b"GET / HTTP/1.1\r\nHost: t\r\n" + many + b"\r\n", 431, "many headers")
         # refused on the headers, before any body byte was sent
-        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 5000\r\n\r\n", 413, "big Content-Length")
         chunk = b"1000\r\n" + b"a" * 4096 + b"\r\n"
-        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        expect_close(srv, b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                      + chunk + chunk, 413, "big chunked body")
         # a body within the limit but deeply nested JSON: 422, connection kept
         c = Client(srv)
@@ -139,7 +140,7 @@ def test_pipelining_and_continue(binary):
         reqs = b"".join(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nX-Request-ID: p%d\r\n\r\n" % i
                         for i in range(5))
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-        s.sendall(reqs + b"GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n")
+        s.sendall(reqs + b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         out = b""
         while True:
             b = s.recv(65536)
@@ -171,11 +172,11 @@ def test_fuzz_and_disconnects(binary):
     try:
         rnd = random.Random(6)
         seeds = [GOOD,
-                 b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+                 b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 39\r\n\r\n{\"username\":\"admin\",\"password\":\"x\"}",
-                 b"POST /api/v1/auth/login HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                  b"5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
-                 b"GET /api/v1/auth/me HTTP/1.1\r\nCookie: kotte_session=" + b"A" * 43 + b"\r\n\r\n"]
+                 b"GET /api/v1/auth/me HTTP/1.1\r\nHost: t\r\nCookie: kotte_session=" + b"A" * 43 + b"\r\n\r\n"]
 
         def mutate(data):
             b = bytearray(data)
@@ -225,7 +226,7 @@ def test_fuzz_and_disconnects(binary):
 
         # clients that vanish mid-request and mid-login
         for data in (b"GET /api/v1/health HTTP/1.1\r\nHost:", b"POST /api/v1/auth/login HTTP/1.1\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: 39\r\n\r\n"
+                     b"Host: t\r\nContent-Type: application/json\r\nContent-Length: 39\r\n\r\n"
                      b"{\"username\":\"admin\",\"password\":\"admin\"}"):
             for _ in range(5):
                 s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
@@ -270,7 +271,7 @@ def test_login_flood(binary):
                                   KOTTE_MAX_CONNECTIONS="256")).start()
     try:
         body = b'{"username":"admin","password":"wrong"}'
-        req = (b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+        req = (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
         socks = []
         for _ in range(100):
@@ -296,6 +297,106 @@ def test_login_flood(binary):
         srv.stop()
 
 
+def read_all(s):
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return out
+        out += b
+
+
+def test_chunked_trailers(binary):
+    """Trailer fields after a chunked body are read and dropped: they never
+    reach the header table (which is sized when the headers end; a trailer
+    written into it overflowed the heap), and they count against the
+    header-size limit."""
+    srv = Server(binary, env=LIMITS).start()
+    try:
+        # the report's request (no Host): refused for that, nothing else
+        out, closed = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.1\r\nTransfer-Encoding: "
+                                   b"chunked\r\n\r\n0\r\nX: a\r\n\r\n")
+        check(status_of(out) == 400 and b"Missing Host" in out and closed, f"no Host: {out[:300]!r}")
+        alive(srv)
+        trailed = (b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"0\r\nX: a\r\nX-Request-ID: from-trailer\r\n\r\n")
+        out, _ = raw_exchange(srv.port, trailed)
+        check(status_of(out) == 200, f"request with trailers answered: {out[:300]!r}")
+        check(b"from-trailer" not in out, "a trailer field is not taken as a header")
+        alive(srv)
+        # more trailer fields than KOTTE_MAX_HEADERS (16) allows headers:
+        # dropped, so not counted as header fields
+        many = b"".join(b"T%d: v\r\n" % i for i in range(40))
+        out, _ = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + many + b"\r\n")
+        check(status_of(out) == 200, f"many trailer fields: {out[:300]!r}")
+        # a login whose body arrives chunked, with a trailer; then a second
+        # request on the same connection (pipelined in one write, and in
+        # pieces split inside the trailer section)
+        body = b'{"username":"admin","password":"admin"}'
+        login = (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\nX-Checksum: abc\r\n\r\n"
+                 % (len(body), body))
+        tail = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        for pieces in ([login + tail], [login[:-12], login[-12:-5], login[-5:] + tail]):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            for p in pieces:
+                s.sendall(p)
+                time.sleep(0.05)
+            out = read_all(s)
+            s.close()
+            codes = [int(c) for c in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)]
+            check(codes == [200, 200], f"login with a trailer, then health: {codes} {out[:300]!r}")
+        # trailers larger than the header-size limit (4096): 431
+        big = b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+        expect_close(srv, big + b"X-Big: " + b"v" * 5000 + b"\r\n\r\n", 431, "big trailer")
+        alive(srv)
+    finally:
+        srv.stop()
+
+
+def test_protocol_answers(binary):
+    """RFC 9112 answers: 505 for a version other than HTTP/1.x, 400 for an
+    HTTP/1.1 request without Host or with two, 414 / 431 for a long URL or
+    header with the default limits (http-parser's own limit fired first and
+    made them a bare 400)."""
+    srv = Server(binary).start()  # default limits: 16 KiB head
+    try:
+        for version in (b"HTTP/2.0", b"HTTP/9.9", b"HTTP/0.9"):
+            out, closed = raw_exchange(srv.port, b"GET /api/v1/health " + version +
+                                       b"\r\nHost: t\r\n\r\n")
+            check(status_of(out) == 505 and closed, f"{version!r}: {out[:300]!r}")
+            check(b'"code":"QUERY_VALIDATION_ERROR"' in out and b'"retryable":false' in out,
+                  f"{version!r}: the client's error, not retryable: {out[:400]!r}")
+        # a higher HTTP/1.x minor version is served as HTTP/1.1 (RFC 9110 §6.2)
+        out, _ = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.2\r\nHost: t\r\n"
+                              b"Connection: close\r\n\r\n")
+        check(status_of(out) == 200, f"HTTP/1.2: {out[:200]!r}")
+        # Host: required in HTTP/1.1, not in HTTP/1.0; one at most; a valid value
+        out, _ = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.0\r\n\r\n")
+        check(status_of(out) == 200, f"HTTP/1.0 without Host: {out[:200]!r}")
+        for what, head in (("no Host", b""), ("two Host", b"Host: a\r\nHost: b\r\n"),
+                           ("Host with a space", b"Host: a b\r\n"), ("Host with userinfo", b"Host: u@h\r\n"),
+                           ("Host with a path", b"Host: h/x\r\n"), ("two Host in HTTP/1.0", None)):
+            req = (b"GET /api/v1/health HTTP/1.1\r\n" + head + b"\r\n" if head is not None else
+                   b"GET /api/v1/health HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n")
+            expect_close(srv, req, 400, what)
+        for host in (b"", b"example.com", b"127.0.0.1:8000", b"[::1]:8000", b"kotte-server.ns.svc"):
+            out, _ = raw_exchange(srv.port, b"GET /api/v1/health HTTP/1.1\r\nHost: " + host +
+                                  b"\r\nConnection: close\r\n\r\n")
+            check(status_of(out) == 200, f"Host {host!r}: {out[:200]!r}")
+        expect_close(srv, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, "20 KB URL")
+        expect_close(srv, b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * (1 << 20) + b"\r\n\r\n",
+                     431, "1 MB header")
+        # many header fields of a few bytes each, together over 16 KiB
+        many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 300) for i in range(60))
+        expect_close(srv, b"GET / HTTP/1.1\r\nHost: t\r\n" + many + b"\r\n", 431, "16 KiB of headers")
+        alive(srv)
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
-    run([test_malformed, test_oversized, test_slow_and_idle, test_pipelining_and_continue,
-         test_fuzz_and_disconnects, test_connection_flood, test_login_flood], sys.argv[1])
+    run([test_malformed, test_oversized, test_chunked_trailers, test_protocol_answers,
+         test_slow_and_idle, test_pipelining_and_continue, test_fuzz_and_disconnects,
+         test_connection_flood, test_login_flood], sys.argv[1])

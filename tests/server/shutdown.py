@@ -74,7 +74,7 @@ def test_sigterm_during_load(binary):
     # a login in flight when the signal comes: its answer must still arrive
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     body = b'{"username":"admin","password":"admin"}'
-    s.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     time.sleep(0.02)  # read by the server, the password check running
     t0 = time.monotonic()
@@ -106,10 +106,10 @@ def test_sigterm_during_load(binary):
 def test_sigterm_with_slow_and_idle_clients(binary):
     srv = Server(binary, env=ENV).start()
     idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    idle.sendall(b"GET /api/v1/health HTTP/1.1\r\n\r\n")
+    idle.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\n\r\n")
     check(status_of(idle.recv(65536)) == 200, "idle keep-alive client")
     slow = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
-    slow.sendall(b"GET /api/v1/health HTTP/1.1\r\nX-Slow: ")
+    slow.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
     time.sleep(0.1)
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
@@ -139,7 +139,7 @@ def test_shutdown_bound_cancels_queued_work(binary):
     env = dict(ENV, KOTTE_SHUTDOWN_TIMEOUT_MS="150", KOTTE_MAX_PASSWORD_CHECKS="1")
     srv = Server(binary, env=env).start()
     body = b'{"username":"admin","password":"admin"}'
-    req = (b"POST /api/v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\n"
+    req = (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     socks = []
     for _ in range(24):

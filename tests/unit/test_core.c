@@ -228,6 +228,32 @@ static void the_log_hook_gets_lines_at_or_above_its_level(void **state) {
   assert_non_null(strstr(l.last, "loop thread"));
 }
 
+#define CHECK(lit) kotte_json_text_check(lit, sizeof(lit) - 1)
+
+static void json_text_check_refuses_what_cjson_would_cut_short(void **state) {
+  (void)state;
+  assert_int_equal(CHECK("{\"a\":\"pw\\u00e9\\n\\t\\\"\"}\r\n\t "), 0);
+  assert_int_equal(CHECK("{\"p\":\"pw\0tail\"}"), KOTTE_EBADJSON);  /* raw NUL in a string */
+  assert_int_equal(CHECK("{\"p\":\"a\tb\"}"), KOTTE_EBADJSON);      /* raw tab in a string */
+  assert_int_equal(CHECK("{\"p\":\"x\"}\0"), KOTTE_EBADJSON);        /* NUL between tokens */
+  assert_int_equal(CHECK("\x01{}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\\x01\"}"), KOTTE_EBADJSON);   /* an escaped raw byte */
+  assert_int_equal(CHECK("{\"p\":\"pw\\u0000tail\"}"), KOTTE_EINVAL);
+  assert_int_equal(CHECK("{\"pw\\u0000\":1}"), KOTTE_EINVAL);        /* in a key too */
+  /* an escaped backslash, then the text u0000: a legal string */
+  assert_int_equal(CHECK("{\"p\":\"\\\\u0000\"}"), 0);
+  assert_int_equal(CHECK("{\"p\":\"\\\\\\u0000\"}"), KOTTE_EINVAL);
+  /* cJSON reads a \u escape without four hex digits as \u0000 */
+  assert_int_equal(CHECK("{\"p\":\"pw\\uzzzztail\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\udu00e9\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\u000\"}"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\u00"), KOTTE_EBADJSON);
+  assert_int_equal(CHECK("{\"p\":\"\\uD83D\\ude00\\u00E9\"}"), 0);
+  assert_int_equal(CHECK("\\u0000"), 0);                /* outside a string: cJSON refuses it */
+  assert_int_equal(kotte_json_text_check(NULL, 0), 0);
+  assert_int_equal(kotte_json_text_check(NULL, 1), KOTTE_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(strerror_never_returns_null),
@@ -238,6 +264,7 @@ int main(void) {
     cmocka_unit_test(utf8_check_follows_the_unicode_table),
     cmocka_unit_test(the_allocator_hook_sees_every_allocation),
     cmocka_unit_test(the_log_hook_gets_lines_at_or_above_its_level),
+    cmocka_unit_test(json_text_check_refuses_what_cjson_would_cut_short),
   };
   return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

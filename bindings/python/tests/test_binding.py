@@ -196,3 +196,36 @@ def test_pool_state_says_why_it_cannot_connect_without_waiting():
         pool.close()
         with pytest.raises(libkotte.ClosedError):
             pool.state()
+
+
+def test_strings_with_a_nul_are_refused_not_cut_short(tmp_path: Path):
+    """C reads a string up to its first NUL: a Python str holding one would
+    reach libkotte shortened ("pw\\0tail" stored as "pw"), so the binding
+    refuses it; session data goes through JSON, where the NUL arrives
+    escaped (\\u0000) and libkotte refuses it."""
+    with libkotte.SessionStore() as st:
+        with pytest.raises(libkotte.InvalidArgumentError):
+            st.create("alice\x00bob")
+        with pytest.raises(libkotte.InvalidArgumentError):
+            st.create("alice", {"pw": "pw\x00tail"})
+        s = st.create("alice", {"pw": "\\u0000"})  # a backslash and u0000: kept
+        assert st.get(s.id).data == {"pw": "\\u0000"}
+        with pytest.raises(libkotte.InvalidArgumentError):
+            st.update(s.id, {"pw": "x\x00"})
+        with pytest.raises(libkotte.InvalidArgumentError):
+            st.get(s.id + "\x00junk")
+        assert st.list_user("alice")[0].id == s.id
+    if not hasattr(capi, "kotte_cred_store_open"):
+        return
+    from libkotte.credentials import CredentialStore, KeyRing
+    cs = CredentialStore("memory", keyring=KeyRing("00112233445566778899aabbccddeeff" * 2))
+    try:
+        with pytest.raises(libkotte.InvalidArgumentError):
+            cs.save("u1", name="g", host="h", port=5432, database="d", username="usr",
+                    password="pw\x00tail")
+        with pytest.raises(libkotte.InvalidArgumentError):
+            cs.save("u1\x00x", name="g", host="h", port=5432, database="d", username="usr",
+                    password="pw")
+        assert cs.list_user("u1") == []
+    finally:
+        cs.close()

@@ -1,0 +1,111 @@
+/* Cookie, CSRF header and JSON body of a request (see request.h). */
+#include "request.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+int ks_cookie_session_id(const ks_request *req, char id[KOTTE_SESSION_ID_LEN + 1]) {
+  for (unsigned i = 0; i < req->nheaders; i++) {
+    const ks_header *h = &req->headers[i];
+    if (strcasecmp(h->name, "cookie") != 0) continue;
+    const char *p = h->value;
+    while (*p) {
+      while (*p == ' ' || *p == '\t' || *p == ';') p++;
+      const char *name = p;
+      const char *eq = NULL;
+      while (*p && *p != ';') {
+        if (*p == '=' && !eq) eq = p;
+        p++;
+      }
+      if (eq == NULL || (size_t)(eq - name) != 13 || strncmp(name, "kotte_session", 13) != 0)
+        continue;
+      const char *v = eq + 1;
+      size_t vl = (size_t)(p - v);
+      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') v++, vl -= 2;
+      if (vl == KOTTE_SESSION_ID_LEN) {
+        memcpy(id, v, vl);
+        id[vl] = '\0';
+        if (kotte_token_is_valid(id)) return 1;
+      }
+      return -1;
+    }
+  }
+  return 0;
+}
+
+int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata) {
+  const ks_header *h = ks_request_header(req, "x-csrf-token");
+  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(sdata, "csrf_token");
+  return cJSON_IsString(tok) && h != NULL && h->value_len != 0 &&
+         strlen(tok->valuestring) == h->value_len &&
+         sodium_memcmp(tok->valuestring, h->value, h->value_len) == 0;
+}
+
+static void wipe_strings(cJSON *j) {
+  for (cJSON *it = j->child; it; it = it->next) {
+    if (cJSON_IsString(it) && it->valuestring)
+      sodium_memzero(it->valuestring, strlen(it->valuestring));
+    else if (it->child)
+      wipe_strings(it);
+  }
+}
+
+void ks_json_wipe_delete(cJSON *j) {
+  if (j == NULL) return;
+  wipe_strings(j);
+  cJSON_Delete(j);
+}
+
+static const char not_an_object[] =
+    "Input should be a valid dictionary or object to extract fields from";
+
+cJSON *ks_json_body_parse(const ks_request *req, const char **type, const char **msg) {
+  const ks_header *ct = ks_request_header(req, "content-type");
+  if (ct) {
+    /* FastAPI reads a body as JSON only for application/json or
+     * application/...+json; anything else fails validation. This also keeps
+     * cross-site HTML forms (which cannot send JSON types) out. */
+    const char *v = ct->value;
+    size_t n = strcspn(v, "; \t");
+    int json = (n == 16 && strncasecmp(v, "application/json", 16) == 0) ||
+               (n > 17 && strncasecmp(v, "application/", 12) == 0 &&
+                strncasecmp(v + n - 5, "+json", 5) == 0);
+    if (!json) {
+      *type = "model_attributes_type";
+      *msg = not_an_object;
+      return NULL;
+    }
+  }
+  /* cJSON ends a string at a NUL, raw or escaped ("pw\u0000x" reads as
+   * "pw") and takes raw control characters JSON does not allow: such a
+   * body is refused, not read shortened. */
+  int chk = kotte_json_text_check(req->body, req->body_len);
+  if (chk != 0) {
+    *type = chk == KOTTE_EINVAL ? "string_nul" : "json_invalid";
+    *msg = chk == KOTTE_EINVAL ? "String should not contain NUL characters" : "JSON decode error";
+    return NULL;
+  }
+  const char *end = NULL;
+  cJSON *j = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, 0);
+  if (j) {
+    while (end < req->body + req->body_len &&
+           (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+      end++;
+  }
+  if (j == NULL || end != req->body + req->body_len) {
+    ks_json_wipe_delete(j);
+    *type = "json_invalid";
+    *msg = "JSON decode error";
+    return NULL;
+  }
+  if (!cJSON_IsObject(j)) {
+    ks_json_wipe_delete(j);
+    *type = "model_attributes_type";
+    *msg = not_an_object;
+    return NULL;
+  }
+  return j;
+}

@@ -1,0 +1,37 @@
+/* kotte-server: reading the parts of a request that decide who is asking
+ * and what they send: the kotte_session cookie, the CSRF header checked
+ * against the session's token, and the JSON body. No answer is sent here
+ * (the router and handlers answer), so the fuzz target can call them on
+ * any bytes (tests/fuzz/fuzz_request.c). */
+#ifndef KS_REQUEST_H
+#define KS_REQUEST_H
+
+#include <cjson/cJSON.h>
+
+#include <kotte.h>
+
+#include "http.h"
+
+/* The kotte_session cookie among the Cookie header fields: 1 with the id
+ * in @p id when it is well-formed (a libkotte token), -1 when it is there
+ * but cannot be ours (e.g. "null" after a logout; @p id may then hold
+ * bytes to wipe), 0 when there is none. */
+int ks_cookie_session_id(const ks_request *req, char id[KOTTE_SESSION_ID_LEN + 1]);
+
+/* 1 if the request's X-CSRF-Token is non-empty and equal (compared in
+ * constant time) to the string csrf_token of the session data @p sdata. */
+int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata);
+
+/* Reads the body as a JSON object, as FastAPI does: only without a
+ * Content-Type or with application/json or application/...+json. Refused:
+ * raw control characters and escaped NULs (cJSON would keep a string only
+ * up to its NUL, see kotte_json_text_check), anything after the value, and
+ * a value that is no object. Returns the object (free it with
+ * ks_json_wipe_delete), or NULL with *type and *msg set to what the 422
+ * answer names (pydantic's error type and message). */
+cJSON *ks_json_body_parse(const ks_request *req, const char **type, const char **msg);
+
+/* Wipes string values (passwords) of @p j and deletes it. NULL is a no-op. */
+void ks_json_wipe_delete(cJSON *j);
+
+#endif
