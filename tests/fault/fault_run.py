@@ -300,8 +300,9 @@ class Run:
         outside = [q for q in failed if not self.in_window(q) and q.who != "check"]
         print()
         print("| # | fault | target | window s | requests in window | failed in window | "
-              "failed outside | sessions lost | saved conns lost | logouts back | all answer after s |")
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "slowest in window s | failed outside | sessions lost | saved conns lost | logouts back | "
+              "all answer after s |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         ok = True
         for i, row in enumerate(self.rows, 1):
             w0 = row["t_inject"]
@@ -312,9 +313,10 @@ class Run:
             fout = [q for q in outside if p0 <= q.t0 <= p1]
             nout = len(fout) + len(row["check_fail"])
             rec = f"{row['recovery']:.2f}" if row["recovery"] is not None else "never"
+            slowest = max((q.t1 - q.t0 for q in inwin), default=0.0)
             print(f"| {i} | {row['fault']} | {row['target']} | {row['window']:.2f} | {len(inwin)} | "
-                  f"{len(fin)} | {nout} | {row['sessions_lost']} | {row['conns_lost']} | "
-                  f"{row['logouts_back']} | {rec} |")
+                  f"{len(fin)} | {slowest:.2f} | {nout} | {row['sessions_lost']} | "
+                  f"{row['conns_lost']} | {row['logouts_back']} | {rec} |")
             row["classes"] = collections.Counter(f"{q.route} {q.op}: {q.problem}" for q in fin)
             row["slowest"] = max((q.t1 - q.t0 for q in fin), default=0.0)
             row["fout"] = fout
