@@ -226,7 +226,7 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   INT(max_headers, "KOTTE_MAX_HEADERS", 64, 8, 1024);
   INT(max_body_size, "KOTTE_MAX_BODY_SIZE", 65536, 1024, 16 << 20);
   INT(read_timeout_ms, "KOTTE_READ_TIMEOUT_MS", 10000, 100, 600000);
-  INT(idle_timeout_ms, "KOTTE_IDLE_TIMEOUT_MS", 30000, 100, 3600000);
+  INT(idle_timeout_ms, "KOTTE_IDLE_TIMEOUT_MS", 75000, 100, 3600000);
   INT(shutdown_timeout_ms, "KOTTE_SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000);
   INT(max_connections, "KOTTE_MAX_CONNECTIONS", 4096, 1, 1000000);
   INT(max_password_checks, "KOTTE_MAX_PASSWORD_CHECKS", 2, 1, 64);

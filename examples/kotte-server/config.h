@@ -48,7 +48,7 @@ typedef struct ks_config {
   unsigned max_headers;         /* KOTTE_MAX_HEADERS (64) */
   size_t max_body_size;         /* KOTTE_MAX_BODY_SIZE (65536) */
   unsigned read_timeout_ms;     /* KOTTE_READ_TIMEOUT_MS: first byte to full request (10000) */
-  unsigned idle_timeout_ms;     /* KOTTE_IDLE_TIMEOUT_MS: keep-alive idle (30000) */
+  unsigned idle_timeout_ms;     /* KOTTE_IDLE_TIMEOUT_MS: keep-alive idle (75000: longer than ingress-nginx keeps idle upstream connections, 60 s) */
   unsigned shutdown_timeout_ms; /* KOTTE_SHUTDOWN_TIMEOUT_MS: SIGTERM drain bound (10000) */
   unsigned max_connections;     /* KOTTE_MAX_CONNECTIONS (4096) */
   unsigned max_password_checks; /* KOTTE_MAX_PASSWORD_CHECKS in flight (2) */

@@ -264,6 +264,7 @@ class PyReplica(Replica):
         self.proc = subprocess.Popen(
             [self.python, "-m", "uvicorn", "libkotte.kotte.asgi:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--proxy-headers", "--forwarded-allow-ips", "*",
+             "--timeout-keep-alive", "75",
              "--log-level", "warning"],
             env=self.env, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -191,6 +191,9 @@ function exposes(parsed) {
   return last.ins.filter((i) => i.kw === 'EXPOSE').flatMap((i) => i.args.map((a) => Number(a.split('/')[0])));
 }
 
+// ingress-nginx's upstream-keepalive-timeout default (seconds).
+const INGRESS_UPSTREAM_KEEPALIVE_S = 60;
+
 function uid(user) {
   return user ? Number(user.split(':')[0]) : NaN;
 }
@@ -222,10 +225,22 @@ export function checkImageContracts(docs, dir = path.join(repoRoot, 'k8s')) {
   if (backend) {
     const cmd = backend.stages.at(-1).ins.filter((i) => i.kw === 'CMD').at(-1)?.text ?? '';
     if (!cmd.includes('libkotte.kotte.asgi:app')) problems.push('Dockerfile.backend: CMD does not start libkotte.kotte.asgi:app');
+    // ingress-nginx keeps idle upstream connections 60 s and does not resend
+    // a POST: the backend must keep them open longer (uvicorn's default is 5).
+    const ka = Number(cmd.match(/--timeout-keep-alive"?\s*,?\s*"?(\d+)/)?.[1] ?? 5);
+    if (!(ka > INGRESS_UPSTREAM_KEEPALIVE_S)) problems.push(`Dockerfile.backend: uvicorn keeps idle connections ${ka} s, not longer than the ingress's ${INGRESS_UPSTREAM_KEEPALIVE_S} s`);
     if (!exposes(backend).includes(portOf(be))) problems.push(`Dockerfile.backend: does not EXPOSE ${portOf(be)}`);
     if (uid(finalUser(backend)) !== runAs(be)) problems.push(`Dockerfile.backend: USER ${finalUser(backend)} but the pod runs as ${runAs(be)}`);
   }
   if (server) {
+    for (const d of docs.filter((x) => x.kind === 'Deployment')) {
+      for (const c of podOf(d).containers ?? []) {
+        const v = (c.env ?? []).find((e) => e.name === 'KOTTE_IDLE_TIMEOUT_MS')?.value;
+        if (v !== undefined && !(Number(v) > INGRESS_UPSTREAM_KEEPALIVE_S * 1000)) {
+          problems.push(`${d.metadata.name}: KOTTE_IDLE_TIMEOUT_MS ${v} is not longer than the ingress's ${INGRESS_UPSTREAM_KEEPALIVE_S} s upstream keep-alive`);
+        }
+      }
+    }
     if (!exposes(server).includes(portOf(be))) problems.push(`Dockerfile.kotte-server: does not EXPOSE ${portOf(be)}`);
     if (uid(finalUser(server)) !== runAs(be)) problems.push(`Dockerfile.kotte-server: USER ${finalUser(server)} but the backend pod runs as ${runAs(be)}`);
   }
