@@ -12,6 +12,8 @@
 
 #include <kotte.h>
 
+#include "cookie.h"
+
 const char *ks_storage_name(ks_storage s) {
   switch (s) {
     case KS_STORE_MEMORY: return "memory";
@@ -177,6 +179,11 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   STR(credential_path, "CREDENTIAL_STORAGE_PATH", "./data/connections.json");
   INT(session_max_age, "SESSION_MAX_AGE", 3600, 1, 366LL * 86400);
   INT(session_idle_timeout, "SESSION_IDLE_TIMEOUT", 1800, 1, 366LL * 86400);
+  STR(session_cookie_name, "SESSION_COOKIE_NAME", "kotte_session");
+  if (!ks_cookie_name_valid(cfg->session_cookie_name)) {
+    snprintf(err, errlen, "SESSION_COOKIE_NAME must be a cookie name (letters, digits, !#$%%&'*+-.^_`|~)");
+    return -1;
+  }
   STR(db_host, "DB_HOST", "localhost");
   INT(db_port, "DB_PORT", 5432, 1, 65535);
   STR(db_name, "DB_NAME", "postgres");

@@ -25,6 +25,7 @@ typedef struct ks_config {
   char credential_path[1024];    /* CREDENTIAL_STORAGE_PATH (./data/connections.json) */
   int64_t session_max_age;       /* SESSION_MAX_AGE (3600) */
   int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
+  char session_cookie_name[65];  /* SESSION_COOKIE_NAME (kotte_session) */
   char db_host[256], db_name[128], db_user[128];
   int db_port;
   int db_connect_timeout;     /* DB_CONNECT_TIMEOUT, seconds (10) */

@@ -64,40 +64,6 @@ static int valid_request_id(const char *s, size_t n) {
   return 1;
 }
 
-/* Finds kotte_session in the Cookie headers. */
-static void parse_cookie(ks_ex *ex) {
-  for (unsigned i = 0; i < ex->req->nheaders; i++) {
-    const ks_header *h = &ex->req->headers[i];
-    if (strcasecmp(h->name, "cookie") != 0) continue;
-    const char *p = h->value;
-    while (*p) {
-      while (*p == ' ' || *p == '\t' || *p == ';') p++;
-      const char *name = p;
-      const char *eq = NULL;
-      while (*p && *p != ';') {
-        if (*p == '=' && !eq) eq = p;
-        p++;
-      }
-      if (eq == NULL || (size_t)(eq - name) != 13 || strncmp(name, "kotte_session", 13) != 0)
-        continue;
-      const char *v = eq + 1;
-      size_t vl = (size_t)(p - v);
-      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') v++, vl -= 2;
-      if (vl == KOTTE_SESSION_ID_LEN) {
-        memcpy(ex->cookie_id, v, vl);
-        ex->cookie_id[vl] = '\0';
-        if (kotte_token_is_valid(ex->cookie_id)) {
-          ex->cookie_state = 1;
-          return;
-        }
-      }
-      ex->cookie_state = -1; /* e.g. "null" after a logout */
-      return;
-    }
-  }
-}
-
 /* ---- rate limits: Kotte's RateLimitMiddleware ---------------------------
  *
  * Order: the client's limit is checked (and the request counted) as soon
@@ -400,7 +366,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
                     xff ? xff->value : NULL, xff ? xff->value_len : 0);
   if (cors(ex)) return; /* preflights: answered first, as Kotte's CORS middleware does */
-  parse_cookie(ex);
+  ks_session_cookie_read(ex);
   for (size_t i = 0; i < NROUTES; i++) {
     char param[sizeof ex->param];
     if (!match(routes[i].pattern, req->path, param, sizeof param)) continue;
