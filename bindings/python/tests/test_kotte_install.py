@@ -53,10 +53,12 @@ async def main():
         assert (await c.get("/api/v1/auth/me")).status_code == 401
         r = await c.post("/api/v1/auth/login", json={"username": "admin", "password": "admin"})
         assert r.status_code == 200, r.text
+        h = {"X-CSRF-Token": r.json()["csrf_token"]}  # Kotte's CSRF rule
         me = (await c.get("/api/v1/auth/me")).json()
         assert me["user_id"] == "admin" and me["role"] == "admin" and me["created_at"].endswith("+00:00")
         cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "s3cret-connect-password"}
-        assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 200
+        assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 403
+        assert (await c.post("/api/v1/session/connect", json={"connection": cfg}, headers=h)).status_code == 200
         st = (await c.get("/api/v1/session/status")).json()
         assert st == {"connected": True, "database": "graphs", "has_password": True,
                       "current_graph": None}, st
@@ -67,10 +69,10 @@ async def main():
         with open(os.environ["SESSION_STORAGE_PATH"], "rb") as f:
             assert b"s3cret-connect-password" not in f.read()  # sealed at rest
         r = await c.post("/api/v1/connections", json={"name": "n", "host": "h", "port": 5432,
-                         "database": "d", "username": "u", "password": "p"})
+                         "database": "d", "username": "u", "password": "p"}, headers=h)
         assert r.status_code == 201, r.text
         print("storage:", r.json()["storage"])
-        assert (await c.post("/api/v1/auth/logout")).status_code == 200
+        assert (await c.post("/api/v1/auth/logout", headers=h)).status_code == 200
         assert (await c.get("/api/v1/auth/me")).status_code == 401
         assert list(mgr._sessions.keys()) == []
     print("scenario ok")
@@ -145,7 +147,8 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
             me = cb.get("/api/v1/auth/me")
             assert me.status_code == 200 and me.json()["user_id"] == "alice", me.text
             assert ca.get("/api/v1/auth/me").json() == me.json()
-            assert cb.post("/api/v1/auth/logout").status_code == 200
+            csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+            assert cb.post("/api/v1/auth/logout", headers=csrf).status_code == 200
             assert ca.get("/api/v1/auth/me").status_code == 401  # logged out everywhere
     finally:
         for proc in procs:
