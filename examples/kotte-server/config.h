@@ -32,6 +32,8 @@ typedef struct ks_config {
   unsigned db_pool_min_size;  /* DB_POOL_MIN_SIZE (1) */
   unsigned db_pool_max_size;  /* DB_POOL_MAX_SIZE (10) */
   unsigned db_pipeline_depth; /* KOTTE_DB_PIPELINE_DEPTH: queries per connection round trip (32) */
+  int migrate_on_start;       /* KOTTE_MIGRATE_ON_START (false): apply sql/ before serving */
+  char sql_dir[1024];         /* KOTTE_SQL_DIR: the sql/ folder it applies */
   int log_level;              /* LOG_LEVEL as a kotte_log_level */
   /* CORS_ORIGINS: a JSON array or comma-separated list (Kotte's default:
    * http://localhost:5173, http://localhost:3000); "*" allows any */

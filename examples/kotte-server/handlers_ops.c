@@ -25,12 +25,13 @@ void ks_h_health(ks_ex *ex) {
 
 /* ---- ready ------------------------------------------------------------ */
 
-enum { CHECK_SESSIONS, CHECK_USERS, CHECK_CREDS, NCHECKS };
-static const char *const check_names[NCHECKS] = {"sessions", "users", "credentials"};
+enum { CHECK_SESSIONS, CHECK_USERS, CHECK_CREDS, CHECK_SCHEMA, NCHECKS };
+static const char *const check_names[NCHECKS] = {"sessions", "users", "credentials", "schema"};
 
 typedef struct ready_ctx {
   int waiting;
   int result[NCHECKS]; /* 0 answered, negative code otherwise, 1 not configured */
+  char schema_detail[512]; /* why the schema check failed: the remedy, no secret */
 } ready_ctx;
 
 static void ready_done(ks_ex *ex) {
@@ -43,7 +44,7 @@ static void ready_done(ks_ex *ex) {
   cJSON *stores = cJSON_CreateObject();
   const char *backends[NCHECKS] = {
       ex->srv->sessions ? kotte_session_store_backend_name(ex->srv->sessions) : "closed",
-      ks_users_backend(ex->srv->users), ks_creds_backend(ex->srv->creds)};
+      ks_users_backend(ex->srv->users), ks_creds_backend(ex->srv->creds), "postgresql"};
   for (int i = 0; i < NCHECKS; i++) {
     if (rc->result[i] == 1) continue;
     cJSON *s = cJSON_AddObjectToObject(stores, check_names[i]);
@@ -51,6 +52,8 @@ static void ready_done(ks_ex *ex) {
     cJSON_AddBoolToObject(s, "ok", rc->result[i] == 0);
     if (rc->result[i] < 0) {
       cJSON_AddStringToObject(s, "error", kotte_err_name(rc->result[i]));
+      if (i == CHECK_SCHEMA && rc->schema_detail[0])
+        cJSON_AddStringToObject(s, "reason", rc->schema_detail);
       ok = 0;
     }
   }
@@ -90,6 +93,17 @@ static void on_creds_probe(int status, void *ud) {
   ready_done(ex);
 }
 
+static void on_schema_probe(int status, int version, void *ud) {
+  (void)version;
+  ks_ex *ex = ud;
+  ready_ctx *rc = ex->hctx;
+  rc->result[CHECK_SCHEMA] = status;
+  /* a missing or older schema (or why it could not be read), with its
+   * remedy: what an operator looking at an unready pod needs */
+  if (status != 0) snprintf(rc->schema_detail, sizeof rc->schema_detail, "%s", kotte_error_detail());
+  ready_done(ex);
+}
+
 void ks_h_ready(ks_ex *ex) {
   ready_ctx *rc = ks_ex_ctx(ex, sizeof *rc);
   if (rc == NULL) {
@@ -112,6 +126,15 @@ void ks_h_ready(ks_ex *ex) {
     ks_creds_ping(ex->srv->creds, on_creds_probe, ex);
   } else {
     rc->result[CHECK_CREDS] = 1;
+  }
+  rc->result[CHECK_SCHEMA] = 1;
+  if (ex->srv->pool) {
+    rc->waiting++;
+    int src = kotte_pg_schema_check(ex->srv->pool, on_schema_probe, ex);
+    if (src != 0) {
+      rc->result[CHECK_SCHEMA] = src;
+      rc->waiting--;
+    }
   }
   ready_done(ex);
 }

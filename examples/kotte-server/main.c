@@ -46,6 +46,8 @@ static void usage(FILE *out) {
       "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
       "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
       "SESSION_SECRET_KEY (signs the session cookie), SESSION_COOKIE_NAME (kotte_session),\n"
+      "KOTTE_MIGRATE_ON_START (false: a missing or older schema stops the start) and\n"
+      "KOTTE_SQL_DIR (the sql/ folder it applies),\n"
       "DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, MASTER_ENCRYPTION_KEY, ENVIRONMENT,\n"
       "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
       "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
@@ -382,6 +384,7 @@ static int serve(int argc, char **argv) {
   int rc = cookie_signer(&srv, err, sizeof err);
   if (rc == 0 && ks_config_uses_pg(&srv.cfg))
     rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
+  if (rc == 0 && srv.pool) rc = ks_pg_schema_startup(srv.pool, &loop, &srv.cfg, err, sizeof err);
   if (rc == 0) rc = open_sessions(&srv, err, sizeof err);
   if (rc == 0) rc = open_users(&srv, err, sizeof err);
   if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, srv.pool, &srv.cfg, err, sizeof err);

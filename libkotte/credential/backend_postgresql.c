@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "credential/credential_internal.h"
 #include "kotte/pg.h"
 #include "kotte/sys/credential_backend.h"
+#include "pg/pg_diag.h"
 #include "pg/pg_params.h"
 
 
@@ -132,11 +134,11 @@ static void decode(const kotte_pg_result *r, int row, kotte_cred_record *rec,
 /* ---- running statements -------------------------------------------------------- */
 
 static int map_error(int status, const kotte_pg_result *res) {
-  if (status != KOTTE_EDB) return status;
+  if (status != KOTTE_EDB) return kotte__pg_fail(status, "postgresql credential backend", res);
   const char *code = kotte_pg_result_sqlstate(res);
   if (strcmp(code, "23505") == 0) return KOTTE_EEXISTS; /* id, or (user_id, name) */
   if (strcmp(code, "23514") == 0 || strcmp(code, "22P02") == 0) return KOTTE_EINVAL;
-  return kotte__fail(KOTTE_EDB, "postgresql credential backend: %s", *code ? code : "connection lost");
+  return kotte__pg_fail(status, "postgresql credential backend", res);
 }
 
 static void on_result(int status, const kotte_pg_result *res, void *ud) {
@@ -310,7 +312,12 @@ static const kotte_cred_backend pgc_vtable = {
   .free = pgc_free,
 };
 
+kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be) {
+  return be && be->free == pgc_vtable.free ? ((const pg_cred_backend *)be)->pool : NULL;
+}
+
 int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *pool) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (pool == NULL) return kotte__fail(KOTTE_EINVAL, "postgresql credential backend: no pool");

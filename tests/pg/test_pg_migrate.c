@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include "pg_test_util.h"
+#include <kotte/sys/credential_backend.h>
+#include <kotte/sys/session_backend.h>
 
 #ifndef KOTTE_SOURCE_DIR
 #error KOTTE_SOURCE_DIR must be defined
@@ -54,8 +56,9 @@ static void applies_every_migration_once_then_nothing(void **state) {
   fresh_db(db, sizeof db, ci, sizeof ci);
   unsigned int applied = 99;
   assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
-  assert_int_equal(applied, 3);
-  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_schema_migrations"), 3);
+  assert_int_equal(applied, KOTTE_PG_SCHEMA_VERSION);
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_schema_migrations"),
+                   KOTTE_PG_SCHEMA_VERSION);
   assert_int_equal(scalar_int(ci, "SELECT count(*) FROM information_schema.columns WHERE "
                                   "table_name = 'kotte_sessions' AND column_name = 'token_sealed'"), 1);
   assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
@@ -91,7 +94,7 @@ static void concurrent_migrators_take_turns(void **state) {
   }
   for (int i = 0; i < 3; i++) uv_thread_join(&th[i]);
   for (int i = 0; i < 3; i++) assert_int_equal(t[i].rc, 0);
-  assert_int_equal(t[0].applied + t[1].applied + t[2].applied, 3);
+  assert_int_equal(t[0].applied + t[1].applied + t[2].applied, KOTTE_PG_SCHEMA_VERSION);
   drop_db(db);
 }
 
@@ -279,6 +282,125 @@ static void connection_errors_never_show_the_password(void **state) {
   assert_non_null(strstr(kotte_error_detail(), "cannot connect"));
 }
 
+/* ---- the schema check, and what a failing statement tells its caller ---- */
+
+/* A runtime and a pool on @p ci (as the owner). */
+static void open_pool(const char *ci, kotte_runtime **rt, kotte_pg_pool **pool) {
+  assert_int_equal(kotte_runtime_new(rt, NULL), 0);
+  kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
+  o.conninfo = ci;
+  o.max_size = 2;
+  assert_int_equal(kotte_pg_pool_open(pool, *rt, &o), 0);
+}
+
+static const unsigned char SECRET[] = "schema-check-session-secret";
+
+/* Opening each store on @p pool: both refused with KOTTE_ESCHEMA and a
+ * detail holding each of @p needles. */
+static void stores_refused(kotte_runtime *rt, kotte_pg_pool *pool, const char *const *needles) {
+  kotte_session_backend *be;
+  kotte_session_store *st = NULL;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be, pool, SECRET, sizeof SECRET), 0);
+  assert_int_equal(kotte_session_store_open(&st, rt, be, NULL), KOTTE_ESCHEMA);
+  assert_null(st);
+  for (const char *const *n = needles; *n; n++) {
+    if (strstr(kotte_error_detail(), *n) == NULL) fail_msg("%s lacks %s", kotte_error_detail(), *n);
+  }
+  be->free(be); /* a refused open leaves the backend to its owner */
+  kotte_cred_backend *cb;
+  kotte_cred_store *cs = NULL;
+  kotte_keyring *kr;
+  assert_int_equal(kotte_keyring_new(&kr, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                                     NULL), 0);
+  assert_int_equal(kotte_cred_backend_postgresql_new(&cb, pool), 0);
+  assert_int_equal(kotte_cred_store_open(&cs, rt, cb, kr, NULL), KOTTE_ESCHEMA);
+  for (const char *const *n = needles; *n; n++) assert_non_null(strstr(kotte_error_detail(), *n));
+  cb->free(cb);
+  kotte_keyring_free(kr);
+}
+
+static void stores_refuse_a_database_without_or_with_an_older_schema(void **state) {
+  (void)state;
+  char db[64], ci[512], need[64], older[64];
+  fresh_db(db, sizeof db, ci, sizeof ci);
+  kotte_runtime *rt;
+  kotte_pg_pool *pool;
+  open_pool(ci, &rt, &pool);
+  int version = 99;
+  assert_int_equal(kotte_pg_schema_check_sync(pool, &version, -1), KOTTE_ESCHEMA);
+  assert_int_equal(version, 0);
+  snprintf(need, sizeof need, "version needed %d", KOTTE_PG_SCHEMA_VERSION);
+  const char *missing[] = { "version found none", need, "kotte-migrate", NULL };
+  stores_refused(rt, pool, missing);
+
+  /* migrated, then its newest migration taken back: one version behind */
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, NULL), 0);
+  assert_int_equal(kotte_pg_schema_check_sync(pool, &version, -1), 0);
+  assert_int_equal(version, KOTTE_PG_SCHEMA_VERSION);
+  char sql[128];
+  snprintf(sql, sizeof sql, "DELETE FROM kotte_schema_migrations WHERE version = %d",
+           KOTTE_PG_SCHEMA_VERSION);
+  PGconn *c = PQconnectdb(ci);
+  PQclear(PQexec(c, sql));
+  PQfinish(c);
+  assert_int_equal(kotte_pg_schema_check_sync(pool, &version, -1), KOTTE_ESCHEMA);
+  assert_int_equal(version, KOTTE_PG_SCHEMA_VERSION - 1);
+  snprintf(older, sizeof older, "at version %d", KOTTE_PG_SCHEMA_VERSION - 1);
+  snprintf(need, sizeof need, "needs version %d", KOTTE_PG_SCHEMA_VERSION);
+  const char *behind[] = { older, need, "kotte-migrate", NULL };
+  stores_refused(rt, pool, behind);
+
+  kotte_pg_pool_free(pool);
+  kotte_runtime_free(rt);
+  drop_db(db);
+}
+
+static void a_failed_statement_tells_its_sqlstate_message_and_hint(void **state) {
+  (void)state;
+  char db[64], ci[512];
+  fresh_db(db, sizeof db, ci, sizeof ci);
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, NULL), 0);
+  kotte_runtime *rt;
+  kotte_pg_pool *pool;
+  open_pool(ci, &rt, &pool);
+  kotte_session_backend *be;
+  kotte_session_store *st;
+  assert_int_equal(kotte_session_backend_postgresql_new(&be, pool, SECRET, sizeof SECRET), 0);
+  assert_int_equal(kotte_session_store_open(&st, rt, be, NULL), 0);
+  assert_string_equal(kotte_error_detail(), "");
+  /* the table goes away under the running store (a restore, a careless DBA) */
+  PGconn *c = PQconnectdb(ci);
+  PQclear(PQexec(c, "DROP TABLE kotte_sessions"));
+  PQfinish(c);
+  kotte_session *s = NULL;
+  assert_int_equal(kotte_session_create_sync(st, "alice", NULL, &s, -1), KOTTE_EDB);
+  const char *d = kotte_error_detail();
+  assert_non_null(strstr(d, "postgresql session backend: SQLSTATE 42P01: "));
+  assert_non_null(strstr(d, "relation \"kotte_sessions\" does not exist"));
+  assert_non_null(strstr(d, "; hint: "));
+  assert_non_null(strstr(d, "kotte-migrate"));
+  /* the next failure without a detail of its own shows none */
+  assert_int_equal(kotte_session_get_sync(st, "not-a-token", &s, -1), KOTTE_EBADID);
+  assert_string_equal(kotte_error_detail(), "");
+  kotte_session_store_free(st);
+  kotte_pg_pool_free(pool);
+  kotte_runtime_free(rt);
+  drop_db(db);
+}
+
+/* KOTTE_PG_SCHEMA_VERSION is the newest file of sql/migrations. */
+static void the_needed_version_is_the_newest_migration(void **state) {
+  (void)state;
+  char cmd[512], out[32] = "";
+  snprintf(cmd, sizeof cmd, "ls %s/migrations | sed -n 's/^0*\\([0-9][0-9]*\\)_.*/\\1/p' | "
+           "sort -n | tail -1", SQL_DIR);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  assert_non_null(fgets(out, sizeof out, p));
+  pclose(p);
+  assert_int_equal(atoi(out), KOTTE_PG_SCHEMA_VERSION);
+}
+
 int main(void) {
   pg_conninfo_or_skip("test_pg_migrate");
   const struct CMUnitTest tests[] = {
@@ -287,6 +409,9 @@ int main(void) {
     cmocka_unit_test(a_failing_migration_leaves_nothing_half_applied),
     cmocka_unit_test(bucket_migration_on_a_populated_0002_database),
     cmocka_unit_test(connection_errors_never_show_the_password),
+    cmocka_unit_test(stores_refuse_a_database_without_or_with_an_older_schema),
+    cmocka_unit_test(a_failed_statement_tells_its_sqlstate_message_and_hint),
+    cmocka_unit_test(the_needed_version_is_the_newest_migration),
   };
   return cmocka_run_group_tests_name("pg migrate", tests, NULL, NULL);
 }

@@ -46,4 +46,12 @@ if(TARGET kotte-server)
            COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/pg.py $<TARGET_FILE:kotte-server>)
   set_tests_properties(server_pg PROPERTIES TIMEOUT 300 LABELS server SKIP_RETURN_CODE 77
     RESOURCE_LOCK kotte_postgresql ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  # The schema at start-up and in /ready (fresh databases on the same server).
+  if(TARGET kotte-migrate)
+    add_test(NAME server_schema
+             COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/schema.py $<TARGET_FILE:kotte-server>)
+    set_tests_properties(server_schema PROPERTIES TIMEOUT 300 LABELS server SKIP_RETURN_CODE 77
+      RESOURCE_LOCK kotte_postgresql
+      ENVIRONMENT "KOTTE_TEST_BUDGET=240;KOTTE_MIGRATE_BIN=$<TARGET_FILE:kotte-migrate>")
+  endif()
 endif()
