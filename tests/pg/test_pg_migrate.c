@@ -207,7 +207,7 @@ static void bucket_migration_on_a_populated_0002_database(void **state) {
   PQfinish(c);
 
   assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
-  assert_int_equal(applied, 1);
+  assert_int_equal(applied, KOTTE_PG_SCHEMA_VERSION - 2); /* 0003 and what came after it */
   c = PQconnectdb(ci);
   assert_int_equal(PQstatus(c), CONNECTION_OK);
   check_0003_schema(c);
@@ -264,8 +264,8 @@ static void bucket_migration_on_a_populated_0002_database(void **state) {
   check_0003_schema(c);
   scalar_text(c, SESSIONS_DIGEST, after, sizeof after);
   assert_string_equal(after, before);
-  scalar_text(c, "SELECT count(*) FROM kotte_schema_migrations", after, sizeof after);
-  assert_string_equal(after, "3");
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_schema_migrations"),
+                   KOTTE_PG_SCHEMA_VERSION);
   PQfinish(c);
 
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -388,6 +388,85 @@ static void a_failed_statement_tells_its_sqlstate_message_and_hint(void **state)
   drop_db(db);
 }
 
+static void owner_exec(const char *ci, const char *sql) {
+  PGconn *c = PQconnectdb(ci);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+}
+
+/* 0004 renames kotte_credentials' sealed columns to encrypted_username and
+ * encrypted_password. A database of the 0003 layout holding rows sealed by
+ * libkotte (made here by saving with this libkotte, then putting the table
+ * back into 0003's shape): refused until migrated; migrated, every row is
+ * there and opens to the same secrets. */
+static void credential_rows_survive_the_column_rename(void **state) {
+  (void)state;
+  char db[64], ci[512];
+  fresh_db(db, sizeof db, ci, sizeof ci);
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, NULL), 0);
+  kotte_runtime *rt;
+  kotte_pg_pool *pool;
+  open_pool(ci, &rt, &pool);
+  kotte_keyring *kr;
+  assert_int_equal(kotte_keyring_new(&kr, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                                     NULL), 0);
+  kotte_cred_backend *be;
+  kotte_cred_store *cs;
+  char ids[2][KOTTE_CRED_ID_LEN + 1];
+  static const char *const users[2] = { "reader", "writer" }, *const pws[2] = { "pw-1-Ω", "pw-2" };
+  assert_int_equal(kotte_cred_backend_postgresql_new(&be, pool), 0);
+  assert_int_equal(kotte_cred_store_open(&cs, rt, be, kr, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    kotte_cred_input in = KOTTE_CRED_INPUT_INIT;
+    in.name = users[i];
+    in.host = "db1";
+    in.port = 5432;
+    in.database = "graphs";
+    in.username = users[i];
+    in.password = pws[i];
+    kotte_cred *c;
+    assert_int_equal(kotte_cred_save_sync(cs, "alice", &in, &c, -1), 0);
+    memcpy(ids[i], kotte_cred_id(c), sizeof ids[i]);
+    kotte_cred_free(c);
+  }
+  kotte_cred_store_free(cs);
+  owner_exec(ci, "ALTER TABLE kotte_credentials RENAME encrypted_username TO username; "
+                 "ALTER TABLE kotte_credentials RENAME encrypted_password TO password; "
+                 "DELETE FROM kotte_schema_migrations WHERE version = 4");
+  assert_int_equal(kotte_cred_backend_postgresql_new(&be, pool), 0);
+  assert_int_equal(kotte_cred_store_open(&cs, rt, be, kr, NULL), KOTTE_ESCHEMA);
+  be->free(be);
+
+  unsigned int applied = 0;
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0);
+  assert_int_equal(applied, 1);
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM information_schema.columns WHERE table_name "
+                                  "= 'kotte_credentials' AND column_name IN ('encrypted_username', "
+                                  "'encrypted_password')"), 2);
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM information_schema.columns WHERE table_name "
+                                  "= 'kotte_credentials' AND column_name IN ('username', 'password')"),
+                   0);
+  assert_int_equal(scalar_int(ci, "SELECT count(*) FROM kotte_credentials"), 2);
+  assert_int_equal(kotte_pg_migrate(ci, SQL_DIR, NULL, &applied), 0); /* idempotent */
+  assert_int_equal(applied, 0);
+  assert_int_equal(kotte_cred_backend_postgresql_new(&be, pool), 0);
+  assert_int_equal(kotte_cred_store_open(&cs, rt, be, kr, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    kotte_cred *c;
+    assert_int_equal(kotte_cred_get_sync(cs, "alice", ids[i], &c, -1), 0);
+    assert_string_equal(kotte_cred_username(c), users[i]);
+    assert_string_equal(kotte_cred_password(c), pws[i]);
+    kotte_cred_free(c);
+  }
+  kotte_cred_store_free(cs);
+  kotte_keyring_free(kr);
+  kotte_pg_pool_free(pool);
+  kotte_runtime_free(rt);
+  drop_db(db);
+}
+
 /* KOTTE_PG_SCHEMA_VERSION is the newest file of sql/migrations. */
 static void the_needed_version_is_the_newest_migration(void **state) {
   (void)state;
@@ -412,6 +491,7 @@ int main(void) {
     cmocka_unit_test(stores_refuse_a_database_without_or_with_an_older_schema),
     cmocka_unit_test(a_failed_statement_tells_its_sqlstate_message_and_hint),
     cmocka_unit_test(the_needed_version_is_the_newest_migration),
+    cmocka_unit_test(credential_rows_survive_the_column_rename),
   };
   return cmocka_run_group_tests_name("pg migrate", tests, NULL, NULL);
 }
