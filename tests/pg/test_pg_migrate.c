@@ -284,6 +284,15 @@ static void connection_errors_never_show_the_password(void **state) {
 
 /* ---- the schema check, and what a failing statement tells its caller ---- */
 
+/* Runs @p sql on @p ci (the owner's conninfo). */
+static void owner_exec(const char *ci, const char *sql) {
+  PGconn *c = PQconnectdb(ci);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  PQfinish(c);
+}
+
 /* A runtime and a pool on @p ci (as the owner). */
 static void open_pool(const char *ci, kotte_runtime **rt, kotte_pg_pool **pool) {
   assert_int_equal(kotte_runtime_new(rt, NULL), 0);
@@ -340,9 +349,7 @@ static void stores_refuse_a_database_without_or_with_an_older_schema(void **stat
   char sql[128];
   snprintf(sql, sizeof sql, "DELETE FROM kotte_schema_migrations WHERE version = %d",
            KOTTE_PG_SCHEMA_VERSION);
-  PGconn *c = PQconnectdb(ci);
-  PQclear(PQexec(c, sql));
-  PQfinish(c);
+  owner_exec(ci, sql);
   assert_int_equal(kotte_pg_schema_check_sync(pool, &version, -1), KOTTE_ESCHEMA);
   assert_int_equal(version, KOTTE_PG_SCHEMA_VERSION - 1);
   snprintf(older, sizeof older, "at version %d", KOTTE_PG_SCHEMA_VERSION - 1);
@@ -369,9 +376,7 @@ static void a_failed_statement_tells_its_sqlstate_message_and_hint(void **state)
   assert_int_equal(kotte_session_store_open(&st, rt, be, NULL), 0);
   assert_string_equal(kotte_error_detail(), "");
   /* the table goes away under the running store (a restore, a careless DBA) */
-  PGconn *c = PQconnectdb(ci);
-  PQclear(PQexec(c, "DROP TABLE kotte_sessions"));
-  PQfinish(c);
+  owner_exec(ci, "DROP TABLE kotte_sessions");
   kotte_session *s = NULL;
   assert_int_equal(kotte_session_create_sync(st, "alice", NULL, &s, -1), KOTTE_EDB);
   const char *d = kotte_error_detail();
@@ -386,14 +391,6 @@ static void a_failed_statement_tells_its_sqlstate_message_and_hint(void **state)
   kotte_pg_pool_free(pool);
   kotte_runtime_free(rt);
   drop_db(db);
-}
-
-static void owner_exec(const char *ci, const char *sql) {
-  PGconn *c = PQconnectdb(ci);
-  PGresult *r = PQexec(c, sql);
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("%s: %s", sql, PQerrorMessage(c));
-  PQclear(r);
-  PQfinish(c);
 }
 
 /* 0004 renames kotte_credentials' sealed columns to encrypted_username and

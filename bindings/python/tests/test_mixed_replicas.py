@@ -25,7 +25,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import child_env, require_pg, settings_for
+from conftest import child_env, free_port, require_pg, settings_for, wait_http
 from libkotte import capi
 from standin_kotte import write_standin
 
@@ -56,12 +55,6 @@ def server_binary() -> str:
             pytest.fail(why + " but KOTTE_TEST_REQUIRE_SERVER=1")
         pytest.skip(why)
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Browser:
@@ -119,7 +112,7 @@ class Replicas:
         self.c_out = open(tmp / "kotte-server.log", "wb")
         self.c_proc = subprocess.Popen([self.binary], env=self.c_env, cwd=tmp,
                                        stdout=self.c_out, stderr=self.c_err)
-        py_port = _free_port()
+        py_port = free_port()
         self.py_err = open(tmp / "uvicorn.stderr", "wb")
         self.py_proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "libkotte.kotte.asgi:app", "--host", "127.0.0.1",
@@ -127,7 +120,8 @@ class Replicas:
             env=self.env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=self.py_err)
         self.py = f"http://127.0.0.1:{py_port}/api/v1"
         self.c = f"http://127.0.0.1:{self._c_port()}/api/v1"
-        self._wait(self.py, self.py_proc, tmp / "uvicorn.stderr")
+        wait_http(self.py + "/auth/me", self.py_proc, time.monotonic() + 60,
+                  lambda: (tmp / "uvicorn.stderr").read_text(errors="replace"))
 
     def _c_port(self) -> int:
         deadline = time.monotonic() + 60
@@ -145,19 +139,6 @@ class Replicas:
             time.sleep(0.05)
         raise AssertionError("kotte-server did not start: "
                              + (self.tmp / "kotte-server.stderr").read_text(errors="replace"))
-
-    @staticmethod
-    def _wait(base: str, proc: subprocess.Popen, err: Path) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"replica exited: {err.read_text(errors='replace')}")
-            try:
-                httpx.get(base + "/auth/me", timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"replica at {base} did not start")
 
     def stop(self) -> None:
         self.py_proc.terminate()

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import child_env, pg_connect_kwargs, require_pg, settings_for
+from conftest import child_env, free_port, pg_connect_kwargs, require_pg, settings_for
 from libkotte import SessionStore
 from libkotte.credentials import CredentialStore, KeyRing
 from libkotte.errors import DatabaseError, SchemaError
@@ -153,12 +153,8 @@ def test_the_dropin_stops_at_start_on_a_database_without_the_schema(fresh_db, tm
 
 
 def test_the_dropin_migrates_on_start_and_ready_tells_a_wrong_schema(fresh_db, tmp_path):
-    import socket
-
     db, ci = fresh_db
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = _dropin_env(tmp_path, db, KOTTE_MIGRATE_ON_START="true", DB_USER="kotte",
                       KOTTE_SQL_DIR=str(SQL))
     err = open(tmp_path / "uvicorn.stderr", "wb")
