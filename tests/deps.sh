@@ -3,7 +3,7 @@
 # Idempotent; needs root (or sudo). Usage: bash tests/deps.sh [build|test]
 set -eu
 what=${1:-test}
-pkgs="build-essential cmake pkg-config libuv1-dev libsodium-dev libcjson-dev libpq-dev uthash-dev libhttp-parser-dev"
+pkgs="build-essential cmake pkg-config libuv1-dev libsodium-dev libcjson-dev libpq-dev uthash-dev libhttp-parser-dev libssl-dev"
 if [ "$what" = test ]; then
   # Areas add their test packages as tests/deps.d/NAME.txt (one a line, # comments).
   extra=$(cat "$(dirname "$0")"/deps.d/*.txt 2>/dev/null | sed 's/#.*//' | tr -s ' \n' ' ')

@@ -302,6 +302,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %thread kotte_pg_pool_get_stats;
 %thread kotte_pg_pool_get_state;
 %thread kotte_pg_migrate;
+%thread kotte_pg_schema_check_sync;
 
 /* ---- what is not useful from Python --------------------------------------- */
 
@@ -370,6 +371,8 @@ KPY_OUT_HANDLE(kpy_aioq)
 %ignore kotte_pg_result_affected;
 %ignore kotte_pg_result_sqlstate;
 %ignore kotte_pg_result_error;
+%ignore kotte_pg_schema_check; /* async; Python uses the blocking one */
+%ignore kotte_pg_schema_cb;
 %ignore kotte_pg_migrate_options::progress;
 %ignore kotte_pg_migrate_options::progress_ctx;
 %ignore kpy_session_tuple;
@@ -445,6 +448,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %include "kotte/core.h"
 %include "kotte/runtime.h"
 %include "kotte/session.h"
+%apply int *OUTPUT { int *version }; /* kotte_pg_schema_check_sync: (status, version) */
 %include "kotte/pg.h"
 %include "kotte/credential.h"
 %include "kpy_aio.h"

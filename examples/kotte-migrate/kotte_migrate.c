@@ -11,11 +11,14 @@
  * DB_NAME, DB_USER and DB_PASSWORD (the password goes to libpq through
  * PGPASSWORD, never into a conninfo string or a message); libpq's own PG*
  * variables work too. The SQL folder is --sql-dir, else $KOTTE_SQL_DIR,
- * else the source tree's sql/. Exit status 0 on success, 1 on failure.
+ * else the installed share/kotte/sql, else the source tree's sql/. Exit
+ * status 0 on success (also when another migrator did the work: it waits
+ * for the advisory lock, then finds nothing to do), 1 on failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <kotte.h>
 #include <kotte/pg.h>
@@ -57,6 +60,9 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  struct stat st;
+  if ((sql_dir == NULL || *sql_dir == '\0') && stat(KOTTE_INSTALLED_SQL_DIR, &st) == 0)
+    sql_dir = KOTTE_INSTALLED_SQL_DIR;
   if (sql_dir == NULL || *sql_dir == '\0') sql_dir = KOTTE_DEFAULT_SQL_DIR;
   char built[2048] = "";
   if (conninfo == NULL) {

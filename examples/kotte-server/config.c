@@ -12,6 +12,15 @@
 
 #include <kotte.h>
 
+#include "cookie.h"
+
+#ifndef KS_INSTALLED_SQL_DIR
+#define KS_INSTALLED_SQL_DIR "/usr/local/share/kotte/sql"
+#endif
+#ifndef KS_SOURCE_SQL_DIR
+#define KS_SOURCE_SQL_DIR "sql"
+#endif
+
 const char *ks_storage_name(ks_storage s) {
   switch (s) {
     case KS_STORE_MEMORY: return "memory";
@@ -177,6 +186,11 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   STR(credential_path, "CREDENTIAL_STORAGE_PATH", "./data/connections.json");
   INT(session_max_age, "SESSION_MAX_AGE", 3600, 1, 366LL * 86400);
   INT(session_idle_timeout, "SESSION_IDLE_TIMEOUT", 1800, 1, 366LL * 86400);
+  STR(session_cookie_name, "SESSION_COOKIE_NAME", "kotte_session");
+  if (!ks_cookie_name_valid(cfg->session_cookie_name)) {
+    snprintf(err, errlen, "SESSION_COOKIE_NAME must be a cookie name (letters, digits, !#$%%&'*+-.^_`|~)");
+    return -1;
+  }
   STR(db_host, "DB_HOST", "localhost");
   INT(db_port, "DB_PORT", 5432, 1, 65535);
   STR(db_name, "DB_NAME", "postgres");
@@ -185,6 +199,10 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   INT(db_pool_min_size, "DB_POOL_MIN_SIZE", 1, 0, 1000);
   INT(db_pool_max_size, "DB_POOL_MAX_SIZE", 10, 1, 1000);
   INT(db_pipeline_depth, "KOTTE_DB_PIPELINE_DEPTH", 32, 1, 256);
+  if (env_bool(&cfg->migrate_on_start, "KOTTE_MIGRATE_ON_START", 0, err, errlen) != 0) return -1;
+  struct stat sql_st;
+  STR(sql_dir, "KOTTE_SQL_DIR",
+      stat(KS_INSTALLED_SQL_DIR, &sql_st) == 0 ? KS_INSTALLED_SQL_DIR : KS_SOURCE_SQL_DIR);
   if (cfg->db_pool_min_size > cfg->db_pool_max_size) {
     snprintf(err, errlen, "DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE");
     return -1;

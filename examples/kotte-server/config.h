@@ -25,12 +25,15 @@ typedef struct ks_config {
   char credential_path[1024];    /* CREDENTIAL_STORAGE_PATH (./data/connections.json) */
   int64_t session_max_age;       /* SESSION_MAX_AGE (3600) */
   int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
+  char session_cookie_name[65];  /* SESSION_COOKIE_NAME (kotte_session) */
   char db_host[256], db_name[128], db_user[128];
   int db_port;
   int db_connect_timeout;     /* DB_CONNECT_TIMEOUT, seconds (10) */
   unsigned db_pool_min_size;  /* DB_POOL_MIN_SIZE (1) */
   unsigned db_pool_max_size;  /* DB_POOL_MAX_SIZE (10) */
   unsigned db_pipeline_depth; /* KOTTE_DB_PIPELINE_DEPTH: queries per connection round trip (32) */
+  int migrate_on_start;       /* KOTTE_MIGRATE_ON_START (false): apply sql/ before serving */
+  char sql_dir[1024];         /* KOTTE_SQL_DIR: the sql/ folder it applies */
   int log_level;              /* LOG_LEVEL as a kotte_log_level */
   /* CORS_ORIGINS: a JSON array or comma-separated list (Kotte's default:
    * http://localhost:5173, http://localhost:3000); "*" allows any */

@@ -1,6 +1,8 @@
-/* The /api/v1/auth endpoints and /api/v1/session/status, as Kotte answers them. */
+/* The /api/v1/auth endpoints and /api/v1/session/status, as Kotte answers
+ * them, and the session cookie they set. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -8,6 +10,55 @@
 #include "metrics.h"
 #include "server.h"
 #include "users.h"
+
+/* ---- the session cookie (cookie.h) --------------------------------------- */
+
+/* Sets ex->set_cookie to @p payload signed now, with Starlette's attributes
+ * (path, Max-Age = SESSION_MAX_AGE, httponly, samesite=lax, secure in
+ * production), written as Starlette writes them. */
+static void sign_cookie(ks_ex *ex, const char *payload, size_t plen) {
+  const ks_config *cfg = &ex->srv->cfg;
+  char value[KS_COOKIE_VALUE_MAX + 1];
+  ex->set_cookie[0] = '\0';
+  if (ks_cookie_sign(&ex->srv->cookie_signer, payload, plen, (int64_t)time(NULL), value,
+                     sizeof value) < 0)
+    return;
+  snprintf(ex->set_cookie, sizeof ex->set_cookie,
+           "Set-Cookie: %s=%s; path=/; Max-Age=%lld; httponly; samesite=lax%s",
+           cfg->session_cookie_name, value, (long long)cfg->session_max_age,
+           cfg->production ? "; secure" : "");
+  sodium_memzero(value, sizeof value);
+}
+
+void ks_set_session_cookie(ks_ex *ex, const char *id, const char *csrf) {
+  if (id == NULL) { /* Starlette's answer to a session cleared by the request */
+    const ks_config *cfg = &ex->srv->cfg;
+    snprintf(ex->set_cookie, sizeof ex->set_cookie,
+             "Set-Cookie: %s=null; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+             "httponly; samesite=lax%s",
+             cfg->session_cookie_name, cfg->production ? "; secure" : "");
+    return;
+  }
+  char payload[KS_COOKIE_VALUE_MAX];
+  int n = ks_cookie_session_payload(id, csrf && csrf[0] ? csrf : NULL, payload, sizeof payload);
+  if (n > 0) sign_cookie(ex, payload, (size_t)n);
+  else ex->set_cookie[0] = '\0';
+  sodium_memzero(payload, sizeof payload);
+}
+
+void ks_session_cookie_read(ks_ex *ex) {
+  const char *v;
+  size_t vl;
+  if (!ks_cookie_value(ex->req, ex->srv->cfg.session_cookie_name, &v, &vl)) return;
+  ex->cookie_state = -1; /* present; good only if what follows says so */
+  size_t plen;
+  if (ks_cookie_unsign(&ex->srv->cookie_signer, v, vl, (int64_t)time(NULL),
+                       ex->srv->cfg.session_max_age, &plen) != 0)
+    return;
+  if (ks_cookie_session_read(v, plen, ex->cookie_id, ex->cookie_csrf) != 0) return;
+  ex->cookie_state = 1;
+  sign_cookie(ex, v, plen); /* Starlette signs a non-empty session anew on every answer */
+}
 
 /* ---- login ------------------------------------------------------------ */
 
@@ -47,7 +98,7 @@ static void on_session_created(int status, kotte_session *s, void *ud) {
    * (possibly one planted on it) ends here. */
   if (ex->cookie_state == 1 && ex->srv->sessions && strcmp(ex->cookie_id, kotte_session_id(s)) != 0)
     kotte_session_delete(ex->srv->sessions, ex->cookie_id, noop_status, NULL);
-  ks_set_session_cookie(ex, kotte_session_id(s));
+  ks_set_session_cookie(ex, kotte_session_id(s), lc->csrf);
   kotte_session_free(s);
   log_auth(ex, KOTTE_LOG_INFO, "auth_success", lc->user_id, lc->name, "user logged in");
   cJSON *b = cJSON_CreateObject();
@@ -159,7 +210,7 @@ static void on_logout_deleted(int status, void *ud) {
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(ex->sdata, "username");
   log_auth(ex, KOTTE_LOG_INFO, "auth_logout", kotte_session_user_id(ex->session),
            cJSON_IsString(name) ? name->valuestring : NULL, "user logged out");
-  ks_set_session_cookie(ex, NULL);
+  ks_set_session_cookie(ex, NULL, NULL);
   cJSON *b = cJSON_CreateObject();
   if (b) cJSON_AddBoolToObject(b, "logged_out", 1);
   ks_reply_json(ex, 200, b);
@@ -224,12 +275,15 @@ static void on_token_stored(int status, kotte_session *s, void *ud) {
     return;
   }
   kotte_session_free(s);
+  ks_set_session_cookie(ex, ex->cookie_id, ex->hctx); /* Kotte keeps it in the cookie too */
   reply_token(ex, ex->hctx);
 }
 
 void ks_h_csrf_token(ks_ex *ex) {
   const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
   if (cJSON_IsString(tok) && tok->valuestring[0]) {
+    if (strcmp(ex->cookie_csrf, tok->valuestring) != 0)
+      ks_set_session_cookie(ex, ex->cookie_id, tok->valuestring);
     reply_token(ex, tok->valuestring);
     return;
   }

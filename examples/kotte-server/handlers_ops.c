@@ -26,13 +26,14 @@ void ks_h_health(ks_ex *ex) {
 
 /* ---- ready ------------------------------------------------------------ */
 
-enum { CHECK_SESSIONS, CHECK_USERS, CHECK_CREDS, NCHECKS };
-static const char *const check_names[NCHECKS] = {"sessions", "users", "credentials"};
+enum { CHECK_SESSIONS, CHECK_USERS, CHECK_CREDS, CHECK_SCHEMA, NCHECKS };
+static const char *const check_names[NCHECKS] = {"sessions", "users", "credentials", "schema"};
 
 typedef struct ready_ctx {
   int waiting;
   int result[NCHECKS]; /* 0 answered, negative code otherwise, 1 not configured */
   char pg_reason[160]; /* PostgreSQL known to be away: why (ks_pg_pool_ready) */
+  char schema_detail[512]; /* why the schema check failed: the remedy, no secret */
 } ready_ctx;
 
 static void ready_done(ks_ex *ex) {
@@ -45,7 +46,7 @@ static void ready_done(ks_ex *ex) {
   cJSON *stores = cJSON_CreateObject();
   const char *backends[NCHECKS] = {
       ex->srv->sessions ? kotte_session_store_backend_name(ex->srv->sessions) : "closed",
-      ks_users_backend(ex->srv->users), ks_creds_backend(ex->srv->creds)};
+      ks_users_backend(ex->srv->users), ks_creds_backend(ex->srv->creds), "postgresql"};
   for (int i = 0; i < NCHECKS; i++) {
     if (rc->result[i] == 1) continue;
     cJSON *s = cJSON_AddObjectToObject(stores, check_names[i]);
@@ -53,7 +54,9 @@ static void ready_done(ks_ex *ex) {
     cJSON_AddBoolToObject(s, "ok", rc->result[i] == 0);
     if (rc->result[i] < 0) {
       cJSON_AddStringToObject(s, "error", kotte_err_name(rc->result[i]));
-      if (rc->pg_reason[0] && strcmp(backends[i], "postgresql") == 0)
+      if (i == CHECK_SCHEMA && rc->schema_detail[0])
+        cJSON_AddStringToObject(s, "reason", rc->schema_detail);
+      else if (rc->pg_reason[0] && strcmp(backends[i], "postgresql") == 0)
         cJSON_AddStringToObject(s, "reason", rc->pg_reason);
       ok = 0;
     }
@@ -94,6 +97,17 @@ static void on_creds_probe(int status, void *ud) {
   ready_done(ex);
 }
 
+static void on_schema_probe(int status, int version, void *ud) {
+  (void)version;
+  ks_ex *ex = ud;
+  ready_ctx *rc = ex->hctx;
+  rc->result[CHECK_SCHEMA] = status;
+  /* a missing or older schema (or why it could not be read), with its
+   * remedy: what an operator looking at an unready pod needs */
+  if (status != 0) snprintf(rc->schema_detail, sizeof rc->schema_detail, "%s", kotte_error_detail());
+  ready_done(ex);
+}
+
 void ks_h_ready(ks_ex *ex) {
   ready_ctx *rc = ks_ex_ctx(ex, sizeof *rc);
   if (rc == NULL) {
@@ -129,6 +143,17 @@ void ks_h_ready(ks_ex *ex) {
   } else {
     rc->waiting++;
     ks_creds_ping(ex->srv->creds, on_creds_probe, ex);
+  }
+  rc->result[CHECK_SCHEMA] = 1;
+  if (ex->srv->pool && pg != 0) {
+    rc->result[CHECK_SCHEMA] = pg; /* not asked: it would wait for a connection */
+  } else if (ex->srv->pool) {
+    rc->waiting++;
+    int src = kotte_pg_schema_check(ex->srv->pool, on_schema_probe, ex);
+    if (src != 0) {
+      rc->result[CHECK_SCHEMA] = src;
+      rc->waiting--;
+    }
   }
 #undef ON_PG
   ready_done(ex);

@@ -45,6 +45,9 @@ static void usage(FILE *out) {
       "SESSION_STORAGE_TYPE and CREDENTIAL_STORAGE_TYPE (memory|json_file|postgresql;\n"
       "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
       "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
+      "SESSION_SECRET_KEY (signs the session cookie), SESSION_COOKIE_NAME (kotte_session),\n"
+      "KOTTE_MIGRATE_ON_START (false: a missing or older schema stops the start) and\n"
+      "KOTTE_SQL_DIR (the sql/ folder it applies),\n"
       "DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD, MASTER_ENCRYPTION_KEY, ENVIRONMENT,\n"
       "LOG_LEVEL, KOTTE_USERS_FILE (./data/users), ADMIN_PASSWORD (seeds the user admin),\n"
       "KOTTE_MAX_HEADER_SIZE, KOTTE_MAX_HEADERS, KOTTE_MAX_BODY_SIZE, KOTTE_READ_TIMEOUT_MS,\n"
@@ -325,6 +328,36 @@ static void log_started(ks_server *srv) {
   ks_log_lifecycle("listening", f, msg);
 }
 
+/* The cookie's signing key: SESSION_SECRET_KEY, as Kotte signs its cookie
+ * with it. Kotte refuses to start in production without one and otherwise
+ * makes up a key of its own; so does this server (sessions then do not
+ * survive a restart, and other replicas cannot read its cookies). */
+static int cookie_signer(ks_server *srv, char *err, size_t errlen) {
+  const char *secret = getenv("SESSION_SECRET_KEY");
+  if (secret && *secret) {
+    if (ks_cookie_signer_init(&srv->cookie_signer, secret, strlen(secret)) == 0) return 0;
+    snprintf(err, errlen, "SESSION_SECRET_KEY: cannot derive the cookie key (libcrypto)");
+    return -1;
+  }
+  if (srv->cfg.production) {
+    snprintf(err, errlen, "SESSION_SECRET_KEY must be set in production environment");
+    return -1;
+  }
+  char made[KOTTE_TOKEN_LEN + 1];
+  int rc = kotte_token_generate(made) == 0 &&
+                   ks_cookie_signer_init(&srv->cookie_signer, made, strlen(made)) == 0
+               ? 0
+               : -1;
+  sodium_memzero(made, sizeof made);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot make a session cookie key");
+    return -1;
+  }
+  ks_logf(KOTTE_LOG_WARN, "session_secret_generated",
+          "SESSION_SECRET_KEY not set, using generated key. Set SESSION_SECRET_KEY in production!");
+  return 0;
+}
+
 static int serve(int argc, char **argv) {
   static ks_server srv; /* static: reachable from signal callbacks, zeroed */
   char err[1024];
@@ -348,9 +381,10 @@ static int serve(int argc, char **argv) {
   uv_loop_init(&loop);
   srv.loop = &loop;
 
-  int rc = 0;
-  if (ks_config_uses_pg(&srv.cfg))
+  int rc = cookie_signer(&srv, err, sizeof err);
+  if (rc == 0 && ks_config_uses_pg(&srv.cfg))
     rc = ks_pg_pool_open(&srv.pool, &loop, &srv.cfg, err, sizeof err);
+  if (rc == 0 && srv.pool) rc = ks_pg_schema_startup(srv.pool, &loop, &srv.cfg, err, sizeof err);
   if (rc == 0) rc = open_sessions(&srv, err, sizeof err);
   if (rc == 0) rc = open_users(&srv, err, sizeof err);
   if (rc == 0) rc = ks_creds_open(&srv.creds, &loop, srv.pool, &srv.cfg, err, sizeof err);
@@ -395,6 +429,7 @@ static int serve(int argc, char **argv) {
     ks_metrics_free(srv.metrics);
     ks_rl_free(srv.rl_client);
     ks_rl_free(srv.rl_user);
+    ks_cookie_signer_wipe(&srv.cookie_signer);
     return 1;
   }
 
@@ -412,6 +447,7 @@ static int serve(int argc, char **argv) {
   ks_metrics_free(srv.metrics);
   ks_rl_free(srv.rl_client);
   ks_rl_free(srv.rl_user);
+  ks_cookie_signer_wipe(&srv.cookie_signer);
   ks_lifecyclef("stopped", "kotte-server stopped");
   return 0;
 }

@@ -9,6 +9,8 @@
 
 #include <kotte.h>
 
+#include "log.h"
+
 /* Appends key='value' with libpq's quoting (backslash and quote escaped). */
 static void put(char *buf, size_t cap, size_t *len, const char *key, const char *value) {
   if (*len + strlen(key) + 4 >= cap) return;
@@ -128,4 +130,59 @@ int ks_pg_session_secret(unsigned char **out, size_t *len, char *err, size_t err
 oom:
   snprintf(err, errlen, "out of memory");
   return -1;
+}
+
+typedef struct schema_wait {
+  int done, status, version;
+  char detail[1024];
+} schema_wait;
+
+static void on_schema(int status, int version, void *ud) {
+  schema_wait *w = ud;
+  w->done = 1;
+  w->status = status;
+  w->version = version;
+  snprintf(w->detail, sizeof w->detail, "%s", kotte_error_detail());
+}
+
+int ks_pg_schema_startup(kotte_pg_pool *pool, uv_loop_t *loop, const ks_config *cfg, char *err,
+                         size_t errlen) {
+  if (cfg->migrate_on_start) {
+    char *ci = ks_pg_conninfo(cfg);
+    if (ci == NULL) {
+      snprintf(err, errlen, "out of memory");
+      return -1;
+    }
+    unsigned applied = 0;
+    ks_logf(KOTTE_LOG_INFO, "schema_migrating",
+            "KOTTE_MIGRATE_ON_START: applying %.900s (waits for any other migrator)", cfg->sql_dir);
+    int rc = kotte_pg_migrate(ci, cfg->sql_dir, NULL, &applied);
+    ks_pg_conninfo_free(ci);
+    if (rc != 0) {
+      snprintf(err, errlen, "KOTTE_MIGRATE_ON_START: %s: %s", kotte_strerror(rc),
+               kotte_error_detail());
+      return -1;
+    }
+    ks_logf(KOTTE_LOG_INFO, "schema_migrated", "%u migration(s) applied", applied);
+  }
+  schema_wait w = {0, 0, -1, ""};
+  int rc = kotte_pg_schema_check(pool, on_schema, &w);
+  if (rc != 0) {
+    snprintf(err, errlen, "schema check: %s %s", kotte_strerror(rc), kotte_error_detail());
+    return -1;
+  }
+  while (!w.done) uv_run(loop, UV_RUN_ONCE);
+  if (w.status == KOTTE_ESCHEMA) {
+    snprintf(err, errlen, "%s", w.detail);
+    return -1;
+  }
+  if (w.status != 0)
+    ks_logf(KOTTE_LOG_WARN, "schema_unchecked",
+            "the database schema could not be checked at start (%s: %s); /api/v1/ready checks "
+            "it again",
+            kotte_err_name(w.status), w.detail);
+  else
+    ks_logf(KOTTE_LOG_INFO, "schema_ok", "database schema version %d (needs %d)", w.version,
+            KOTTE_PG_SCHEMA_VERSION);
+  return 0;
 }

@@ -30,6 +30,15 @@ int ks_pg_pool_open(kotte_pg_pool **out, uv_loop_t *loop, const ks_config *cfg, 
  * trying to run, so that readiness returns once the database does. */
 int ks_pg_pool_ready(kotte_pg_pool *pool, char *reason, size_t n);
 
+/* The schema at start-up, with @p pool open on @p loop (before serving):
+ * with KOTTE_MIGRATE_ON_START, kotte_pg_migrate() of KOTTE_SQL_DIR first
+ * (DB_USER must then be the database owner; concurrent starts take turns
+ * under its advisory lock); then kotte_pg_schema_check(). A missing or
+ * older schema stops the start: -1 with the check's message in err. A
+ * database that cannot be asked now does not (logged; /ready tells). */
+int ks_pg_schema_startup(kotte_pg_pool *pool, uv_loop_t *loop, const ks_config *cfg, char *err,
+                         size_t errlen);
+
 /* The key material of the postgresql session backend, the same on every
  * replica and the same as libkotte's Python drop-in derives:
  * SESSION_SECRET_KEY's bytes (at least 16), else BLAKE2b-256 of

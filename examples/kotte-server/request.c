@@ -6,34 +6,40 @@
 
 #include <sodium.h>
 
-int ks_cookie_session_id(const ks_request *req, char id[KOTTE_SESSION_ID_LEN + 1]) {
-  for (unsigned i = 0; i < req->nheaders; i++) {
-    const ks_header *h = &req->headers[i];
-    if (strcasecmp(h->name, "cookie") != 0) continue;
-    const char *p = h->value;
-    while (*p) {
-      while (*p == ' ' || *p == '\t' || *p == ';') p++;
-      const char *name = p;
-      const char *eq = NULL;
-      while (*p && *p != ';') {
-        if (*p == '=' && !eq) eq = p;
-        p++;
+int ks_cookie_value(const ks_request *req, const char *name, const char **value, size_t *len) {
+  /* Starlette reads the first Cookie header; within it, the last pair
+   * with the name wins, its value unquoted. Hand-written: a Cookie header
+   * is "k=v; k=v" pairs (RFC 6265 section 4.2.1), and no library already
+   * linked here splits it. */
+  const ks_header *h = ks_request_header(req, "cookie");
+  if (h == NULL) return 0;
+  size_t name_len = strlen(name);
+  const char *v = NULL;
+  size_t vl = 0;
+  const char *p = h->value, *end = h->value + h->value_len;
+  while (p < end) {
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    const char *chunk_end = semi ? semi : end;
+    const char *eq = memchr(p, '=', (size_t)(chunk_end - p));
+    if (eq) {
+      const char *k = p, *ke = eq;
+      while (k < ke && (*k == ' ' || *k == '\t')) k++;
+      while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+      if ((size_t)(ke - k) == name_len && memcmp(k, name, name_len) == 0) {
+        const char *vs = eq + 1, *ve = chunk_end;
+        while (vs < ve && (*vs == ' ' || *vs == '\t')) vs++;
+        while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        if (ve - vs >= 2 && vs[0] == '"' && ve[-1] == '"') vs++, ve--;
+        v = vs;
+        vl = (size_t)(ve - vs);
       }
-      if (eq == NULL || (size_t)(eq - name) != 13 || strncmp(name, "kotte_session", 13) != 0)
-        continue;
-      const char *v = eq + 1;
-      size_t vl = (size_t)(p - v);
-      while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
-      if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') v++, vl -= 2;
-      if (vl == KOTTE_SESSION_ID_LEN) {
-        memcpy(id, v, vl);
-        id[vl] = '\0';
-        if (kotte_token_is_valid(id)) return 1;
-      }
-      return -1;
     }
+    p = semi ? semi + 1 : end;
   }
-  return 0;
+  if (v == NULL) return 0;
+  *value = v;
+  *len = vl;
+  return 1;
 }
 
 int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata) {

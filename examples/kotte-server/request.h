@@ -1,5 +1,5 @@
 /* kotte-server: reading the parts of a request that decide who is asking
- * and what they send: the kotte_session cookie, the CSRF header checked
+ * and what they send: the session cookie, the CSRF header checked
  * against the session's token, and the JSON body. No answer is sent here
  * (the router and handlers answer), so the fuzz target can call them on
  * any bytes (tests/fuzz/fuzz_request.c). */
@@ -12,11 +12,12 @@
 
 #include "http.h"
 
-/* The kotte_session cookie among the Cookie header fields: 1 with the id
- * in @p id when it is well-formed (a libkotte token), -1 when it is there
- * but cannot be ours (e.g. "null" after a logout; @p id may then hold
- * bytes to wipe), 0 when there is none. */
-int ks_cookie_session_id(const ks_request *req, char id[KOTTE_SESSION_ID_LEN + 1]);
+/* The cookie @p name as Starlette finds it: in the first Cookie header
+ * field, the last pair with that name, surrounding blanks and one pair of
+ * double quotes removed. 1 with *value pointing into the header (@p *len
+ * bytes, not NUL-terminated), or 0 when there is none. Verifying it is
+ * cookie.h's job (ks_cookie_unsign, ks_cookie_session_read). */
+int ks_cookie_value(const ks_request *req, const char *name, const char **value, size_t *len);
 
 /* 1 if the request's X-CSRF-Token is non-empty and equal (compared in
  * constant time) to the string csrf_token of the session data @p sdata. */

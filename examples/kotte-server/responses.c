@@ -1,4 +1,4 @@
-/* Answers: JSON bodies, Kotte's error envelope, the session cookie, the
+/* Answers: JSON bodies, Kotte's error envelope, the
  * headers every answer carries, and the access log line and metrics of
  * each exchange. */
 #include <stdio.h>
@@ -22,7 +22,7 @@ static const char security_headers[] =
 
 static void finish(ks_ex *ex, int status, const char *content_type, const char *body, size_t len) {
   ks_server *srv = ex->srv;
-  char headers[2048];
+  char headers[2048 + sizeof ex->set_cookie];
   int n = snprintf(headers, sizeof headers, "%s%s%s%sX-Request-ID: %s\r\n%s%s%s%s",
                    security_headers, content_type ? "Content-Type: " : "",
                    content_type ? content_type : "", content_type ? "\r\n" : "", ex->request_id,
@@ -30,6 +30,10 @@ static void finish(ks_ex *ex, int status, const char *content_type, const char *
   if (n < 0 || (size_t)n >= sizeof headers) headers[0] = '\0';
   /* a request the HTTP layer refused is answered and closed */
   ks_conn_respond(ex->conn, status, headers, body, len, ex->req == NULL);
+  if (ex->set_cookie[0]) { /* a session cookie is a bearer credential */
+    sodium_memzero(headers, sizeof headers);
+    sodium_memzero(ex->set_cookie, sizeof ex->set_cookie);
+  }
 
   double secs = (double)(uv_hrtime() - ex->start_ns) / 1e9;
   const char *method = ex->req ? http_method_str(ex->req->method) : "-";
@@ -54,6 +58,7 @@ static void finish(ks_ex *ex, int status, const char *content_type, const char *
   cJSON_Delete(ex->sdata); /* session data holds the CSRF token */
   srv->exchanges--;
   sodium_memzero(ex->cookie_id, sizeof ex->cookie_id);
+  sodium_memzero(ex->cookie_csrf, sizeof ex->cookie_csrf);
   if (ex->hctx) {
     sodium_memzero(ex->hctx, ex->hctx_size); /* may hold a CSRF token */
     free(ex->hctx);
@@ -163,20 +168,6 @@ void ks_reply_invalid(ks_ex *ex, const char *field, const char *msg, const char 
   }
   ks_reply_error(ex, 422, "QUERY_VALIDATION_ERROR", "validation", "Request validation failed",
                  details, 0);
-}
-
-void ks_set_session_cookie(ks_ex *ex, const char *id) {
-  /* Starlette's SessionMiddleware spelling, which Kotte's clients see. */
-  const char *secure = ex->srv->cfg.production ? "; secure" : "";
-  if (id)
-    snprintf(ex->set_cookie, sizeof ex->set_cookie,
-             "Set-Cookie: kotte_session=%s; path=/; Max-Age=%lld; httponly; samesite=lax%s", id,
-             (long long)ex->srv->cfg.session_max_age, secure);
-  else
-    snprintf(ex->set_cookie, sizeof ex->set_cookie,
-             "Set-Cookie: kotte_session=null; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; "
-             "httponly; samesite=lax%s",
-             secure);
 }
 
 cJSON *ks_body_object(ks_ex *ex) {

@@ -363,7 +363,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
                     xff ? xff->value : NULL, xff ? xff->value_len : 0);
   if (cors(ex)) return; /* preflights: answered first, as Kotte's CORS middleware does */
-  ex->cookie_state = ks_cookie_session_id(req, ex->cookie_id);
+  ks_session_cookie_read(ex);
   for (size_t i = 0; i < NROUTES; i++) {
     char param[sizeof ex->param];
     if (!match(routes[i].pattern, req->path, param, sizeof param)) continue;

@@ -12,6 +12,7 @@
 
 #include "client_ip.h"
 #include "config.h"
+#include "cookie.h"
 #include "http.h"
 #include "ratelimit.h"
 #include "request.h"
@@ -33,6 +34,7 @@ typedef struct ks_server {
   ks_creds *creds;
   ks_users *users;
   ks_metrics *metrics;
+  ks_cookie_signer cookie_signer; /* from SESSION_SECRET_KEY */
   /* rate limits; NULL when RATE_LIMIT_ENABLED is false */
   ks_rl *rl_client; /* RATE_LIMIT_PER_MINUTE per client address */
   ks_rl *rl_user;   /* RATE_LIMIT_PER_USER per user */
@@ -64,14 +66,15 @@ typedef struct ks_ex {
   ks_rl_key rl_key;
   uint32_t rl_sec;
   char rl_headers[160]; /* X-RateLimit-* when admitted, Retry-After when refused */
-  /* the kotte_session cookie */
-  int cookie_state; /* 0 none, 1 well-formed, -1 malformed */
+  /* the session cookie (SESSION_COOKIE_NAME), as Starlette reads it */
+  int cookie_state; /* 0 none, 1 signed and in date, -1 anything else */
   char cookie_id[KOTTE_SESSION_ID_LEN + 1];
+  char cookie_csrf[KOTTE_TOKEN_LEN + 1]; /* its csrf_token, or "" */
   /* the session, once loaded */
   kotte_session *session;
   cJSON *sdata; /* its data, parsed */
   /* extra response headers */
-  char set_cookie[160];
+  char set_cookie[KS_COOKIE_VALUE_MAX + 256];
   char cors[512];                 /* Access-Control-* lines for an allowed Origin */
   void (*next)(struct ks_ex *ex); /* what ks_with_session() continues with */
   void *hctx;                     /* a handler's own state, wiped and freed at the end */
@@ -99,8 +102,12 @@ void ks_reply_store_error(ks_ex *ex, int rc, const char *what); /* 503/500 by co
 /* 422 with the error envelope; details.errors = [{loc:["body",field], msg, type}] */
 void ks_reply_invalid(ks_ex *ex, const char *field, const char *msg, const char *type);
 
-/* Sets the session cookie to @p id, or clears it when @p id is NULL. */
-void ks_set_session_cookie(ks_ex *ex, const char *id);
+/* The session cookie (handlers_auth.c). ks_session_cookie_read() reads
+ * the request's and, when it is good, answers with it signed anew, as
+ * Starlette does on every response; ks_set_session_cookie() sets it to
+ * session @p id with @p csrf (may be NULL), or clears it when @p id is NULL. */
+void ks_session_cookie_read(ks_ex *ex);
+void ks_set_session_cookie(ks_ex *ex, const char *id, const char *csrf);
 
 /* ---- request helpers ------------------------------------------------ */
 

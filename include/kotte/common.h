@@ -53,7 +53,8 @@ extern "C" {
   X(ETOOMANYWAITERS, -20, "too many requests waiting for a connection")      \
   X(EINTERNAL, -21, "internal error")                                        \
   X(ELOCK, -22, "could not lock the store file")                             \
-  X(ECONFLICT, -23, "the record changed concurrently; try again")
+  X(ECONFLICT, -23, "the record changed concurrently; try again")             \
+  X(ESCHEMA, -24, "the database schema is missing or older than this libkotte needs")
 
 /** Error codes: 0 is success, everything else is negative. */
 typedef enum kotte_errno {
@@ -61,7 +62,7 @@ typedef enum kotte_errno {
 #define KOTTE__ERRNO_ENUM(name, val, desc) KOTTE_##name = (val),
   KOTTE_ERRNO_MAP(KOTTE__ERRNO_ENUM)
 #undef KOTTE__ERRNO_ENUM
-  KOTTE__ERRNO_LAST = -23
+  KOTTE__ERRNO_LAST = -24
 } kotte_errno;
 
 /**
@@ -77,8 +78,20 @@ KOTTE_EXTERN const char *kotte_strerror(int code);
 KOTTE_EXTERN const char *kotte_err_name(int code);
 
 /**
- * A detail message for the last failing call made on this thread, for
- * example the path of a corrupt store file, or "" when there is none.
+ * A detail message for the failure of the current call on this thread, for
+ * example the path of a corrupt store file, or "" when there is none; never
+ * a message left by an earlier call (every libkotte function that returns
+ * a status clears it first).
+ *
+ * - After a call that returned a negative code: what went wrong in it.
+ * - Inside an asynchronous operation's callback with a negative status (on
+ *   the loop thread): what went wrong in that operation. After a blocking
+ *   (*_sync) call: what went wrong in the operation it waited for.
+ * - A PostgreSQL failure reads
+ *   "WHO: SQLSTATE XXXXX: PostgreSQL's message; hint: what to do"
+ *   (PostgreSQL's primary message only: its DETAIL and CONTEXT, which can
+ *   quote row values, are left out).
+ *
  * Thread-local; valid until the next libkotte call on the same thread.
  * Never contains a secret (no password, token, key or conninfo).
  */

@@ -323,6 +323,42 @@ typedef struct kotte_pg_migrate_options {
 KOTTE_EXTERN int kotte_pg_migrate(const char *conninfo, const char *sql_dir,
                                   const kotte_pg_migrate_options *opts, unsigned int *applied);
 
+/* ---- schema check -------------------------------------------------------- */
+
+/**
+ * The schema version this libkotte needs: the newest migration of the
+ * sql/migrations it was built with (kotte_schema_migrations.version).
+ */
+#define KOTTE_PG_SCHEMA_VERSION 4
+
+/**
+ * Receives the outcome of kotte_pg_schema_check(): 0 when the database's
+ * schema is at KOTTE_PG_SCHEMA_VERSION or newer; KOTTE_ESCHEMA when it is
+ * missing (@p version 0) or older (@p version is what it has), with
+ * kotte_error_detail() naming the version found, the version needed and
+ * the command that migrates; or the pool's error (KOTTE_EDB,
+ * KOTTE_EPOOLTIMEOUT, ...; @p version -1), explained in the detail.
+ */
+typedef void (*kotte_pg_schema_cb)(int status, int version, void *userdata);
+
+/**
+ * Asks @p pool's database for its libkotte schema version. Returns 0 (then
+ * @p cb runs exactly once, later, on the loop thread) or KOTTE_EINVAL,
+ * KOTTE_ENOMEM, KOTTE_ECLOSED, KOTTE_ETOOMANYWAITERS. Loop thread. Stores
+ * opened with kotte_session_store_open() / kotte_cred_store_open() on a
+ * postgresql backend run it themselves; programs that own their loop (and
+ * use *_store_new) run it at start-up.
+ */
+KOTTE_EXTERN int kotte_pg_schema_check(kotte_pg_pool *pool, kotte_pg_schema_cb cb,
+                                       void *userdata);
+
+/**
+ * The same, blocking, for a pool from kotte_pg_pool_open(): 0,
+ * KOTTE_ESCHEMA, the pool's error or KOTTE_ETIMEDOUT; *version (may be
+ * NULL) as in kotte_pg_schema_cb. Any thread but the runtime's.
+ */
+KOTTE_EXTERN int kotte_pg_schema_check_sync(kotte_pg_pool *pool, int *version, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

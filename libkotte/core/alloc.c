@@ -16,6 +16,7 @@ static void *cjson_malloc(size_t n) { return current.malloc_fn(n, current.ctx); 
 static void cjson_free(void *p) { current.free_fn(p, current.ctx); }
 
 int kotte_set_allocator(const kotte_allocator *a) {
+  kotte__clear_detail();
   if (a == NULL) {
     current = (kotte_allocator){ std_malloc, std_realloc, std_free, NULL };
     cJSON_InitHooks(NULL);

@@ -21,9 +21,20 @@ void kotte__free(void *p);
 char *kotte__strdup(const char *s);
 char *kotte__strndup(const char *s, size_t n);
 
-/* Sets the thread's kotte_error_detail() message and returns @p code. */
+/* Sets the thread's kotte_error_detail() message, as the explanation of
+ * @p code, and returns @p code. Every public function that returns a status
+ * clears the detail first (kotte__clear_detail()), so that it only ever
+ * describes the current call. */
 int kotte__fail(int code, const char *fmt, ...) KOTTE__PRINTF(2, 3);
 void kotte__clear_detail(void);
+/* The thread's detail if it was written for @p code (non-zero), else "". */
+const char *kotte__detail_for(int code);
+/* A heap copy (kotte__free) of kotte__detail_for(@p code), or NULL when
+ * there is none; clears the thread's detail. The stores keep it with the
+ * operation until its callback. */
+char *kotte__detail_take(int code);
+/* Makes @p text the thread's detail for @p code; NULL, "" or code 0 clear it. */
+void kotte__detail_set(int code, const char *text);
 
 /* Logging through the hook; cheap when no hook is installed. */
 int kotte__log_enabled(kotte_log_level level);

@@ -23,6 +23,7 @@ kotte_time kotte_clock_now(void) {
 }
 
 int kotte_token_generate(char out[KOTTE_TOKEN_LEN + 1]) {
+  kotte__clear_detail();
   unsigned char raw[32];
   if (kotte__init() != 0) return kotte__fail(KOTTE_EINTERNAL, "libsodium failed to initialise");
   randombytes_buf(raw, sizeof raw);

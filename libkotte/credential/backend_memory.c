@@ -106,6 +106,7 @@ static const kotte_cred_backend mem_vtable = {
 };
 
 int kotte_cred_backend_memory_new(kotte_cred_backend **out) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   mem_backend *m = kotte__calloc(1, sizeof *m);

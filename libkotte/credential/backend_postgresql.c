@@ -6,10 +6,11 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "credential/credential_internal.h"
 #include "kotte/pg.h"
 #include "kotte/sys/credential_backend.h"
+#include "pg/pg_diag.h"
 #include "pg/pg_params.h"
-
 
 #define T_BOOL 16u
 #define T_BYTEA 17u
@@ -18,8 +19,11 @@
 #define T_TSTZ 1184u
 #define T_UUID 2950u
 
-#define COLS "id, user_id, name, host, port, database, sslmode, username, password, key_id, " \
-             "created_at, updated_at"
+/* The sealed blobs are in encrypted_username / encrypted_password (named so
+ * since migration 0004: a DBA reading the table sees that they are not
+ * plaintext). */
+#define COLS "id, user_id, name, host, port, database, sslmode, encrypted_username, " \
+             "encrypted_password, key_id, created_at, updated_at"
 
 enum { C_INSERT, C_GET, C_LIST, C_UPDATE, C_REMOVE, C_SCAN, C_COUNT_KEYS, C_COUNT };
 
@@ -42,11 +46,13 @@ static const struct {
   /* a NULL value leaves the column as it is; a NULL expectation checks nothing */
   [C_UPDATE] = { "UPDATE kotte_credentials SET name = coalesce($3, name), host = coalesce($4, host), "
                  "port = coalesce($5, port), database = coalesce($6, database), "
-                 "sslmode = coalesce($7, sslmode), username = coalesce($8, username), "
-                 "password = coalesce($9, password), key_id = coalesce($10, key_id), "
-                 "updated_at = coalesce($11, updated_at) WHERE id = $1 AND user_id = $2 "
-                 "AND ($12::text IS NULL OR key_id = $12) AND ($13::bytea IS NULL OR username = $13) "
-                 "AND ($14::bytea IS NULL OR password = $14) RETURNING " COLS,
+                 "sslmode = coalesce($7, sslmode), "
+                 "encrypted_username = coalesce($8, encrypted_username), "
+                 "encrypted_password = coalesce($9, encrypted_password), "
+                 "key_id = coalesce($10, key_id), updated_at = coalesce($11, updated_at) "
+                 "WHERE id = $1 AND user_id = $2 AND ($12::text IS NULL OR key_id = $12) "
+                 "AND ($13::bytea IS NULL OR encrypted_username = $13) "
+                 "AND ($14::bytea IS NULL OR encrypted_password = $14) RETURNING " COLS,
                  14, { T_UUID, T_TEXT, T_TEXT, T_TEXT, T_INT4, T_TEXT, T_TEXT, T_BYTEA, T_BYTEA,
                        T_TEXT, T_TSTZ, T_TEXT, T_BYTEA, T_BYTEA } },
   [C_REMOVE] = { "DELETE FROM kotte_credentials WHERE id = $1 AND user_id = $2", 2, { T_UUID, T_TEXT } },
@@ -132,11 +138,11 @@ static void decode(const kotte_pg_result *r, int row, kotte_cred_record *rec,
 /* ---- running statements -------------------------------------------------------- */
 
 static int map_error(int status, const kotte_pg_result *res) {
-  if (status != KOTTE_EDB) return status;
+  if (status != KOTTE_EDB) return kotte__pg_fail(status, "postgresql credential backend", res);
   const char *code = kotte_pg_result_sqlstate(res);
   if (strcmp(code, "23505") == 0) return KOTTE_EEXISTS; /* id, or (user_id, name) */
   if (strcmp(code, "23514") == 0 || strcmp(code, "22P02") == 0) return KOTTE_EINVAL;
-  return kotte__fail(KOTTE_EDB, "postgresql credential backend: %s", *code ? code : "connection lost");
+  return kotte__pg_fail(status, "postgresql credential backend", res);
 }
 
 static void on_result(int status, const kotte_pg_result *res, void *ud) {
@@ -310,7 +316,12 @@ static const kotte_cred_backend pgc_vtable = {
   .free = pgc_free,
 };
 
+kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be) {
+  return be && be->free == pgc_vtable.free ? ((const pg_cred_backend *)be)->pool : NULL;
+}
+
 int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *pool) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (pool == NULL) return kotte__fail(KOTTE_EINVAL, "postgresql credential backend: no pool");

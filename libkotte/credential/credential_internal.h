@@ -6,7 +6,11 @@
 #include <stdatomic.h>
 
 #include "core/internal.h"
+#include "kotte/pg.h"
 #include "kotte/sys/credential_backend.h"
+
+/* The pool of a postgresql backend from this library, else NULL. */
+kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be);
 
 /* ---- key ring ----------------------------------------------------------- */
 

@@ -287,9 +287,11 @@ static int start_report(kotte_cred_store *st, kotte_cred_report_cb cb, void *use
 }
 
 int kotte_cred_rewrap(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
+  kotte__clear_detail();
   return start_report(st, cb, userdata, 1);
 }
 
 int kotte_cred_key_usage(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
+  kotte__clear_detail();
   return start_report(st, cb, userdata, 0);
 }

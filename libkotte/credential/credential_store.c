@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "credential/credential_store_internal.h"
+#include "pg/pg_diag.h"
 
 /* ---- delivery ----------------------------------------------------------- */
 
@@ -24,6 +25,7 @@ static void op_free(cred_op *o) {
   }
   kotte__cred_rewrap_state_free(o);
   kotte__free(o->user_id);
+  kotte__free(o->detail);
   kotte__free(o);
 }
 
@@ -38,6 +40,9 @@ static void deliver(cred_op *o) {
     kotte_cred_report_free(o->report);
     o->report = NULL;
   }
+  /* during the callback (and until the next libkotte call on this
+   * thread), kotte_error_detail() describes this operation */
+  kotte__detail_set(o->status, o->detail);
   switch (o->kind) {
   case OP_CRED: o->cb.cred(o->status, o->cred, o->userdata); break;
   case OP_STATUS: o->cb.status(o->status, o->userdata); break;
@@ -62,6 +67,10 @@ void kotte__cred_enqueue(cred_op *o, void (*run)(cred_op *)) {
 
 void kotte__cred_complete(cred_op *o, int status) {
   o->status = status;
+  /* the explanation the backend (or the store) just wrote, kept with the
+   * operation: other operations may fail before its callback runs */
+  kotte__free(o->detail);
+  o->detail = status != 0 ? kotte__detail_take(status) : NULL;
   if (o->starting) kotte__cred_enqueue(o, deliver);
   else deliver(o);
 }
@@ -173,6 +182,7 @@ static int check_options(const kotte_cred_options *opts) {
 
 int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_backend *be,
                          kotte_keyring *kr, const kotte_cred_options *opts) {
+  kotte__clear_detail();
   kotte_cred_options defaults = KOTTE_CRED_OPTIONS_INIT;
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
@@ -251,8 +261,13 @@ static int open_on_loop(void *arg) {
 
 int kotte_cred_store_open(kotte_cred_store **out, kotte_runtime *rt, kotte_cred_backend *be,
                           kotte_keyring *kr, const kotte_cred_options *opts) {
+  kotte__clear_detail();
   if (out == NULL || rt == NULL) return KOTTE_EINVAL;
   *out = NULL;
+  /* a database without libkotte's schema, or an older one, is refused here
+   * with its remedy, not at the first saved connection */
+  int rc = kotte__pg_schema_verify(kotte__cred_backend_pg_pool(be));
+  if (rc != 0) return rc;
   open_call c = { out, rt, be, kr, opts };
   return kotte_runtime_run(rt, open_on_loop, &c);
 }
@@ -315,6 +330,7 @@ static void on_inserted(int status, void *ctx) {
 
 int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_input *in,
                     kotte_cred_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_user(user_id);
   if (rc == 0) rc = kotte__cred_input_check(in, KOTTE_CRED_ALL);
@@ -388,6 +404,7 @@ static void on_get(int status, const kotte_cred_record *rec, void *ctx) {
 
 int kotte_cred_get(kotte_cred_store *st, const char *user_id, const char *id,
                    kotte_cred_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   char canon[KOTTE_CRED_ID_LEN + 1];
   int rc = check_user(user_id);
@@ -408,6 +425,7 @@ static void on_list(int status, const kotte_cred_record *recs, size_t n, void *c
 
 int kotte_cred_list_user(kotte_cred_store *st, const char *user_id, kotte_cred_list_cb cb,
                          void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
@@ -426,6 +444,7 @@ static void on_removed(int status, uint64_t count, void *ctx) {
 
 int kotte_cred_delete(kotte_cred_store *st, const char *user_id, const char *id,
                       kotte_cred_status_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   char canon[KOTTE_CRED_ID_LEN + 1];
   int rc = check_user(user_id);
@@ -545,6 +564,7 @@ static int dup_field(char **dst, const char *src) {
 
 int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
                       const kotte_cred_input *in, kotte_cred_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   char canon[KOTTE_CRED_ID_LEN + 1];
   int rc = check_user(user_id);

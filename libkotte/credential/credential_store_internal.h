@@ -46,6 +46,7 @@ struct cred_op {
   cred_update *upd;
   int tries;
   rewrap_state *rw;
+  char *detail; /* kotte_error_detail() for the callback, or NULL */
 };
 
 struct kotte_cred_store {

@@ -119,6 +119,7 @@ static int call(kotte_cred_store *st, sync_op op, const char *user_id, const cha
 
 int kotte_cred_save_sync(kotte_cred_store *st, const char *user_id, const kotte_cred_input *in,
                          kotte_cred **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL || in == NULL) return KOTTE_EINVAL;
   return call(st, S_SAVE, user_id, NULL, in, (void **)out, timeout_ms);
@@ -126,6 +127,7 @@ int kotte_cred_save_sync(kotte_cred_store *st, const char *user_id, const kotte_
 
 int kotte_cred_get_sync(kotte_cred_store *st, const char *user_id, const char *id,
                         kotte_cred **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL || id == NULL) return KOTTE_EINVAL;
   return call(st, S_GET, user_id, id, NULL, (void **)out, timeout_ms);
@@ -133,6 +135,7 @@ int kotte_cred_get_sync(kotte_cred_store *st, const char *user_id, const char *i
 
 int kotte_cred_list_user_sync(kotte_cred_store *st, const char *user_id, kotte_cred_list **out,
                               int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL) return KOTTE_EINVAL;
   return call(st, S_LIST, user_id, NULL, NULL, (void **)out, timeout_ms);
@@ -140,6 +143,7 @@ int kotte_cred_list_user_sync(kotte_cred_store *st, const char *user_id, kotte_c
 
 int kotte_cred_update_sync(kotte_cred_store *st, const char *user_id, const char *id,
                            const kotte_cred_input *in, kotte_cred **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL || id == NULL || in == NULL) return KOTTE_EINVAL;
   return call(st, S_UPDATE, user_id, id, in, (void **)out, timeout_ms);
@@ -147,16 +151,19 @@ int kotte_cred_update_sync(kotte_cred_store *st, const char *user_id, const char
 
 int kotte_cred_delete_sync(kotte_cred_store *st, const char *user_id, const char *id,
                            int timeout_ms) {
+  kotte__clear_detail();
   if (user_id == NULL || id == NULL) return KOTTE_EINVAL;
   return call(st, S_DELETE, user_id, id, NULL, NULL, timeout_ms);
 }
 
 int kotte_cred_rewrap_sync(kotte_cred_store *st, kotte_cred_report **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   return call(st, S_REWRAP, NULL, NULL, NULL, (void **)out, timeout_ms);
 }
 
 int kotte_cred_key_usage_sync(kotte_cred_store *st, kotte_cred_report **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   return call(st, S_USAGE, NULL, NULL, NULL, (void **)out, timeout_ms);
 }

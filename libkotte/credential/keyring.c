@@ -164,6 +164,7 @@ static void keep_unless_duplicate(kotte_keyring *kr) {
 }
 
 int kotte_keyring_new(kotte_keyring **out, const char *current, const char *previous) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (current == NULL || current[0] == '\0')
@@ -223,6 +224,7 @@ int kotte_keyring_new(kotte_keyring **out, const char *current, const char *prev
 }
 
 int kotte_keyring_from_env(kotte_keyring **out) {
+  kotte__clear_detail();
   return kotte_keyring_new(out, getenv("MASTER_ENCRYPTION_KEY"),
                            getenv("MASTER_ENCRYPTION_KEYS_PREVIOUS"));
 }
@@ -310,6 +312,7 @@ static void full_ad_free(full_ad *f) {
 int kotte_keyring_seal(kotte_keyring *kr, const char *subject, const void *ad, size_t ad_len,
                        const void *pt, size_t pt_len, unsigned char *out, size_t out_cap,
                        size_t *out_len) {
+  kotte__clear_detail();
   if (out_len) *out_len = 0;
   if (kr == NULL || subject == NULL || out == NULL || (ad == NULL && ad_len) ||
       (pt == NULL && pt_len) || pt_len > SIZE_MAX - KOTTE_SEAL_OVERHEAD)
@@ -338,6 +341,7 @@ int kotte_keyring_seal(kotte_keyring *kr, const char *subject, const void *ad, s
 
 int kotte_keyring_blob_key_id(const unsigned char *blob, size_t len,
                               char out[KOTTE_KEY_ID_LEN + 1]) {
+  kotte__clear_detail();
   if (blob == NULL || len < KOTTE_SEAL_OVERHEAD || blob[0] != BLOB_VERSION) {
     if (out) out[0] = '\0';
     return KOTTE_EINTEGRITY;
@@ -369,6 +373,7 @@ void kotte_secret_free(char *secret) {
 int kotte_keyring_open(kotte_keyring *kr, const char *subject, const void *ad, size_t ad_len,
                        const unsigned char *blob, size_t blob_len, char **out,
                        size_t *out_len) {
+  kotte__clear_detail();
   if (out) *out = NULL;
   if (out_len) *out_len = 0;
   if (kr == NULL || subject == NULL || out == NULL || (ad == NULL && ad_len) || blob == NULL)

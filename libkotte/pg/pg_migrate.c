@@ -218,6 +218,7 @@ static int apply_folder(mig *m, const char *sql_dir, const char *sub, int migrat
 
 int kotte_pg_migrate(const char *conninfo, const char *sql_dir, const kotte_pg_migrate_options *opts,
                      unsigned int *applied) {
+  kotte__clear_detail();
   kotte_pg_migrate_options defaults = KOTTE_PG_MIGRATE_OPTIONS_INIT;
   if (applied) *applied = 0;
   if (conninfo == NULL || sql_dir == NULL) return KOTTE_EINVAL;

@@ -473,6 +473,7 @@ static void finalize(kotte_pg_pool *p) {
 }
 
 int kotte_pg_pool_new(kotte_pg_pool **out, uv_loop_t *loop, const kotte_pg_pool_options *opts) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (loop == NULL || opts == NULL) return KOTTE_EINVAL;
@@ -565,6 +566,7 @@ static int open_on_loop(void *arg) {
 }
 
 int kotte_pg_pool_open(kotte_pg_pool **out, kotte_runtime *rt, const kotte_pg_pool_options *opts) {
+  kotte__clear_detail();
   if (out == NULL || rt == NULL) return KOTTE_EINVAL;
   *out = NULL;
   open_call c = { out, rt, opts };
@@ -577,6 +579,7 @@ uv_loop_t *kotte_pg_pool_loop(const kotte_pg_pool *p) { return p ? p->loop : NUL
 
 int kotte_pg_pool_prepare(kotte_pg_pool *p, kotte_pg_stmt **out, const char *sql, int nparams,
                           const unsigned int *types) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (p == NULL || sql == NULL || nparams < 0 || nparams > 65535) return KOTTE_EINVAL;
@@ -652,6 +655,7 @@ static kpg_req *req_new(kotte_pg_pool *p, const kotte_pg_query *q) {
 
 int kotte_pg_pool_query(kotte_pg_pool *p, const kotte_pg_query *q, kotte_pg_result_cb cb,
                         void *userdata) {
+  kotte__clear_detail();
   if (p == NULL || q == NULL || cb == NULL) return KOTTE_EINVAL;
   if (q->version != KOTTE_PG_QUERY_VERSION) return KOTTE_EVERSION;
   if (p->closing) return KOTTE_ECLOSED;

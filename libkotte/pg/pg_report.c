@@ -50,6 +50,7 @@ static int fill_from_loop(kotte_pg_pool *p, void *out, void (*fill)(kotte_pg_poo
 static void fill_stats_any(kotte_pg_pool *p, void *out) { fill_stats(p, out); }
 
 int kotte_pg_pool_get_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
+  kotte__clear_detail();
   if (p == NULL || out == NULL) return KOTTE_EINVAL;
   if (out->version < 1 || out->version > KOTTE_PG_STATS_VERSION) return KOTTE_EVERSION;
   return fill_from_loop(p, out, fill_stats_any);
@@ -76,6 +77,7 @@ static void fill_state(kotte_pg_pool *p, kotte_pg_pool_state *out) {
 static void fill_state_any(kotte_pg_pool *p, void *out) { fill_state(p, out); }
 
 int kotte_pg_pool_get_state(kotte_pg_pool *p, kotte_pg_pool_state *out) {
+  kotte__clear_detail();
   if (p == NULL || out == NULL) return KOTTE_EINVAL;
   if (out->version < 1 || out->version > KOTTE_PG_POOL_STATE_VERSION) return KOTTE_EVERSION;
   return fill_from_loop(p, out, fill_state_any);

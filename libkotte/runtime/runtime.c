@@ -51,6 +51,7 @@ static void loop_main(void *arg) {
 }
 
 int kotte_runtime_new(kotte_runtime **out, const kotte_runtime_options *opts) {
+  kotte__clear_detail();
   kotte_runtime_options defaults = KOTTE_RUNTIME_OPTIONS_INIT;
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
@@ -83,6 +84,7 @@ fail_free:
 }
 
 int kotte_runtime_post(kotte_runtime *rt, void (*fn)(void *), void *arg) {
+  kotte__clear_detail();
   if (rt == NULL || fn == NULL) return KOTTE_EINVAL;
   post *p = kotte__malloc(sizeof *p);
   if (p == NULL) return KOTTE_ENOMEM;
@@ -156,11 +158,14 @@ typedef struct run_call {
   int rc, done;
   uv_mutex_t mu;
   uv_cond_t cv;
+  char detail[1024]; /* fn's kotte_error_detail(), for the calling thread */
 } run_call;
 
 static void run_on_loop(void *p) {
   run_call *c = p;
+  kotte__clear_detail();
   int rc = c->fn(c->arg);
+  if (rc != 0) snprintf(c->detail, sizeof c->detail, "%s", kotte__detail_for(rc));
   uv_mutex_lock(&c->mu);
   c->rc = rc;
   c->done = 1;
@@ -169,6 +174,7 @@ static void run_on_loop(void *p) {
 }
 
 int kotte_runtime_run(kotte_runtime *rt, int (*fn)(void *), void *arg) {
+  kotte__clear_detail();
   if (rt == NULL || fn == NULL) return KOTTE_EINVAL;
   if (kotte_runtime_on_loop_thread(rt)) return KOTTE_EDEADLK;
   run_call c;
@@ -185,6 +191,7 @@ int kotte_runtime_run(kotte_runtime *rt, int (*fn)(void *), void *arg) {
     while (!c.done) uv_cond_wait(&c.cv, &c.mu);
     rc = c.rc;
     uv_mutex_unlock(&c.mu);
+    kotte__detail_set(rc, c.detail); /* details are thread-local */
   }
   uv_cond_destroy(&c.cv);
   uv_mutex_destroy(&c.mu);

@@ -30,9 +30,10 @@ struct kotte__sync {
   void (*result_free)(void *result);
   /* Frees the embedding struct's copies; then the struct is freed. May be NULL. */
   void (*destroy)(kotte__sync *s);
-  /* kotte_error_detail() of a start that failed on the loop thread, handed
-   * to the caller's thread (details are thread-local). */
-  char detail[256];
+  /* kotte_error_detail() of the operation's failure on the loop thread
+   * (at its start or in its callback), handed to the caller's thread
+   * (details are thread-local). */
+  char detail[1024];
 };
 
 /* Allocates a zeroed struct of @p size (>= sizeof(kotte__sync)). */

@@ -31,6 +31,9 @@ static void unref(kotte__sync *s) {
 }
 
 void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t count) {
+  /* called from the operation's callback: the loop thread's detail
+   * describes this failure (or is empty) */
+  if (status != 0) snprintf(s->detail, sizeof s->detail, "%s", kotte__detail_for(status));
   uv_mutex_lock(&s->mu);
   s->status = status;
   s->result = result;

@@ -348,6 +348,7 @@ static const kotte__journal_queue_ops jf_queue_ops = {
 
 int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *loop,
                                         const char *path) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (loop == NULL || path == NULL || path[0] == '\0') return KOTTE_EINVAL;

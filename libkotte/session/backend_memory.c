@@ -115,6 +115,7 @@ static const kotte_session_backend mem_vtable = {
 };
 
 int kotte_session_backend_memory_new(kotte_session_backend **out) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   mem_backend *m = kotte__calloc(1, sizeof *m);

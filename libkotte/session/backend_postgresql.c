@@ -22,7 +22,8 @@
  * statement here writes it and it cannot disagree with expires_at; only the
  * purge reads it. Needs migrations 0002 (token_sealed) and 0003
  * (expires_bucket); on an older schema the statement that needs them fails
- * with SQLSTATE 42703 and a hint to migrate. */
+ * with SQLSTATE 42703 and a hint to migrate (kotte_pg_schema_check() tells
+ * before any statement runs). */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,8 @@
 #include "core/internal.h"
 #include "kotte/pg.h"
 #include "kotte/sys/session_backend.h"
+#include "pg/pg_diag.h"
+#include "session/session_internal.h"
 #include "pg/pg_params.h"
 
 #define HASH_LEN KOTTE_SESSION_ID_LEN /* base64url of 32 bytes */
@@ -285,18 +288,14 @@ static int decode(const kotte_pg_result *res, int row, int col, kotte_session_re
 /* ---- running statements ------------------------------------------------------------- */
 
 static int map_error(int status, const kotte_pg_result *res) {
-  if (status != KOTTE_EDB) return status;
+  if (status != KOTTE_EDB) return kotte__pg_fail(status, "postgresql session backend", res);
   const char *code = kotte_pg_result_sqlstate(res);
   if (strcmp(code, "23505") == 0) return KOTTE_EEXISTS;
   if (strcmp(code, "22P02") == 0 || strcmp(code, "22P05") == 0) return KOTTE_EBADJSON;
   if (strcmp(code, "54000") == 0) return KOTTE_ETOOBIG;
-  if (strcmp(code, "42703") == 0 || strcmp(code, "42P01") == 0)
-    return kotte__fail(KOTTE_EDB, "postgresql session backend: %s: the database lacks a column "
-                                  "or table this libkotte needs; apply sql/migrations "
-                                  "(kotte-migrate)", code);
-  /* SQLSTATE only: a server message may quote session data. */
-  return kotte__fail(KOTTE_EDB, "postgresql session backend: %s",
-                     *code ? code : "connection lost");
+  /* SQLSTATE, PostgreSQL's primary message and a hint (pg_diag.c says why
+   * nothing else of the server's report) */
+  return kotte__pg_fail(status, "postgresql session backend", res);
 }
 
 static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags);
@@ -610,8 +609,13 @@ static void pg_free(kotte_session_backend *be) {
   kotte__free(b);
 }
 
+kotte_pg_pool *kotte__session_backend_pg_pool(const kotte_session_backend *be) {
+  return be && be->free == pg_free ? PGB(be)->pool : NULL;
+}
+
 int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_pool *pool,
                                          const unsigned char *secret, size_t secret_len) {
+  kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
   if (pool == NULL || secret == NULL)

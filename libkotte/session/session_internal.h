@@ -4,6 +4,7 @@
 
 #include "core/internal.h"
 #include "kotte/credential.h"
+#include "kotte/pg.h"
 #include "kotte/sys/session_backend.h"
 
 struct kotte_session {
@@ -35,6 +36,9 @@ int kotte__session_prepare(kotte_keyring *kr, const char *text, size_t max, char
  * Returns 0 with *out NULL when there is none; the caller wipes *out. */
 int kotte__session_reveal(kotte_keyring *kr, const char *data, size_t len, char **out,
                           size_t *out_len);
+
+/* The pool of a postgresql backend from this library, else NULL. */
+kotte_pg_pool *kotte__session_backend_pg_pool(const kotte_session_backend *be);
 
 /* The store's runtime (NULL for a store from kotte_session_store_new()). */
 kotte_runtime *kotte__session_store_runtime(kotte_session_store *store);

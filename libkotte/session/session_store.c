@@ -8,6 +8,7 @@
 #include "core/defer.h"
 #include "runtime/runtime_internal.h"
 #include "core/json.h"
+#include "pg/pg_diag.h"
 #include "credential/credential_internal.h"
 #include "session/session_internal.h"
 
@@ -39,6 +40,7 @@ struct op {
   /* purge */
   uint64_t total;
   int not_found_if_zero; /* delete: 0 removed means KOTTE_ENOTFOUND */
+  char *detail;          /* kotte_error_detail() for the callback, or NULL */
 };
 
 struct kotte_session_store {
@@ -71,12 +73,16 @@ static void deliver(op *o) {
     o->list = NULL;
     o->count = 0;
   }
+  /* during the callback (and until the next libkotte call on this
+   * thread), kotte_error_detail() describes this operation */
+  kotte__detail_set(o->status, o->detail);
   switch (o->kind) {
   case OP_SESSION: o->cb.session(o->status, o->session, o->userdata); break;
   case OP_STATUS: o->cb.status(o->status, o->userdata); break;
   case OP_COUNT: o->cb.count(o->status, o->count, o->userdata); break;
   case OP_LIST: o->cb.list(o->status, o->list, o->userdata); break;
   }
+  kotte__free(o->detail);
   kotte__free(o);
   /* The callback may have freed the store: `closing` is then set and this
    * was possibly the last pending operation. */
@@ -96,6 +102,10 @@ static void enqueue(op *o, void (*run)(op *)) {
 
 /* Called when the backend is done with an operation. */
 static void complete(op *o) {
+  /* the explanation the backend (or the store) just wrote, kept with the
+   * operation: other operations may fail before its callback runs */
+  kotte__free(o->detail);
+  o->detail = o->status != 0 ? kotte__detail_take(o->status) : NULL;
   if (o->starting) enqueue(o, deliver);
   else deliver(o);
 }
@@ -198,6 +208,7 @@ static int check_options(const kotte_session_options *opts) {
 
 int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
                             kotte_session_backend *be, const kotte_session_options *opts) {
+  kotte__clear_detail();
   kotte_session_options defaults = KOTTE_SESSION_OPTIONS_INIT;
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
@@ -283,8 +294,13 @@ static int open_on_loop(void *arg) {
 
 int kotte_session_store_open(kotte_session_store **out, kotte_runtime *rt,
                              kotte_session_backend *be, const kotte_session_options *opts) {
+  kotte__clear_detail();
   if (out == NULL || rt == NULL) return KOTTE_EINVAL;
   *out = NULL;
+  /* a database without libkotte's schema, or an older one, is refused here
+   * with its remedy, not at a user's first login */
+  int rc = kotte__pg_schema_verify(kotte__session_backend_pg_pool(be));
+  if (rc != 0) return rc;
   open_call c = { out, rt, be, opts };
   return kotte_runtime_run(rt, open_on_loop, &c);
 }
@@ -348,6 +364,7 @@ static int put_new(kotte_session_store *st, op *o, const char *id, const char *u
 
 int kotte_session_create(kotte_session_store *st, const char *user_id, const char *data_json,
                          kotte_session_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
@@ -361,6 +378,7 @@ int kotte_session_create(kotte_session_store *st, const char *user_id, const cha
 int kotte_session_set(kotte_session_store *st, const char *id, const char *user_id,
                       const char *data_json, int64_t ttl_s, kotte_session_cb cb,
                       void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_id(id);
   if (rc == 0) rc = check_user(user_id);
@@ -382,18 +400,21 @@ static int get_common(kotte_session_store *st, const char *id, op_kind kind, voi
 
 int kotte_session_get(kotte_session_store *st, const char *id, kotte_session_cb cb,
                       void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   return get_common(st, id, OP_SESSION, (void *)cb, userdata);
 }
 
 int kotte_session_touch(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                         void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   return get_common(st, id, OP_STATUS, (void *)cb, userdata);
 }
 
 int kotte_session_update(kotte_session_store *st, const char *id, const char *patch_json,
                          kotte_session_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
@@ -416,6 +437,7 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
 
 int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                          void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
@@ -427,6 +449,7 @@ int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_
 
 int kotte_session_regenerate(kotte_session_store *st, const char *id, kotte_session_cb cb,
                              void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
@@ -439,6 +462,7 @@ int kotte_session_regenerate(kotte_session_store *st, const char *id, kotte_sess
 
 int kotte_session_list_user(kotte_session_store *st, const char *user_id,
                             kotte_session_list_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
@@ -450,6 +474,7 @@ int kotte_session_list_user(kotte_session_store *st, const char *user_id,
 
 int kotte_session_delete_user(kotte_session_store *st, const char *user_id,
                               kotte_session_count_cb cb, void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
@@ -481,12 +506,14 @@ static void purge_round(op *o) {
   if (rc != 0) {
     o->status = rc;
     o->count = o->total;
+    o->detail = kotte__detail_take(rc);
     deliver(o);
   }
 }
 
 int kotte_session_purge_expired(kotte_session_store *st, kotte_session_count_cb cb,
                                 void *userdata) {
+  kotte__clear_detail();
   CHECK_STORE(st, cb);
   if (st->be->purge == NULL) return KOTTE_ENOTSUP;
   op *o = op_new(st, OP_COUNT, (void *)cb, userdata);

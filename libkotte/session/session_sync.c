@@ -94,6 +94,7 @@ static int call(kotte_session_store *st, sync_op op, const char *a, const char *
 
 int kotte_session_create_sync(kotte_session_store *st, const char *user_id,
                               const char *data_json, kotte_session **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL) return KOTTE_EINVAL;
   return call(st, S_CREATE, user_id, data_json, NULL, 0, (void **)out, NULL, timeout_ms);
@@ -101,6 +102,7 @@ int kotte_session_create_sync(kotte_session_store *st, const char *user_id,
 
 int kotte_session_get_sync(kotte_session_store *st, const char *id, kotte_session **out,
                            int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (id == NULL) return KOTTE_EINVAL;
   return call(st, S_GET, id, NULL, NULL, 0, (void **)out, NULL, timeout_ms);
@@ -108,6 +110,7 @@ int kotte_session_get_sync(kotte_session_store *st, const char *id, kotte_sessio
 
 int kotte_session_update_sync(kotte_session_store *st, const char *id, const char *patch_json,
                               kotte_session **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (id == NULL || patch_json == NULL) return KOTTE_EINVAL;
   return call(st, S_UPDATE, id, patch_json, NULL, 0, (void **)out, NULL, timeout_ms);
@@ -116,23 +119,27 @@ int kotte_session_update_sync(kotte_session_store *st, const char *id, const cha
 int kotte_session_set_sync(kotte_session_store *st, const char *id, const char *user_id,
                            const char *data_json, int64_t ttl_s, kotte_session **out,
                            int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (id == NULL || user_id == NULL) return KOTTE_EINVAL;
   return call(st, S_SET, id, user_id, data_json, ttl_s, (void **)out, NULL, timeout_ms);
 }
 
 int kotte_session_delete_sync(kotte_session_store *st, const char *id, int timeout_ms) {
+  kotte__clear_detail();
   if (id == NULL) return KOTTE_EINVAL;
   return call(st, S_DELETE, id, NULL, NULL, 0, NULL, NULL, timeout_ms);
 }
 
 int kotte_session_touch_sync(kotte_session_store *st, const char *id, int timeout_ms) {
+  kotte__clear_detail();
   if (id == NULL) return KOTTE_EINVAL;
   return call(st, S_TOUCH, id, NULL, NULL, 0, NULL, NULL, timeout_ms);
 }
 
 int kotte_session_regenerate_sync(kotte_session_store *st, const char *id, kotte_session **out,
                                   int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (id == NULL) return KOTTE_EINVAL;
   return call(st, S_REGEN, id, NULL, NULL, 0, (void **)out, NULL, timeout_ms);
@@ -140,6 +147,7 @@ int kotte_session_regenerate_sync(kotte_session_store *st, const char *id, kotte
 
 int kotte_session_list_user_sync(kotte_session_store *st, const char *user_id,
                                  kotte_session_list **out, int timeout_ms) {
+  kotte__clear_detail();
   OUT_INIT(out);
   if (user_id == NULL) return KOTTE_EINVAL;
   return call(st, S_LIST, user_id, NULL, NULL, 0, (void **)out, NULL, timeout_ms);
@@ -147,12 +155,14 @@ int kotte_session_list_user_sync(kotte_session_store *st, const char *user_id,
 
 int kotte_session_delete_user_sync(kotte_session_store *st, const char *user_id,
                                    uint64_t *count, int timeout_ms) {
+  kotte__clear_detail();
   if (count) *count = 0;
   if (user_id == NULL) return KOTTE_EINVAL;
   return call(st, S_DELUSER, user_id, NULL, NULL, 0, NULL, count, timeout_ms);
 }
 
 int kotte_session_purge_expired_sync(kotte_session_store *st, uint64_t *count, int timeout_ms) {
+  kotte__clear_detail();
   if (count) *count = 0;
   return call(st, S_PURGE, NULL, NULL, NULL, 0, NULL, count, timeout_ms);
 }

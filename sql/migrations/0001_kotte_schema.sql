@@ -71,10 +71,20 @@ CREATE TABLE IF NOT EXISTS kotte_credentials (
     UNIQUE (user_id, name)
 );
 
-COMMENT ON COLUMN kotte_credentials.username IS 'sealed; see key_id';
-COMMENT ON COLUMN kotte_credentials.password IS 'sealed; see key_id';
-COMMENT ON COLUMN kotte_credentials.key_id IS
-    'id of the key-ring key that sealed username and password';
+-- 0004 renames username and password to encrypted_username and
+-- encrypted_password; applied again after it, this file leaves them be.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'kotte_credentials'
+                  AND column_name = 'username') THEN
+        COMMENT ON COLUMN kotte_credentials.username IS 'sealed; see key_id';
+        COMMENT ON COLUMN kotte_credentials.password IS 'sealed; see key_id';
+        COMMENT ON COLUMN kotte_credentials.key_id IS
+            'id of the key-ring key that sealed username and password';
+    END IF;
+END
+$$;
 
 CREATE INDEX IF NOT EXISTS kotte_credentials_key_id_idx
     ON kotte_credentials (key_id);

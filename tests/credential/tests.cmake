@@ -8,7 +8,8 @@ endfunction()
 
 kotte_cred_test(test_cred_conformance credential/test_cred_conformance.c)
 add_test(NAME credential_conformance COMMAND test_cred_conformance)
-set_tests_properties(credential_conformance PROPERTIES TIMEOUT 300)
+# both use the shared PostgreSQL database (group "postgresql"): never at once
+set_tests_properties(credential_conformance PROPERTIES TIMEOUT 300 RESOURCE_LOCK kotte_postgresql)
 
 kotte_cred_test(test_keyring credential/test_keyring.c)
 add_test(NAME credential_keyring COMMAND test_keyring)
@@ -16,7 +17,7 @@ set_tests_properties(credential_keyring PROPERTIES TIMEOUT 300)
 
 kotte_cred_test(test_cred_tamper credential/test_cred_tamper.c)
 add_test(NAME credential_tamper COMMAND test_cred_tamper)
-set_tests_properties(credential_tamper PROPERTIES TIMEOUT 300)
+set_tests_properties(credential_tamper PROPERTIES TIMEOUT 300 RESOURCE_LOCK kotte_postgresql)
 
 kotte_cred_test(test_cred_json_file credential/test_cred_json_file.c)
 add_test(NAME credential_json_file COMMAND test_cred_json_file)

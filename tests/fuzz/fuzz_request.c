@@ -1,15 +1,17 @@
 /* libFuzzer target: the request parts kotte-server's handlers trust, read
  * by the functions they use (examples/kotte-server/request.h): the
- * kotte_session cookie, the CSRF header against the session's token, and
- * the JSON body.
+ * session cookie (found as Starlette finds it, its signature checked, its
+ * payload read), the CSRF header against the session's token, and the JSON
+ * body.
  *
  * Input: header lines "Name: value" separated by LF, an empty line, then
  * the body (any bytes). A pseudo header "Session-CSRF" gives the token the
  * session data holds ("-" for a session whose csrf_token is no string).
  * The header table is allocated at its exact size, as the HTTP layer does,
  * so reading past it is an ASan report.
- * Invariants: no crash, leak or undefined behaviour; a cookie id that is
- * returned is a valid token taken from a Cookie field; the CSRF verdict is
+ * Invariants: no crash, leak or undefined behaviour; a cookie value lies
+ * inside the first Cookie field; ids and CSRF tokens read from a payload
+ * (signed or not) are a well-formed token and a short enough string; the CSRF verdict is
  * exactly "X-CSRF-Token non-empty and byte-equal to the session's token";
  * a body that is accepted is an object, passed kotte_json_text_check(),
  * and prints, parses and prints again to the same text; a body refused for a NUL is
@@ -20,6 +22,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
+#include "cookie.h"
 #include "request.h"
 
 static void fail(const char *why) {
@@ -57,17 +62,33 @@ static ks_header *headers_of(const char *block, size_t len, unsigned *n) {
 }
 
 static void check_cookie(const ks_request *req) {
-  char id[KOTTE_SESSION_ID_LEN + 1];
-  int state = ks_cookie_session_id(req, id);
-  if (state < -1 || state > 1) fail("cookie state out of range");
-  int any = 0, found = 0;
-  for (unsigned i = 0; i < req->nheaders; i++) {
-    if (strcasecmp(req->headers[i].name, "cookie") != 0) continue;
-    if (strstr(req->headers[i].value, "kotte_session")) any = 1;
-    if (state == 1 && strstr(req->headers[i].value, id)) found = 1;
+  const char *v;
+  size_t vl;
+  if (!ks_cookie_value(req, "kotte_session", &v, &vl)) return;
+  /* the value lies inside the first Cookie field */
+  const ks_header *h = ks_request_header(req, "cookie");
+  if (h == NULL || v < h->value || v + vl > h->value + h->value_len) fail("cookie value not from the first Cookie field");
+  static ks_cookie_signer signer;
+  static int ready;
+  if (!ready) {
+    if (ks_cookie_signer_init(&signer, "fuzz-secret-key-0123456789", 26) != 0) fail("signer");
+    ready = 1;
   }
-  if (state != 0 && !any) fail("a cookie id without a kotte_session cookie");
-  if (state == 1 && (!kotte_token_is_valid(id) || !found)) fail("cookie id not from the input");
+  size_t plen;
+  /* a signature that verifies: only by chance, or from a seed signed with
+   * the key above; either way the payload is read like any other */
+  if (ks_cookie_unsign(&signer, v, vl, 1700000000, 1209600, &plen) != 0) {
+    /* and the payload reader must hold up on bytes no signature covered */
+    plen = vl;
+  }
+  if (plen > vl) fail("payload longer than the value");
+  char id[KOTTE_SESSION_ID_LEN + 1], csrf[KOTTE_TOKEN_LEN + 1];
+  if (ks_cookie_session_read(v, plen, id, csrf) == 0) {
+    if (!kotte_token_is_valid(id)) fail("session id read from a cookie is no token");
+    if (strlen(csrf) > KOTTE_TOKEN_LEN) fail("csrf token read from a cookie is too long");
+  }
+  sodium_memzero(id, sizeof id);
+  sodium_memzero(csrf, sizeof csrf);
 }
 
 static void check_csrf(const ks_request *req) {

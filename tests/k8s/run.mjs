@@ -15,6 +15,7 @@ import {
 import { checkNetworkPolicies } from './lib/netpol.mjs';
 import { checkDockerfile, checkImageContracts, listDockerfiles } from './lib/dockerfiles.mjs';
 import { checkNginx } from './lib/nginx.mjs';
+import { checkMigration } from './lib/migrate.mjs';
 import { sqlChecks } from './lib/sql.mjs';
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
@@ -58,6 +59,7 @@ const CHECKS = {
   'image-contracts': (docs) => checkImageContracts(docs),
   'deploy-order': (docs) => checkDeployOrder(docs),
   images: (docs) => checkImages(docs),
+  migrate: (docs) => checkMigration(docs),
 };
 
 // 1. Every overlay -------------------------------------------------------------
@@ -91,6 +93,7 @@ for (const [o, docs] of builds) {
       'image-contracts': 'Dockerfiles agree with the manifests',
       'deploy-order': 'every object is in one stage of the README order',
       images: 'production images pinned',
+      migrate: 'the backend migrates (its own image, as the owner) before it serves',
     }[id];
     await check(`${id} ${o}: ${label}`, () => fn(docs, isProduction(o)));
   }

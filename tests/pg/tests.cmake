@@ -30,3 +30,12 @@ set_tests_properties(pg_faults PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RESOUR
 add_executable(pg_dump_sql pg/pg_dump_sql.c)
 target_link_libraries(pg_dump_sql PRIVATE kotte_static PkgConfig::KOTTE_DEP_SODIUM PkgConfig::KOTTE_DEP_PQ)
 target_include_directories(pg_dump_sql PRIVATE ${CMAKE_SOURCE_DIR}/libkotte)
+
+# Two kotte-migrate processes at once on a fresh database (as two new pods'
+# init containers in k8s/ run them): both exit 0, one schema.
+if(TARGET kotte-migrate)
+  add_test(NAME pg_migrate_at_once
+           COMMAND bash ${CMAKE_SOURCE_DIR}/tests/pg/migrate_at_once.sh $<TARGET_FILE:kotte-migrate>)
+  set_tests_properties(pg_migrate_at_once PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK kotte_postgresql)
+endif()

@@ -12,7 +12,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, Server, check, expect_error, run  # noqa: E402
+from harness import (Client, Server, check, cookie_session, expect_error, run,  # noqa: E402
+                     sign_cookie)
 
 CONN = {"name": "graphs on db1", "host": "db1.internal", "port": 5433, "database": "graphs",
         "username": "graph_reader", "password": "s3cret-Connection-Passw0rd"}
@@ -136,11 +137,14 @@ def test_full_flow(binary):
         check(js == {"user_id": "admin", "username": "admin", "authenticated": True,
                      "csrf_token": js["csrf_token"]}, f"login body: {js}")
         check(len(js["csrf_token"]) == 43, "csrf token is 43 characters")
-        check(c.cookie and len(c.cookie) == 43, "session cookie is a 43-character id")
-        secrets += [c.cookie, c.csrf]
+        sid = cookie_session(c.cookie)["session_id"]
+        check(len(sid) == 43, "the cookie's session id is a 43-character token")
+        check(cookie_session(c.cookie)["csrf_token"] == c.csrf, "the cookie holds the CSRF token")
+        secrets += [c.cookie, c.csrf, sid]
         sc = r.getheader("Set-Cookie")
-        check(re.fullmatch(r"kotte_session=[A-Za-z0-9_-]{43}; path=/; Max-Age=3600; httponly; "
-                           r"samesite=lax", sc), f"cookie attributes: {sc}")
+        check(re.fullmatch(r"kotte_session=[A-Za-z0-9+/]+=*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{27}; "
+                           r"path=/; Max-Age=3600; httponly; samesite=lax", sc),
+              f"cookie attributes: {sc}")
 
         r, js, _ = c.request("GET", "/api/v1/auth/me")
         check(r.status == 200 and js == {"user_id": "admin", "username": "admin"}, f"me: {js}")
@@ -195,6 +199,8 @@ def test_auth_errors(binary):
         r, js, _ = c.request("GET", "/api/v1/auth/me", cookie="null")
         expect_error(r, js, 401, "AUTH_REQUIRED")
         r, js, _ = c.request("GET", "/api/v1/auth/me", cookie="A" * 42 + "A")
+        expect_error(r, js, 401, "AUTH_REQUIRED")  # a bare id is not a signed cookie
+        r, js, _ = c.request("GET", "/api/v1/auth/me", cookie=sign_cookie({"session_id": "A" * 43}))
         expect_error(r, js, 401, "AUTH_SESSION_EXPIRED")
 
         # CSRF: every state-changing request but login

@@ -10,6 +10,9 @@ Only the Python standard library: http.client for HTTP, sockets for the
 malformed and slow requests.
 """
 
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -23,6 +26,24 @@ import threading
 import time
 
 DEFAULT_TIMEOUT = 10.0
+TEST_SESSION_SECRET = "kotte-server-tests-session-secret-key"
+
+
+def cookie_session(cookie):
+    """The session a (signed) session cookie carries, unverified: its JSON."""
+    return json.loads(base64.b64decode(cookie.split(".", 1)[0]))
+
+
+def sign_cookie(session, secret=TEST_SESSION_SECRET, ts=None):
+    """A session cookie as Starlette signs one, with the standard library
+    only (this interpreter may lack itsdangerous; cookie.py compares the
+    server with the real Starlette and itsdangerous)."""
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")  # noqa: E731
+    payload = base64.b64encode(json.dumps(session).encode())
+    t = int(time.time()) if ts is None else ts
+    value = payload + b"." + b64(t.to_bytes(8, "big").lstrip(b"\0"))
+    key = hashlib.sha1(b"itsdangerous.Signer" b"signer" + secret.encode()).digest()
+    return (value + b"." + b64(hmac.new(key, value, hashlib.sha1).digest())).decode()
 
 
 def fail(msg):
@@ -57,6 +78,9 @@ class Server:
             "KOTTE_USERS_FILE": os.path.join(self.dir, "users"),
             "MASTER_ENCRYPTION_KEY": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
             "ENVIRONMENT": "development",
+            # signs the session cookie; the same for every server a test
+            # starts, as replicas share it
+            "SESSION_SECRET_KEY": TEST_SESSION_SECRET,
             "LOG_LEVEL": "DEBUG",
             # Kotte's 60 requests a minute per address would refuse these
             # suites' traffic from 127.0.0.1; ratelimit.py turns it on.
@@ -166,7 +190,9 @@ class Client:
             r = self.c.getresponse()
         data = r.read()
         for k, v in r.getheaders():
-            if k.lower() == "set-cookie" and v.startswith("kotte_session="):
+            # a cookie given for one request is not the jar's: its answer
+            # (which signs that cookie anew) leaves the jar alone
+            if cookie is None and k.lower() == "set-cookie" and v.startswith("kotte_session="):
                 val = v.split(";", 1)[0].split("=", 1)[1]
                 self.cookie = None if val == "null" else val
         try:

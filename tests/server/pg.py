@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, Server, check, expect_error, run  # noqa: E402
+from harness import Client, Server, check, cookie_session, expect_error, run  # noqa: E402
 from e2e import CONN, connections_flow, not_utf8_is_a_client_error  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,7 +55,8 @@ def test_pg_flow_and_users(binary):
         r, js, _ = c.request("GET", "/api/v1/auth/me")
         check(r.status == 200 and js == {"user_id": row[0], "username": "admin"}, f"me: {js}")
         # the database holds no usable token
-        check(c.cookie not in psql("SELECT string_agg(t::text, ',') FROM kotte_sessions t"),
+        check(cookie_session(c.cookie)["session_id"]
+              not in psql("SELECT string_agg(t::text, ',') FROM kotte_sessions t"),
               "kotte_sessions holds no session token")
         # users added by the subcommand (bcrypt), Kotte's citext usernames
         p = subprocess.run([binary, "user", "add", "carol"], env=srv.env, cwd=srv.dir,

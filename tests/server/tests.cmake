@@ -30,10 +30,28 @@ if(TARGET kotte-server)
   set_tests_properties(server_e2e server_robustness server_shutdown server_ratelimit PROPERTIES
     TIMEOUT 300 LABELS server
     ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  # The session cookie against Debian's Starlette and itsdangerous, which
+  # only Debian's own interpreter has (python3 on PATH may be another one).
+  find_program(KOTTE_DEBIAN_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  if(KOTTE_DEBIAN_PYTHON3)
+    add_test(NAME server_cookie
+             COMMAND ${KOTTE_DEBIAN_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/cookie.py
+                     $<TARGET_FILE:kotte-server>)
+    set_tests_properties(server_cookie PROPERTIES TIMEOUT 300 LABELS server
+      ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  endif()
   # On PostgreSQL: needs tests/pg/pg.sh's server (KOTTE_TEST_PG_*), else
   # exits 77 (skipped); tests/suites.d/30-server.sh starts one for it.
   add_test(NAME server_pg
            COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/pg.py $<TARGET_FILE:kotte-server>)
   set_tests_properties(server_pg PROPERTIES TIMEOUT 300 LABELS server SKIP_RETURN_CODE 77
     RESOURCE_LOCK kotte_postgresql ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  # The schema at start-up and in /ready (fresh databases on the same server).
+  if(TARGET kotte-migrate)
+    add_test(NAME server_schema
+             COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/schema.py $<TARGET_FILE:kotte-server>)
+    set_tests_properties(server_schema PROPERTIES TIMEOUT 300 LABELS server SKIP_RETURN_CODE 77
+      RESOURCE_LOCK kotte_postgresql
+      ENVIRONMENT "KOTTE_TEST_BUDGET=240;KOTTE_MIGRATE_BIN=$<TARGET_FILE:kotte-migrate>")
+  endif()
 endif()

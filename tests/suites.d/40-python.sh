@@ -19,7 +19,9 @@ kpy_build() {
 suite "python: build (SWIG, CMake)" kpy_build
 
 kpy_pytest() { # KOTTE_TEST_REQUIRE_PG value
+  # test_mixed_replicas.py runs the ASan+UBSan kotte-server beside a Python replica
   env KOTTE_TEST_REQUIRE_PG="$1" PYTHONPATH="$PWD/build-py/bindings/python" \
+    KOTTE_SERVER_BIN="$PWD/build-asan/examples/kotte-server/kotte-server" KOTTE_TEST_REQUIRE_SERVER=1 \
     timeout 900 "$kpy_python" -m pytest bindings/python/tests
 }
 

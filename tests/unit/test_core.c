@@ -199,6 +199,37 @@ static void the_allocator_hook_sees_every_allocation(void **state) {
   assert_int_equal(atomic_load(&allocs), atomic_load(&frees));
 }
 
+/* Issue 12: a refused kotte_set_allocator() left its message behind, and
+ * a later, unrelated failure showed it as its own detail. */
+static void error_detail_never_describes_an_earlier_call(void **state) {
+  kotte_allocator incomplete = { count_malloc, NULL, count_free, NULL };
+  assert_int_equal(kotte_set_allocator(&incomplete), KOTTE_EINVAL);
+  assert_non_null(strstr(kotte_error_detail(), "kotte_set_allocator"));
+  kotte_session_store *st = (kotte_session_store *)state;
+  assert_int_equal(kotte_session_store_new(&st, NULL, NULL, NULL), KOTTE_EINVAL);
+  assert_string_equal(kotte_error_detail(), "");
+
+  /* a failure on the runtime's thread is described to the calling thread,
+   * and the next call that fails without a detail shows none */
+  kotte_runtime *rt;
+  kotte_session_backend *be;
+  assert_int_equal(kotte_runtime_new(&rt, NULL), 0);
+  assert_int_equal(kotte_session_backend_memory_new(&be), 0);
+  kotte_session_options opts = KOTTE_SESSION_OPTIONS_INIT;
+  opts.version = 999;
+  assert_int_equal(kotte_session_store_open(&st, rt, be, &opts), KOTTE_EVERSION);
+  assert_true(kotte_error_detail()[0] != '\0');
+  assert_int_equal(kotte_session_store_open(&st, rt, be, NULL), 0);
+  assert_string_equal(kotte_error_detail(), "");
+  kotte_session *s = NULL;
+  assert_int_equal(kotte_session_get_sync(st, "not-a-token", &s, -1), KOTTE_EBADID);
+  assert_int_equal(kotte_session_get_sync(st, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &s, -1),
+                   KOTTE_ENOTFOUND);
+  assert_string_equal(kotte_error_detail(), "");
+  kotte_session_store_free(st);
+  kotte_runtime_free(rt);
+}
+
 typedef struct logs {
   int n;
   char last[1024];
@@ -263,6 +294,7 @@ int main(void) {
     cmocka_unit_test(digest_encoding_matches_libsodium),
     cmocka_unit_test(utf8_check_follows_the_unicode_table),
     cmocka_unit_test(the_allocator_hook_sees_every_allocation),
+    cmocka_unit_test(error_detail_never_describes_an_earlier_call),
     cmocka_unit_test(the_log_hook_gets_lines_at_or_above_its_level),
     cmocka_unit_test(json_text_check_refuses_what_cjson_would_cut_short),
   };

@@ -79,8 +79,8 @@ class _Bridge:
             fut = pending.pop(token, None)
             if fut is None or fut.done():  # cancelled by its awaiter: drop the result
                 continue
-            if status < 0:
-                fut.set_exception(error_for(status))
+            if status < 0:  # the payload of a failure is its detail
+                fut.set_exception(error_for(status, payload if isinstance(payload, str) else ""))
             else:
                 fut.set_result(payload)
         self._resolving = bool(backlog)

@@ -10,6 +10,13 @@ library itself.
 
 from __future__ import annotations
 
+import re
+
+# How the C library words a PostgreSQL failure in its detail (kotte/common.h):
+# "WHO: SQLSTATE XXXXX: PostgreSQL's message; hint: what to do".
+_PG_DETAIL = re.compile(r"SQLSTATE ([0-9A-Z]{5}): (.*?)(?:; hint: (.*))?$", re.S)
+_HINT = re.compile(r"; hint: (.*)$", re.S)
+
 
 class KotteError(Exception):
     """A libkotte call failed.
@@ -18,7 +25,10 @@ class KotteError(Exception):
         code: the negative ``KOTTE_E*`` value.
         name: its symbolic name, e.g. ``"KOTTE_ENOTFOUND"``.
         detail: the library's detail message for the failing call (never a
-            secret), or ``""``.
+            secret), or ``""``; also part of ``str(exc)``.
+        sqlstate: for a PostgreSQL failure, its SQLSTATE (``"42P01"``), else ``None``.
+        pg_message: PostgreSQL's own (primary) message, else ``None``.
+        hint: what to do about it (PostgreSQL's hint, or libkotte's), else ``None``.
     """
 
     code: int = 0
@@ -31,6 +41,15 @@ class KotteError(Exception):
         if name is not None:
             self.name = name
         self.detail = detail
+        self.sqlstate: str | None = None
+        self.pg_message: str | None = None
+        self.hint: str | None = None
+        m = _PG_DETAIL.search(detail or "")
+        if m:
+            self.sqlstate, self.pg_message, self.hint = m.group(1), m.group(2), m.group(3)
+        else:
+            h = _HINT.search(detail or "")
+            self.hint = h.group(1) if h else None
         super().__init__(message or self.name)
 
 
@@ -126,6 +145,14 @@ class ConflictError(KotteError):
     """KOTTE_ECONFLICT: the record changed concurrently; try again."""
 
 
+class SchemaError(KotteError):
+    """KOTTE_ESCHEMA: the database has no libkotte schema, or an older one.
+
+    ``detail`` names the version found, the version needed and the command
+    that migrates (``kotte-migrate``, ``python3 -m libkotte.kotte migrate``).
+    """
+
+
 _BY_NAME: dict[str, type[KotteError]] = {
     "KOTTE_EINVAL": InvalidArgumentError,
     "KOTTE_ENOMEM": OutOfMemoryError,
@@ -150,6 +177,7 @@ _BY_NAME: dict[str, type[KotteError]] = {
     "KOTTE_EINTERNAL": InternalError,
     "KOTTE_ELOCK": LockError,
     "KOTTE_ECONFLICT": ConflictError,
+    "KOTTE_ESCHEMA": SchemaError,
 }
 
 # code -> class, filled from the C library's own table on first use, so the

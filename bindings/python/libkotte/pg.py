@@ -16,6 +16,14 @@ from ._runtime import Runtime, _Guard, default_runtime
 from .sessions import from_micros
 
 
+#: The schema version this libkotte needs (KOTTE_PG_SCHEMA_VERSION).
+SCHEMA_VERSION: int = capi.KOTTE_PG_SCHEMA_VERSION
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    return -1 if timeout is None else int(timeout * 1000)
+
+
 class PgPool:
     """A pool of PostgreSQL connections for libkotte's postgresql backends.
 
@@ -94,6 +102,18 @@ class PgPool:
                 "failing": bool(st.failing),
                 "failing_since": from_micros(st.failing_since) if st.failing_since else None,
                 "retry_in_ms": st.retry_in_ms, "last_error": st.last_error}
+
+    def schema_version(self, timeout: Optional[float] = None) -> int:
+        """The database's libkotte schema version, once it is what this
+        libkotte needs (``SCHEMA_VERSION`` or newer).
+
+        Raises :class:`~libkotte.errors.SchemaError` for a missing or older
+        schema (its ``detail`` names both versions and the command that
+        migrates), or the pool's error when the database cannot be asked.
+        """
+        with self._guard:
+            out = capi.kotte_pg_schema_check_sync(self._handle, _timeout_ms(timeout))
+        return int(out[1] if isinstance(out, (list, tuple)) else out)
 
     @property
     def closed(self) -> bool:

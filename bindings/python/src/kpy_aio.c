@@ -24,6 +24,7 @@ struct kpy_op {
   kotte_session *session;
   kotte_session_list *list;
   uint64_t count;
+  char *detail; /* kotte_error_detail() of a failure, copied in its callback */
   kpy_op *next;
 };
 
@@ -41,6 +42,7 @@ static void op_free(kpy_op *o) {
   free(o->c);
   kotte_session_free(o->session);
   kotte_session_list_free(o->list);
+  free(o->detail);
   free(o);
 }
 
@@ -89,6 +91,10 @@ void kpy_aioq_release(kpy_aioq *q) {
 static void complete(kpy_op *o, int status) {
   kpy_aioq *q = o->q;
   o->status = status;
+  /* in the operation's callback (or right after its refused start) the
+   * loop thread's detail explains this failure; it is thread-local, so it
+   * travels with the operation */
+  if (status != 0 && kotte_error_detail()[0]) o->detail = strdup(kotte_error_detail());
   o->next = NULL;
   uv_mutex_lock(&q->mu);
   int was_empty = q->head == NULL;
@@ -222,7 +228,10 @@ PyObject *kpy_session_list_py(const kotte_session_list *l) {
 }
 
 static PyObject *payload_py(const kpy_op *o) {
-  if (o->status != 0) Py_RETURN_NONE;
+  if (o->status != 0) { /* a failure's payload is its detail */
+    if (o->detail) return PyUnicode_DecodeUTF8(o->detail, (Py_ssize_t)strlen(o->detail), "replace");
+    Py_RETURN_NONE;
+  }
   switch (o->kind) {
   case P_SESSION: return kpy_session_tuple(o->session);
   case P_LIST: return kpy_session_list_py(o->list);

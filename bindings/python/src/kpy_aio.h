@@ -56,7 +56,8 @@ long kpy_aioq_in_flight(const kpy_aioq *q);
  * Takes every queued completion and returns a new list of tuples
  * (token, status, payload) where payload is None, an int (count), a session
  * tuple (id, user_id, data, created_at, last_activity, expires_at,
- * max_expires_at) or a list of session tuples. Needs the GIL.
+ * max_expires_at) or a list of session tuples; for a failure (status < 0)
+ * it is the failure's kotte_error_detail() text, or None. Needs the GIL.
  */
 PyObject *kpy_aioq_drain(kpy_aioq *q);
 

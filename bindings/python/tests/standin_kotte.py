@@ -9,7 +9,11 @@ and a ``get_session(request)`` dependency that reads the module-level
 manager at call time), ``app.core.connection_storage`` (a JSON-file store
 that records that it was imported), route modules that bind
 ``session_manager`` / ``connection_storage`` at import time, and
-``app.main.app`` with Starlette's SessionMiddleware.
+``app.main.app`` with Starlette's SessionMiddleware configured as Kotte's
+``main.py`` configures it (SESSION_SECRET_KEY, SESSION_MAX_AGE, same_site
+"lax", https_only in production, SESSION_COOKIE_NAME) and Kotte's CSRF rule
+(X-CSRF-Token equal to the cookie session's csrf_token, which login puts
+there), so that a replica of it and kotte-server can share one login.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ FILES = {
                 self.session_secret_key = env("SESSION_SECRET_KEY") or secrets.token_urlsafe(32)
                 self.session_idle_timeout = int(env("SESSION_IDLE_TIMEOUT", "1800"))
                 self.session_max_age = int(env("SESSION_MAX_AGE", "3600"))
+                self.session_cookie_name = env("SESSION_COOKIE_NAME", "kotte_session")
                 self.credential_storage_path = env("CREDENTIAL_STORAGE_PATH", "./data/connections.json")
                 self.master_encryption_key = env("MASTER_ENCRYPTION_KEY", "")
 
@@ -151,7 +156,9 @@ FILES = {
             await session_manager.update_session(sid, {"role": "admin" if user == "admin" else "user"})
             request.session["session_id"] = sid
             data = await session_manager.get_session(sid)
-            return {"user_id": user, "authenticated": True, "csrf_token": data["csrf_token"]}
+            request.session["csrf_token"] = data["csrf_token"]  # as Kotte's login
+            return {"user_id": user, "username": user, "authenticated": True,
+                    "csrf_token": data["csrf_token"]}
 
 
         @router.get("/me")
@@ -226,19 +233,58 @@ FILES = {
         @router.get("")
         async def list_(session: dict = Depends(get_session)):
             return connection_storage.list_connections(session["user_id"])
+
+
+        @router.get("/{connection_id}")
+        async def get(connection_id: str, session: dict = Depends(get_session)):
+            c = connection_storage.get_connection(session["user_id"], connection_id)
+            if c is None:
+                raise HTTPException(status_code=404, detail="CONNECTION_NOT_FOUND")
+            return c
+
+
+        @router.delete("/{connection_id}", status_code=204)
+        async def delete(connection_id: str, session: dict = Depends(get_session)):
+            if not connection_storage.delete_connection(session["user_id"], connection_id):
+                raise HTTPException(status_code=404, detail="CONNECTION_NOT_FOUND")
     ''',
     "app/main.py": '''
         from fastapi import FastAPI
+        from fastapi.responses import JSONResponse
+        from starlette.middleware.base import BaseHTTPMiddleware
         from starlette.middleware.sessions import SessionMiddleware
 
         from app.api.v1 import router
         from app.core.config import settings
 
 
+        class CSRFMiddleware(BaseHTTPMiddleware):
+            """Kotte's rule: state-changing requests but login carry X-CSRF-Token
+            equal to the cookie session's csrf_token (else the session's)."""
+
+            async def dispatch(self, request, call_next):
+                if (request.method not in ("POST", "PUT", "PATCH", "DELETE")
+                        or request.url.path == "/api/v1/auth/login"):
+                    return await call_next(request)
+                token = request.session.get("csrf_token")
+                sid = request.session.get("session_id")
+                if not token and sid:
+                    from app.core.auth import session_manager
+                    data = await session_manager.get_session(sid)
+                    token = data.get("csrf_token") if data else None
+                if not token or request.headers.get("X-CSRF-Token") != token:
+                    return JSONResponse({"detail": "CSRF token validation failed"}, status_code=403)
+                return await call_next(request)
+
+
         def create_app():
             app = FastAPI()
+            app.add_middleware(CSRFMiddleware)
+            # as Kotte's main.py: added after CSRF, so it runs first
             app.add_middleware(SessionMiddleware, secret_key=settings.session_secret_key,
-                               max_age=settings.session_max_age, session_cookie="kotte_session")
+                               max_age=settings.session_max_age, same_site="lax",
+                               https_only=settings.environment == "production",
+                               session_cookie=settings.session_cookie_name)
             app.include_router(router, prefix="/api/v1")
             return app
 

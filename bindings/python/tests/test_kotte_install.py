@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import child_env, require_pg, settings_for
+from conftest import child_env, free_port, require_pg, settings_for, wait_http
 from libkotte import capi
 from standin_kotte import write_standin
 
@@ -53,10 +52,12 @@ async def main():
         assert (await c.get("/api/v1/auth/me")).status_code == 401
         r = await c.post("/api/v1/auth/login", json={"username": "admin", "password": "admin"})
         assert r.status_code == 200, r.text
+        h = {"X-CSRF-Token": r.json()["csrf_token"]}  # Kotte's CSRF rule
         me = (await c.get("/api/v1/auth/me")).json()
         assert me["user_id"] == "admin" and me["role"] == "admin" and me["created_at"].endswith("+00:00")
         cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "s3cret-connect-password"}
-        assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 200
+        assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 403
+        assert (await c.post("/api/v1/session/connect", json={"connection": cfg}, headers=h)).status_code == 200
         st = (await c.get("/api/v1/session/status")).json()
         assert st == {"connected": True, "database": "graphs", "has_password": True,
                       "current_graph": None}, st
@@ -67,10 +68,10 @@ async def main():
         with open(os.environ["SESSION_STORAGE_PATH"], "rb") as f:
             assert b"s3cret-connect-password" not in f.read()  # sealed at rest
         r = await c.post("/api/v1/connections", json={"name": "n", "host": "h", "port": 5432,
-                         "database": "d", "username": "u", "password": "p"})
+                         "database": "d", "username": "u", "password": "p"}, headers=h)
         assert r.status_code == 201, r.text
         print("storage:", r.json()["storage"])
-        assert (await c.post("/api/v1/auth/logout")).status_code == 200
+        assert (await c.post("/api/v1/auth/logout", headers=h)).status_code == 200
         assert (await c.get("/api/v1/auth/me")).status_code == 401
         assert list(mgr._sessions.keys()) == []
     print("scenario ok")
@@ -101,22 +102,9 @@ def test_install_puts_libkotte_stores_into_kotte(order: str, tmp_path: Path):
         assert "storage: app.core.connection_storage" in p.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_ready(base: str, proc: subprocess.Popen, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"replica exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
-        try:
-            httpx.get(base + "/api/v1/auth/me", timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"replica at {base} did not start")
+    wait_http(base + "/api/v1/auth/me", proc, deadline,
+              lambda: proc.stderr.read().decode())  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("backend", ["json_file", "postgresql"])
@@ -127,7 +115,7 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
     # Replicas share SESSION_SECRET_KEY (cookie signing; and row keys for postgresql).
     settings = settings_for(backend, tmp_path, session_secret_key="shared-cookie-secret-" * 2)
     env = child_env(KOTTE_BACKEND_DIR=str(standin), **_env_of(settings))
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "libkotte.kotte.asgi:app",
                                "--host", "127.0.0.1", "--port", str(p), "--log-level", "warning"],
                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -145,7 +133,8 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
             me = cb.get("/api/v1/auth/me")
             assert me.status_code == 200 and me.json()["user_id"] == "alice", me.text
             assert ca.get("/api/v1/auth/me").json() == me.json()
-            assert cb.post("/api/v1/auth/logout").status_code == 200
+            csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+            assert cb.post("/api/v1/auth/logout", headers=csrf).status_code == 200
             assert ca.get("/api/v1/auth/me").status_code == 401  # logged out everywhere
     finally:
         for proc in procs:

@@ -72,7 +72,7 @@ for backend in $backends; do
   status=$(curl -s -o /dev/null -w '%{http_code}' -b "kotte_session=$cookie" "$url/api/v1/session/status")
   [ "$status" = 200 ] || { echo "session/status answered $status"; kill "$pid"; exit 1; }
   echo "=== backend: $backend (RATE_LIMIT_ENABLED=$RATE_LIMIT_ENABLED${RATE_LIMIT_PER_MINUTE:+ RATE_LIMIT_PER_MINUTE=$RATE_LIMIT_PER_MINUTE}${RATE_LIMIT_PER_USER:+ RATE_LIMIT_PER_USER=$RATE_LIMIT_PER_USER})"
-  echo "\$ wrk -t$threads -c$conns -d$duration --latency -H 'Cookie: kotte_session=<43-char id>' $url/api/v1/session/status"
+  echo "\$ wrk -t$threads -c$conns -d$duration --latency -H 'Cookie: kotte_session=<signed cookie>' $url/api/v1/session/status"
   out=$(wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Cookie: kotte_session=$cookie" \
     "$url/api/v1/session/status") || { echo "wrk failed"; kill -TERM "$pid"; exit 1; }
   echo "$out" | sed -n '/Thread Stats/,$p'

@@ -100,11 +100,11 @@ const CAN = [
    WHERE session_id = 'hash-1'`,
   `SELECT data FROM kotte_sessions WHERE session_id = 'hash-1' AND expires_at > now()`,
   `DELETE FROM kotte_sessions WHERE expires_at < now()`,
-  `INSERT INTO kotte_credentials (id, user_id, name, host, port, database, username, password,
+  `INSERT INTO kotte_credentials (id, user_id, name, host, port, database, encrypted_username, encrypted_password,
      key_id, created_at, updated_at)
    VALUES ('00000000-0000-4000-8000-000000000001', '1', 'graphs', 'db.example', 5432, 'kotte',
      '\\x01', '\\x02', 'k1', now(), now())`,
-  `UPDATE kotte_credentials SET password = '\\x03', key_id = 'k2', updated_at = now()
+  `UPDATE kotte_credentials SET encrypted_password = '\\x03', key_id = 'k2', updated_at = now()
    WHERE id = '00000000-0000-4000-8000-000000000001'`,
   `SELECT name, host, port, sslmode FROM kotte_credentials WHERE user_id = '1'`,
   `DELETE FROM kotte_credentials WHERE id = '00000000-0000-4000-8000-000000000001'`,
@@ -133,10 +133,10 @@ const CANNOT = [
 ];
 
 const MUST_FAIL = [
-  [`INSERT INTO kotte_credentials (id, user_id, name, host, port, database, username, password,
+  [`INSERT INTO kotte_credentials (id, user_id, name, host, port, database, encrypted_username, encrypted_password,
       key_id, created_at, updated_at)
     VALUES (gen_random_uuid(), '1', 'p', 'h', 0, 'd', '\\x01', '\\x02', 'k', now(), now())`, 'port 0 is accepted'],
-  [`INSERT INTO kotte_credentials (id, user_id, name, host, port, database, username, password,
+  [`INSERT INTO kotte_credentials (id, user_id, name, host, port, database, encrypted_username, encrypted_password,
       key_id, created_at, updated_at)
     VALUES (gen_random_uuid(), '1', 'dup', 'h', 5432, 'd', '\\x01', '\\x02', 'k', now(), now()),
            (gen_random_uuid(), '1', 'dup', 'h', 5432, 'd', '\\x01', '\\x02', 'k', now(), now())`,

@@ -103,6 +103,11 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
             if new is not None and attr in ("session_manager", "connection_storage"):
                 setattr(mod, attr, new)
 
+    # a database without libkotte's schema (or an older one) stops the
+    # start here, with its remedy, not at the first login (_schema.py)
+    from . import _schema
+
+    _schema.startup(settings, manager, storage.new)
     _installed = Installed(settings, manager, storage.new)
     return _installed
 

@@ -5,6 +5,9 @@ Commands:
                       store that CREDENTIAL_STORAGE_TYPE / _PATH name
   config              print the settings the drop-in would use (no secrets)
   rewrap              re-seal every saved connection under the current key
+  migrate             apply libkotte's sql/ migrations to the DB_* database
+                      (run it as the database owner; safe to run at once from
+                      several places: they take turns under an advisory lock)
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     imp.add_argument("--dry-run", action="store_true", help="decrypt only; write nothing")
     sub.add_parser("config", help="print the effective settings (secrets masked)")
     sub.add_parser("rewrap", help="re-seal saved connections under the current key")
+    mig = sub.add_parser("migrate", help="apply libkotte's migrations (as the database owner)")
+    mig.add_argument("--sql-dir", help="the sql/ folder (default: $KOTTE_SQL_DIR or the installed one)")
     args = p.parse_args(argv)
     settings = KotteSettings.from_env()
     if args.command == "config":
@@ -81,6 +86,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if args.command == "import-connections":
         return _import(args, settings)
+    if args.command == "migrate":
+        from . import _schema
+        from ..errors import KotteError
+
+        if args.sql_dir:
+            settings = settings.with_(kotte_sql_dir=args.sql_dir)
+        try:
+            n = _schema.migrate(settings)
+        except (KotteError, FileNotFoundError) as e:
+            print(f"migrate: {e}", file=sys.stderr)
+            return 1
+        print(f"migrate: done, {n} migration(s) applied")
+        return 0
     return _rewrap(args, settings)
 
 

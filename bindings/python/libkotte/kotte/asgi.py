@@ -23,6 +23,32 @@ if "" not in sys.path and os.getcwd() not in sys.path:
 _module, _, _attr = os.environ.get("KOTTE_APP", "app.main:app").partition(":")
 
 from . import install  # noqa: E402
+from ..errors import SchemaError  # noqa: E402
 
-installed = install(package=_module.split(".")[0])
-app = getattr(importlib.import_module(_module), _attr or "app")
+try:
+    installed = install(package=_module.split(".")[0])
+except SchemaError as _e:  # stop the server with the remedy, not a traceback
+    raise SystemExit(f"libkotte: {_e.detail or _e}") from None
+_kotte_app = getattr(importlib.import_module(_module), _attr or "app")
+
+
+async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+    """Kotte's app; ``GET /api/v1/ready`` answers 503 with the reason while
+    the database's schema is missing or older than this libkotte needs
+    (otherwise Kotte answers it)."""
+    if scope["type"] == "http" and scope["path"] == "/api/v1/ready":
+        import asyncio
+        import json
+
+        from . import _schema
+
+        reason = await asyncio.get_running_loop().run_in_executor(
+            None, _schema.problem, installed.settings)
+        if reason:
+            body = json.dumps({"status": "not_ready", "reason": reason}).encode()
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+    await _kotte_app(scope, receive, send)

@@ -21,6 +21,9 @@ DB_USER, DB_PASSWORD
 DB_CONNECT_TIMEOUT         10                            seconds
 DB_POOL_MAX_SIZE           10                            connections per process
 ENVIRONMENT                development                   "production" requires a key
+KOTTE_MIGRATE_ON_START     false                         migrate before serving (DB_USER
+                                                         must be the database owner)
+KOTTE_SQL_DIR              (the installed sql/)          what the migration applies
 =========================  ============================  =====================
 
 With nothing set, the drop-in behaves as Kotte does today: memory sessions
@@ -55,6 +58,8 @@ class KotteSettings:
     db_connect_timeout: int = 10
     db_pool_max_size: int = 10
     environment: str = "development"
+    kotte_migrate_on_start: bool = False
+    kotte_sql_dir: str = ""
 
     def __post_init__(self) -> None:
         for name in ("session_storage_type", "credential_storage_type"):
@@ -115,7 +120,18 @@ class KotteSettings:
         return replace(self, **changes)
 
 
+_TRUE = ("1", "true", "yes", "on", "t", "y")
+_FALSE = ("0", "false", "no", "off", "f", "n", "")
+
+
 def _convert(name: str, typ: Any, raw: Any) -> Any:
+    if typ in (bool, "bool"):
+        if isinstance(raw, bool):
+            return raw
+        v = str(raw).strip().lower()
+        if v in _TRUE or v in _FALSE:
+            return v in _TRUE
+        raise ValueError(f"{name.upper()} must be true or false, not {raw!r}")
     if typ in (int, "int"):
         try:
             return int(raw)
