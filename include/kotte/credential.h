@@ -293,7 +293,9 @@ KOTTE_EXTERN int kotte_cred_backend_memory_new(kotte_cred_backend **out);
  * A file backend with the guarantees of the session json_file backend
  * (kotte/session.h): an append-only journal at @p path, one checksummed
  * record a line, files mode 0600; every acknowledged write was fdatasync'd;
- * a torn last line (a write never acknowledged) is dropped; a corrupt or
+ * a torn last line (a write never acknowledged) is dropped; a file cut
+ * short or removed while open is logged as an ERROR and rewritten from
+ * what this process read, an existing empty file is a new store; a corrupt or
  * foreign file (Kotte's connections.json, say) fails with KOTTE_ECORRUPT,
  * names the path in kotte_error_detail() and is never written to; several
  * processes may share the path (flock on "<path>.lock"); compaction by

@@ -138,6 +138,17 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
  *  - files are created with mode 0600;
  *  - a corrupt or foreign file fails with KOTTE_ECORRUPT (and the path in
  *    kotte_error_detail()) and is never overwritten or emptied;
+ *  - a journal cut below what this process had read from it, or removed,
+ *    while the store is open was damaged by someone else (libkotte never
+ *    shrinks it in place beyond an incomplete last record nobody read):
+ *    this is logged as an ERROR naming the path and the sizes, and the
+ *    file is rewritten (fsync'd, renamed) from the records this process
+ *    holds, all of them acknowledged, before the operation goes on. With
+ *    several processes on one file, the first to notice restores what it
+ *    has read; what only another one had read since is lost. Stop every
+ *    process before replacing or restoring the file;
+ *  - an existing empty file is a new store (logged as a warning): nothing
+ *    is in it to lose;
  *  - the cost of one write does not depend on the number of sessions;
  *    the journal is compacted (rewritten to a temporary file, fsync'd and
  *    renamed) when it holds more than twice the live records.

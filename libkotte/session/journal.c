@@ -124,7 +124,10 @@ static int apply(kt_table *t, const cJSON *j) {
   return KOTTE_ECORRUPT;
 }
 
-static int apply_cb(void *ctx, const cJSON *rec) { return apply(ctx, rec); }
+static int apply_cb(void *ctx, int version, const cJSON *rec) {
+  (void)version;
+  return apply(ctx, rec);
+}
 static void reset_cb(void *ctx) { kt_clear(ctx); }
 static size_t live_cb(void *ctx) { return kt_count(ctx); }
 
@@ -146,7 +149,14 @@ static size_t snapshot_cb(void *ctx, kotte__journal_buf *b) {
 }
 
 static const kotte__journal_ops session_ops = {
-  "sessions", "session", apply_cb, reset_cb, live_cb, snapshot_cb,
+  .kind = "sessions",
+  .noun = "session",
+  .version = 1,
+  .min_version = 1,
+  .apply = apply_cb,
+  .reset = reset_cb,
+  .live = live_cb,
+  .snapshot = snapshot_cb,
 };
 
 int kj_open(kj *j, const char *path, kt_table *t) {

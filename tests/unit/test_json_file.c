@@ -17,9 +17,11 @@
 #include <kotte.h>
 
 #include "test_files.h"
+#include "test_log.h"
 
 typedef struct env {
   kotte_runtime *rt;
+  kotte_session_store *st; /* a store a failed test left open (freed by teardown) */
   char dir[64];
   char path[128];
 } env;
@@ -36,6 +38,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   env *e = *state;
+  test_log_stop();
+  kotte_session_store_free(e->st);
   kotte_runtime_free(e->rt);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
@@ -331,6 +335,100 @@ static void compaction_shrinks_the_file_and_keeps_live_sessions(void **state) {
   kotte_session_store_free(st);
 }
 
+/* ---- a journal damaged while the store has it open ---------------------- */
+
+/* Three sessions written (one updated, one deleted), then the file is cut
+ * to @p keep bytes (SIZE_MAX: removed) behind the open store's back. */
+static void damage_while_open(env *e, size_t keep) {
+  kotte_session_store *st;
+  char a[44], b[44], c[44], d[44];
+  test_log_start();
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  create(st, "alice", "{\"n\":1}", a);
+  create(st, "bob", "{\"n\":2}", b);
+  create(st, "carol", "{\"n\":3}", c);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(st, a, "{\"m\":\"x\"}", &s, -1), 0);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_delete_sync(st, c, -1), 0);
+  struct stat sb;
+  assert_int_equal(stat(e->path, &sb), 0);
+  long long before = (long long)sb.st_size;
+  if (keep == SIZE_MAX) {
+    assert_int_equal(unlink(e->path), 0);
+  } else {
+    assert_int_equal(truncate(e->path, keep == 1 ? sb.st_size / 2 : 0), 0);
+  }
+
+  /* every operation goes on as if nothing happened */
+  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
+  expect_data(st, b, "{\"n\":2}");
+  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
+  create(st, "dave", "{\"n\":4}", d);
+
+  /* an ERROR that says what happened, and no talk of unacknowledged writes */
+  char path_part[160], before_part[64];
+  snprintf(path_part, sizeof path_part, "%s", e->path);
+  snprintf(before_part, sizeof before_part, "%lld bytes", before);
+  const char *parts[] = { path_part, keep == SIZE_MAX ? "removed" : before_part, NULL };
+  char *line = test_log_find("ERROR", parts);
+  if (line == NULL) fail_msg("no ERROR naming the damage; captured:\n%s", test_log_buf.text);
+  free(line);
+  assert_false(test_log_has("unacknowledged"));
+  kotte_session_store_free(st);
+  e->st = NULL;
+  test_log_stop();
+
+  /* and it is all on disk */
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
+  expect_data(st, b, "{\"n\":2}");
+  expect_data(st, d, "{\"n\":4}");
+  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, 0);
+}
+
+static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, 1);
+}
+
+static void a_journal_removed_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, SIZE_MAX);
+}
+
+/* An existing empty file holds nothing to lose: it is a new store (a
+ * creator that died before its header, or a file emptied while no process
+ * had it open), said in a warning. */
+static void an_existing_empty_file_opens_as_a_new_store_with_a_warning(void **state) {
+  env *e = *state;
+  spit(e->path, "", 0);
+  test_log_start();
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char id[44];
+  create(st, "alice", "{\"n\":1}", id);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  const char *parts[] = { e->path, "empty", NULL };
+  char *line = test_log_find("WARN", parts);
+  if (line == NULL) fail_msg("no warning about the empty file; captured:\n%s", test_log_buf.text);
+  free(line);
+  test_log_stop();
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, id, "{\"n\":1}");
+  kotte_session_store_free(st);
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
@@ -352,6 +450,10 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(two_processes_write_one_file_without_losing_anything, setup, teardown),
     cmocka_unit_test_setup_teardown(compaction_shrinks_the_file_and_keeps_live_sessions, setup, teardown),
     cmocka_unit_test_setup_teardown(an_unwritable_location_gives_an_io_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_truncated_to_zero_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_cut_in_half_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_removed_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(an_existing_empty_file_opens_as_a_new_store_with_a_warning, setup, teardown),
   };
   return cmocka_run_group_tests_name("json_file backend", tests, NULL, NULL);
 }
