@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 #define DEV_KEY_FILENAME ".master_encryption_key"
 
@@ -80,7 +81,7 @@ static int dev_key(const ks_config *cfg, char **out, char *err, size_t errlen) {
   return -1;
 }
 
-static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
+int ks_keyring_open(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
   const char *key = getenv("MASTER_ENCRYPTION_KEY");
   const char *prev = getenv("MASTER_ENCRYPTION_KEYS_PREVIOUS");
   char *dev = NULL;
@@ -100,6 +101,33 @@ static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, siz
              kotte_error_detail());
     return -1;
   }
+  return 0;
+}
+
+int ks_session_secret(const ks_config *cfg, unsigned char **out, size_t *len, char *err,
+                      size_t errlen) {
+  const char *s = getenv("SESSION_SECRET_KEY"), *m = getenv("MASTER_ENCRYPTION_KEY");
+  if ((s && *s) || (m && *m)) return ks_pg_session_secret(out, len, err, errlen);
+  if (cfg->production) {
+    snprintf(err, errlen, "SESSION_STORAGE_TYPE=json_file needs SESSION_SECRET_KEY (or "
+                          "MASTER_ENCRYPTION_KEY) in production");
+    return -1;
+  }
+  char *dev;
+  if (dev_key(cfg, &dev, err, errlen) != 0) return -1;
+  /* as from MASTER_ENCRYPTION_KEY (pgconn.c) and as the Python drop-in does */
+  static const unsigned char personal[crypto_generichash_blake2b_PERSONALBYTES] =
+      "kotte-pg-session";
+  *out = sodium_malloc(32);
+  if (*out == NULL) {
+    sodium_free(dev);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  crypto_generichash_blake2b_salt_personal(*out, 32, (const unsigned char *)dev, strlen(dev), NULL,
+                                           0, NULL, personal);
+  sodium_free(dev);
+  *len = 32;
   return 0;
 }
 
@@ -127,7 +155,7 @@ int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks
     return -1;
   }
   kotte_keyring *kr;
-  if (open_keyring(cfg, &kr, err, errlen) != 0) {
+  if (ks_keyring_open(cfg, &kr, err, errlen) != 0) {
     kotte_cred_backend_free(be);
     return -1;
   }

@@ -99,7 +99,7 @@ static void on_verified(int result, const char *user_id, const char *username, v
   cJSON_AddStringToObject(cc, "username", lc->name);
   cJSON_AddStringToObject(d, "username", lc->name);
   cJSON_AddNullToObject(d, "graph_context");
-  cJSON_AddStringToObject(d, "csrf_token", lc->csrf);
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "csrf_token"), "$secret", lc->csrf);
   cJSON_AddStringToObject(d, "role", strcmp(lc->name, "admin") == 0 ? "admin" : "user");
   char *data = cJSON_PrintUnformatted(d);
   ks_json_wipe_delete(d);
@@ -228,9 +228,9 @@ static void on_token_stored(int status, kotte_session *s, void *ud) {
 }
 
 void ks_h_csrf_token(ks_ex *ex) {
-  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
-  if (cJSON_IsString(tok) && tok->valuestring[0]) {
-    reply_token(ex, tok->valuestring);
+  const char *tok = ks_session_csrf(ex->sdata);
+  if (tok) {
+    reply_token(ex, tok);
     return;
   }
   /* a session without a token (made by another client of the store):
@@ -241,7 +241,7 @@ void ks_h_csrf_token(ks_ex *ex) {
     return;
   }
   char patch[96];
-  snprintf(patch, sizeof patch, "{\"csrf_token\":\"%s\"}", token);
+  snprintf(patch, sizeof patch, "{\"csrf_token\":{\"$secret\":\"%s\"}}", token);
   int rc = kotte_session_update(ex->srv->sessions, kotte_session_id(ex->session), patch,
                                 on_token_stored, ex);
   sodium_memzero(patch, sizeof patch);

@@ -18,8 +18,13 @@
  * bytes to wipe), 0 when there is none. */
 int ks_cookie_session_id(const ks_request *req, char id[KOTTE_SESSION_ID_LEN + 1]);
 
+/* The session's CSRF token: csrf_token of the session data @p sdata,
+ * stored as the sealed secret {"$secret": TOKEN} (request.c) or, from an
+ * older session, a plain string; NULL if there is none (or it is empty). */
+const char *ks_session_csrf(const cJSON *sdata);
+
 /* 1 if the request's X-CSRF-Token is non-empty and equal (compared in
- * constant time) to the string csrf_token of the session data @p sdata. */
+ * constant time) to the session's CSRF token (ks_session_csrf). */
 int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata);
 
 /* Reads the body as a JSON object, as FastAPI does: only without a

@@ -136,6 +136,15 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
  *  - several processes may share one path: each operation holds an
  *    advisory lock on "<path>.lock" and first reads what others appended;
  *  - files are created with mode 0600;
+ *  - the file never holds a usable token, as the postgresql backend's
+ *    table does not: records are keyed by a keyed BLAKE2b hash of the id,
+ *    and the id is stored only sealed (XChaCha20-Poly1305), so that
+ *    list_user can return ids. Both keys are derived from @p secret (e.g.
+ *    SESSION_SECRET_KEY, at least 16 bytes), exactly as the postgresql
+ *    backend derives them; the same secret must be used every time the
+ *    file is opened (with another one, every session reads as unknown).
+ *    A journal written by libkotte 0.1 (clear ids, format version 1) is
+ *    rewritten without them when it is opened;
  *  - a corrupt or foreign file fails with KOTTE_ECORRUPT (and the path in
  *    kotte_error_detail()) and is never overwritten or emptied;
  *  - a journal cut below what this process had read from it, or removed,
@@ -158,10 +167,13 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
  * lose the last slides, which only makes sessions expire sooner.
  *
  * Loads the journal now (on the calling thread). Returns 0, KOTTE_EINVAL,
- * KOTTE_ENOMEM, KOTTE_EIO, KOTTE_ELOCK or KOTTE_ECORRUPT.
+ * KOTTE_EKEY (secret shorter than 16 bytes), KOTTE_ENOMEM, KOTTE_EIO,
+ * KOTTE_ELOCK or KOTTE_ECORRUPT.
  */
 KOTTE_EXTERN int kotte_session_backend_json_file_new(kotte_session_backend **out,
-                                                     uv_loop_t *loop, const char *path);
+                                                     uv_loop_t *loop, const char *path,
+                                                     const unsigned char *secret,
+                                                     size_t secret_len);
 
 typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
 

@@ -48,9 +48,13 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* The secret the journal's keys come from (SESSION_SECRET_KEY). */
+static const unsigned char secret[] = "json-file-suite-session-secret";
+
 static int open_store(env *e, kotte_session_store **st) {
   kotte_session_backend *be;
-  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path);
+  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path, secret,
+                                               sizeof secret - 1);
   if (rc != 0) return rc;
   rc = kotte_session_store_open(st, e->rt, be, NULL);
   if (rc != 0) kotte_session_backend_free(be);
@@ -429,6 +433,155 @@ static void an_existing_empty_file_opens_as_a_new_store_with_a_warning(void **st
   kotte_session_store_free(st);
 }
 
+/* ---- no session id at rest ---------------------------------------------- */
+
+/* 1 if @p buf holds @p id as written, or its 32 bytes in hex or standard
+ * base64 (the forms a dump could show them in). */
+static int holds_id(const char *buf, const char *id) {
+  if (strstr(buf, id)) return 1;
+  unsigned char raw[32];
+  size_t n = 0;
+  if (sodium_base642bin(raw, sizeof raw, id, 43, NULL, &n, NULL,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || n != 32)
+    fail_msg("not an id: %s", id);
+  char hex[65], b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+  sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+  return strstr(buf, hex) != NULL || strstr(buf, b64) != NULL;
+}
+
+static void the_file_never_holds_a_session_id(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  enum { N = 6 };
+  char ids[N + 1][44];
+  for (int i = 0; i < N; i++) create(st, i % 2 ? "alice" : "bob", "{\"n\":1}", ids[i]);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(st, ids[0], "{\"m\":2}", &s, -1), 0);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_touch_sync(st, ids[1], -1), 0);
+  assert_int_equal(kotte_session_regenerate_sync(st, ids[2], &s, -1), 0);
+  memcpy(ids[N], kotte_session_id(s), 44);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_delete_sync(st, ids[3], -1), 0);
+  /* a list still hands the ids back (opened from their seals) */
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 2); /* 1 and 5; 3 was deleted */
+  for (size_t i = 0; i < kotte_session_list_count(l); i++) {
+    const char *id = kotte_session_id(kotte_session_list_get(l, i));
+    assert_true(strcmp(id, ids[1]) == 0 || strcmp(id, ids[5]) == 0);
+  }
+  kotte_session_list_free(l);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  size_t len;
+  char *buf = slurp(e->path, &len);
+  for (int i = 0; i <= N; i++)
+    if (holds_id(buf, ids[i])) fail_msg("session id %d is in the journal", i);
+  assert_non_null(strstr(buf, "\"alice\"")); /* the file is readable, only ids are hidden */
+  free(buf);
+  /* and the sessions are all there after a reload */
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_data(st, ids[0], "{\"n\":1,\"m\":2}");
+  expect_data(st, ids[N], "{\"n\":1}");
+  assert_int_equal(kotte_session_get_sync(st, ids[2], &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(st, ids[3], &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
+/* The ids of fixtures/sessions-v1.journal (fixtures/make_sessions_v1.c). */
+#define V1_A "yRCMGFs_GKtgTfpfieU-uiqoReFIYSm1cuCFxdMjKes"       /* alice, updated */
+#define V1_B_OLD "4lJUmdBcj6_PMVxrU9ImXV6oDULUXn3ArcG_JS8taB4"   /* alice, regenerated ... */
+#define V1_B "0uUJMW3pzDflo0o_1RX92Y5Hcm4HhUYpAIb4pzbgp5A"       /* ... to this */
+#define V1_C "MLPkzNF8kvtV1XPpgKrbxhjCMXKPNyLnjR4BiQ2foMg"       /* bob, touched */
+#define V1_D "-nq72crDQ3DiGk_EEOw2KSfUX8IAD14KFEkGOtxnsxM"       /* carol, deleted */
+
+static void an_old_journal_with_clear_ids_is_upgraded_on_open(void **state) {
+  env *e = *state;
+  size_t len;
+  char *old = slurp(KOTTE_TEST_FIXTURES "/sessions-v1.journal", &len);
+  assert_non_null(strstr(old, V1_A)); /* the fixture is what it claims */
+  spit(e->path, old, len);
+  free(old);
+  test_log_start();
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  const char *parts[] = { e->path, "version 1 to 2", NULL };
+  char *line = test_log_find("INFO", parts);
+  if (line == NULL) fail_msg("the upgrade is not logged; captured:\n%s", test_log_buf.text);
+  free(line);
+  test_log_stop();
+
+  /* the file no longer holds an id, and says version 2 */
+  char *now = slurp(e->path, &len);
+  const char *all[] = { V1_A, V1_B_OLD, V1_B, V1_C, V1_D };
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    if (holds_id(now, all[i])) fail_msg("id %s is still in the upgraded journal", all[i]);
+  assert_non_null(strstr(now, "{\"kotte\":\"sessions\",\"version\":2}"));
+  free(now);
+  struct stat sb;
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+
+  /* every session works as before */
+  expect_data(st, V1_A, "{\"csrf_token\":\"old-csrf-in-clear\",\"n\":1,\"m\":\"x\"}");
+  expect_data(st, V1_B, "{\"n\":2}");
+  expect_data(st, V1_C, "{\"n\":3}");
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, V1_B_OLD, &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(st, V1_D, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 2);
+  for (size_t i = 0; i < 2; i++) {
+    const char *id = kotte_session_id(kotte_session_list_get(l, i));
+    assert_true(strcmp(id, V1_A) == 0 || strcmp(id, V1_B) == 0);
+  }
+  kotte_session_list_free(l);
+  assert_int_equal(kotte_session_delete_sync(st, V1_C, -1), 0);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0); /* and again, from the new format */
+  e->st = st;
+  expect_data(st, V1_B, "{\"n\":2}");
+  assert_int_equal(kotte_session_get_sync(st, V1_C, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
+/* The hashes depend on the secret: opened with another one, the journal
+ * knows no session (every replica must share SESSION_SECRET_KEY). */
+static void another_secret_finds_no_session(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char id[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", id);
+  kotte_session_store_free(st);
+  kotte_session_backend *be;
+  static const unsigned char other[] = "another-session-secret-entirely";
+  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path,
+                                                       other, sizeof other - 1), 0);
+  assert_int_equal(kotte_session_store_open(&st, e->rt, be, NULL), 0);
+  e->st = st;
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, id, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 0); /* seals this key cannot open */
+  kotte_session_list_free(l);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path,
+                                                       other, 15), KOTTE_EKEY);
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
@@ -454,6 +607,9 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(a_journal_cut_in_half_while_open_loses_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(a_journal_removed_while_open_loses_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(an_existing_empty_file_opens_as_a_new_store_with_a_warning, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_file_never_holds_a_session_id, setup, teardown),
+    cmocka_unit_test_setup_teardown(an_old_journal_with_clear_ids_is_upgraded_on_open, setup, teardown),
+    cmocka_unit_test_setup_teardown(another_secret_finds_no_session, setup, teardown),
   };
   return cmocka_run_group_tests_name("json_file backend", tests, NULL, NULL);
 }
