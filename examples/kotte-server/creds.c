@@ -184,9 +184,8 @@ const char *ks_creds_backend(const ks_creds *c) {
   return c ? kotte_cred_store_backend_name(c->store) : "none";
 }
 
-static void on_probe(int status, kotte_cred_list *list, void *ud) {
+static void on_probe(int status, void *ud) {
   ping_ctx *p = ud;
-  kotte_cred_list_free(list);
   p->cb(status, p->ud);
   free(p);
 }
@@ -197,8 +196,8 @@ void ks_creds_ping(ks_creds *c, void (*cb)(int status, void *ud), void *ud) {
   if (p) {
     p->cb = cb;
     p->ud = ud;
-    /* a list of a user nobody is: the backend answers or it does not */
-    rc = kotte_cred_list_user(c->store, "kotte-server-ready-probe", on_probe, p);
+    /* json_file: also not ready while its journal cannot be written */
+    rc = kotte_cred_store_check(c->store, on_probe, p);
     if (rc == 0) return;
     free(p);
   }

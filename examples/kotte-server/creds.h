@@ -37,7 +37,8 @@ int ks_session_secret(const ks_config *cfg, unsigned char **out, size_t *len, ch
 kotte_cred_store *ks_creds_store(ks_creds *c);
 /* The backend's name, "none" for NULL. */
 const char *ks_creds_backend(const ks_creds *c);
-/* Readiness: calls back later with 0 when the store answers. */
+/* Readiness (kotte_cred_store_check()): calls back later with 0 when the
+ * store answers and, for json_file, its journal can be written. */
 void ks_creds_ping(ks_creds *c, void (*cb)(int status, void *ud), void *ud);
 /* Frees the store; operations in flight end with KOTTE_ECANCELED. */
 void ks_creds_close(ks_creds *c);

@@ -444,6 +444,17 @@ KOTTE_EXTERN int kotte_cred_rewrap(kotte_cred_store *store, kotte_cred_report_cb
 KOTTE_EXTERN int kotte_cred_key_usage(kotte_cred_store *store, kotte_cred_report_cb cb,
                                       void *userdata);
 
+/**
+ * Readiness: calls back with 0 if the store's backend can serve reads and
+ * writes now, else the error that stops it; changes nothing, cheap enough
+ * for a probe every few seconds. json_file: as kotte_session_store_check()
+ * (kotte/session.h): the journal locks and reads, and its last write
+ * succeeded, or a nop record written by the check itself succeeds.
+ * Backends without their own check: a list of a user nobody is.
+ */
+KOTTE_EXTERN int kotte_cred_store_check(kotte_cred_store *store, kotte_cred_status_cb cb,
+                                        void *userdata);
+
 /* ------------------------------------------------------------------ */
 /* Blocking API (stores from kotte_cred_store_open(); any thread but   */
 /* the loop thread). Return 0 or a negative code; *out is set on 0.    */
@@ -465,6 +476,7 @@ KOTTE_EXTERN int kotte_cred_rewrap_sync(kotte_cred_store *store, kotte_cred_repo
                                         int timeout_ms);
 KOTTE_EXTERN int kotte_cred_key_usage_sync(kotte_cred_store *store, kotte_cred_report **out,
                                            int timeout_ms);
+KOTTE_EXTERN int kotte_cred_store_check_sync(kotte_cred_store *store, int timeout_ms);
 
 #ifdef __cplusplus
 }

@@ -336,6 +336,23 @@ KOTTE_EXTERN int kotte_session_delete_user(kotte_session_store *store, const cha
 KOTTE_EXTERN int kotte_session_purge_expired(kotte_session_store *store,
                                              kotte_session_count_cb cb, void *userdata);
 
+/**
+ * Readiness: calls back with 0 if the store's backend can serve reads and
+ * writes now, else the error that stops it (for a readiness probe, which
+ * then reports the store not ready). Cheap enough to call every few
+ * seconds; it changes no session. json_file: the journal can be locked and
+ * read, and the last write to it succeeded; after a failed write (disk
+ * full, a read-only or immutable file) the check itself appends one record
+ * {"op":"nop"} (padded past 4 KiB, so that it needs new disk space) with
+ * fdatasync until that succeeds again, so it
+ * reports the journal writable again without waiting for a user's write,
+ * and never grows the journal while writes succeed (KOTTE_EIO until then).
+ * Backends without their own check (memory, postgresql, version-1
+ * backends): a get of an id that does not exist, answered without error.
+ */
+KOTTE_EXTERN int kotte_session_store_check(kotte_session_store *store, kotte_session_status_cb cb,
+                                           void *userdata);
+
 /* ------------------------------------------------------------------ */
 /* Blocking API (stores from kotte_session_store_open(); any thread but */
 /* the loop thread). Return 0 or a negative code; *out is set on 0.    */
@@ -365,6 +382,7 @@ KOTTE_EXTERN int kotte_session_delete_user_sync(kotte_session_store *store,
                                                 int timeout_ms);
 KOTTE_EXTERN int kotte_session_purge_expired_sync(kotte_session_store *store, uint64_t *count,
                                                   int timeout_ms);
+KOTTE_EXTERN int kotte_session_store_check_sync(kotte_session_store *store, int timeout_ms);
 
 #ifdef __cplusplus
 }

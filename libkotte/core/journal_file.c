@@ -72,8 +72,11 @@ static void header_json(const kotte__journal *j, char *out, size_t cap) {
   snprintf(out, cap, "{\"kotte\":\"%s\",\"version\":%d}", j->ops->kind, j->ops->version);
 }
 
-/* The write check's record: skipped on replay (see kotte__journal_check). */
-#define NOP_JSON "{\"op\":\"nop\"}"
+/* The write check's record, skipped on replay (see kotte__journal_check):
+ * {"op":"nop","pad":"...."}, padded past one 4 KiB block so that writing it
+ * needs new space on the disk (a smaller one could land in the room left
+ * in the journal's last block and pass on a full disk). */
+#define NOP_PAD 4096
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -430,7 +433,17 @@ int kotte__journal_append(kotte__journal *j, const kotte__journal_buf *b, size_t
 
 int kotte__journal_check(kotte__journal *j, kotte__journal_buf *b, size_t *lines) {
   if (j->write_error == 0) return 0;
-  buf_text_line(b, NOP_JSON, sizeof NOP_JSON - 1);
+  static const char head[] = "{\"op\":\"nop\",\"pad\":\"", tail[] = "\"}";
+  char *json = kotte__malloc(sizeof head - 1 + NOP_PAD + sizeof tail);
+  if (json == NULL) {
+    b->oom = 1; /* the batch fails with KOTTE_ENOMEM: not ready */
+    return 1;
+  }
+  memcpy(json, head, sizeof head - 1);
+  memset(json + sizeof head - 1, '.', NOP_PAD);
+  memcpy(json + sizeof head - 1 + NOP_PAD, tail, sizeof tail);
+  buf_text_line(b, json, sizeof head - 1 + NOP_PAD + sizeof tail - 1);
+  kotte__free(json);
   (*lines)++;
   return 1;
 }

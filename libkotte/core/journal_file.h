@@ -121,7 +121,8 @@ int kotte__journal_append(kotte__journal *j, const kotte__journal_buf *b, size_t
 /* The write check, for a job of a batch (lock held): if the last write
  * failed, adds one {"op":"nop"} line to @p b (and counts it in *lines) and
  * returns 1: the batch's append then proves the journal writable again, or
- * fails the job. Returns 0 (nothing added) while writes succeed, so that
+ * fails the job. The line is padded to a little over 4 KiB, so that it
+ * needs a new block of the disk (compaction drops it). Returns 0 (nothing added) while writes succeed, so that
  * checks do not grow the journal. */
 int kotte__journal_check(kotte__journal *j, kotte__journal_buf *b, size_t *lines);
 

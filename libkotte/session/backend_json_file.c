@@ -15,7 +15,9 @@
 #include "core/journal_queue.h"
 #include "session/journal.h"
 
-typedef enum job_kind { J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE } job_kind;
+typedef enum job_kind {
+  J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE, J_CHECK
+} job_kind;
 
 typedef struct job job;
 struct job {
@@ -25,6 +27,7 @@ struct job {
   kotte_session_backend_record_cb record_cb;
   kotte_session_backend_count_cb count_cb;
   kotte_session_backend_list_cb list_cb;
+  kotte_session_backend_status_cb status_cb;
   /* arguments */
   char id[KOTTE_SESSION_ID_LEN + 1];
   char new_id[KOTTE_SESSION_ID_LEN + 1];
@@ -224,6 +227,11 @@ static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
     jb->link.status = 0;
     return jb->count > 0;
   }
+  case J_CHECK:
+    /* the lock (and so the replay) succeeded; after a failed write, the
+     * batch's append of a nop record says whether writing works again */
+    jb->link.status = 0;
+    return kotte__journal_check(&jf->journal.file, b, lines);
   }
   jb->link.status = KOTTE_EINTERNAL;
   return 0;
@@ -243,6 +251,9 @@ static void deliver_job(kotte__journal_job *j) {
     break;
   case J_REMOVE: case J_REMOVE_USER: case J_PURGE:
     jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx);
+    break;
+  case J_CHECK:
+    jb->status_cb(st, jb->ctx);
     break;
   }
   job_free(jb);
@@ -369,6 +380,13 @@ static int jf_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
   return submit(JF(be), jb);
 }
 
+static int jf_check(kotte_session_backend *be, kotte_session_backend_status_cb cb, void *ctx) {
+  job *jb = job_new(J_CHECK, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->status_cb = cb;
+  return submit(JF(be), jb);
+}
+
 static void jf_destroy(void *ctx) {
   jf_backend *jf = ctx;
   kt_clear(&jf->table);
@@ -391,6 +409,7 @@ static const kotte_session_backend jf_vtable = {
   .remove_user = jf_remove_user,
   .purge = jf_purge,
   .free = jf_free,
+  .check = jf_check,
 };
 
 static const kotte__journal_queue_ops jf_queue_ops = {

@@ -6,9 +6,12 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,8 +42,11 @@ static int setup(void **state) {
   return 0;
 }
 
+static int set_immutable(const char *path, int on);
+
 static int teardown(void **state) {
   env *e = *state;
+  set_immutable(e->path, 0); /* a failed test may leave it so */
   test_log_stop();
   kotte_cred_store_free(e->st);
   kotte_runtime_free(e->rt);
@@ -428,6 +434,54 @@ static void a_journal_removed_while_open_loses_nothing(void **state) {
   damage_while_open(*state, 2);
 }
 
+/* ---- readiness: a journal that cannot be written ------------------------ */
+
+/* chattr +i / -i: 0, or -1 where the filesystem does not allow it. */
+static int set_immutable(const char *path, int on) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+  if (rc == 0) {
+    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+    rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+  }
+  close(fd);
+  return rc;
+}
+
+static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
+  env *e = *state;
+  kotte_cred_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char a[37], b[37];
+  save(st, "alice", "prod", "pw-a", a);
+  struct stat sb;
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(stat(e->path, &sb), 0);
+  off_t healthy = sb.st_size;
+  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here */
+  kotte_cred_input in = input("test", "reader", "pw-b");
+  int rc = kotte_cred_save_sync(st, "alice", &in, NULL, -1);
+  if (rc == 0) set_immutable(e->path, 0);
+  assert_int_equal(rc, KOTTE_EIO);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), KOTTE_EIO);
+  assert_int_equal(set_immutable(e->path, 0), 0);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_true(sb.st_size > healthy + 4096 && sb.st_size < healthy + 4096 + 64); /* one nop, once */
+  save(st, "alice", "test", "pw-b", b);
+  kotte_cred_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_password(st, "alice", a, "pw-a");
+  expect_password(st, "alice", b, "pw-b");
+  kotte_cred_store_free(st);
+  e->st = NULL;
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/credentials.journal", e->dir);
@@ -452,6 +506,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(a_journal_truncated_to_zero_while_open_loses_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(a_journal_cut_in_half_while_open_loses_nothing, setup, teardown),
     cmocka_unit_test_setup_teardown(a_journal_removed_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_check_reports_an_unwritable_journal_until_it_is_writable_again, setup, teardown),
   };
   return cmocka_run_group_tests_name("credential json_file", tests, NULL, NULL);
 }

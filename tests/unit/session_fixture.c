@@ -207,6 +207,12 @@ int fx_delete(fx *f, const char *id) {
   return finish(f, &c, kotte_session_delete(f->store, id, on_status, &c));
 }
 
+int fx_check(fx *f) {
+  call c = { .f = f };
+  START(f);
+  return finish(f, &c, kotte_session_store_check(f->store, on_status, &c));
+}
+
 int fx_touch(fx *f, const char *id) {
   call c = { .f = f };
   START(f);

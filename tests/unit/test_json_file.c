@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +38,11 @@ static int setup(void **state) {
   return 0;
 }
 
+static int set_immutable(const char *path, int on);
+
 static int teardown(void **state) {
   env *e = *state;
+  set_immutable(e->path, 0); /* a failed test may leave it so */
   test_log_stop();
   kotte_session_store_free(e->st);
   kotte_runtime_free(e->rt);
@@ -582,6 +587,66 @@ static void another_secret_finds_no_session(void **state) {
                                                        other, 15), KOTTE_EKEY);
 }
 
+/* ---- readiness: a journal that cannot be written ------------------------ */
+
+/* chattr +i / -i on @p path: 0, or -1 where the filesystem (or the lack of
+ * CAP_LINUX_IMMUTABLE) does not allow it. */
+static int set_immutable(const char *path, int on) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+  if (rc == 0) {
+    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+    rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+  }
+  close(fd);
+  return rc;
+}
+
+static off_t size_of(const char *path) {
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  return sb.st_size;
+}
+
+static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char a[44], b[44];
+  create(st, "alice", "{\"n\":1}", a);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  off_t healthy = size_of(e->path);
+  for (int i = 0; i < 5; i++) assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  assert_int_equal(size_of(e->path), healthy); /* probes do not grow the journal */
+
+  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here: nothing to test */
+  kotte_session *s;
+  int rc = kotte_session_create_sync(st, "bob", "{\"n\":2}", &s, -1);
+  set_immutable(e->path, rc == 0 ? 0 : 1); /* (undone at once if writes still work) */
+  assert_int_equal(rc, KOTTE_EIO);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO); /* until it can write */
+  assert_int_equal(size_of(e->path), healthy);
+
+  assert_int_equal(set_immutable(e->path, 0), 0);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0); /* ready again, by itself */
+  off_t after = size_of(e->path);
+  assert_true(after > healthy + 4096 && after < healthy + 4096 + 64); /* one nop record */
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  assert_int_equal(size_of(e->path), after);
+  create(st, "bob", "{\"n\":2}", b);
+  expect_data(st, a, "{\"n\":1}");
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0); /* the nop record reads back */
+  e->st = st;
+  expect_data(st, b, "{\"n\":2}");
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
@@ -610,6 +675,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(the_file_never_holds_a_session_id, setup, teardown),
     cmocka_unit_test_setup_teardown(an_old_journal_with_clear_ids_is_upgraded_on_open, setup, teardown),
     cmocka_unit_test_setup_teardown(another_secret_finds_no_session, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_check_reports_an_unwritable_journal_until_it_is_writable_again, setup, teardown),
   };
   return cmocka_run_group_tests_name("json_file backend", tests, NULL, NULL);
 }
