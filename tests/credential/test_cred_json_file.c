@@ -6,12 +6,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <fcntl.h>
-#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,8 +38,6 @@ static int setup(void **state) {
   *state = e;
   return 0;
 }
-
-static int set_immutable(const char *path, int on);
 
 static int teardown(void **state) {
   env *e = *state;
@@ -372,8 +367,8 @@ static void a_rewrap_is_durable(void **state) {
 /* ---- a journal damaged while the store has it open ---------------------- */
 
 /* Saved connections written (one updated, one deleted), then the file is
- * cut to nothing (@p how 0), to half (1) or removed (2) behind the open
- * store's back: nothing acknowledged is lost, and an ERROR says why. */
+ * damaged (damage_file()) behind the open store's back: nothing
+ * acknowledged is lost, and an ERROR says why. */
 static void damage_while_open(env *e, int how) {
   kotte_cred_store *st;
   char a[37], b[37], c[37], d[37];
@@ -388,11 +383,7 @@ static void damage_while_open(env *e, int how) {
   up.password = "pw-a2";
   assert_int_equal(kotte_cred_update_sync(st, "alice", a, &up, NULL, -1), 0);
   assert_int_equal(kotte_cred_delete_sync(st, "alice", b, -1), 0);
-  struct stat sb;
-  assert_int_equal(stat(e->path, &sb), 0);
-  long long before = (long long)sb.st_size;
-  if (how == 2) assert_int_equal(unlink(e->path), 0);
-  else assert_int_equal(truncate(e->path, how ? sb.st_size / 2 : 0), 0);
+  long long before = damage_file(e->path, how);
 
   expect_password(st, "alice", a, "pw-a2");
   expect_password(st, "bob", c, "pw-c");
@@ -401,13 +392,7 @@ static void damage_while_open(env *e, int how) {
   kotte_cred_input dup = input("prod", "x", "y"); /* the unique names are all there */
   assert_int_equal(kotte_cred_save_sync(st, "bob", &dup, NULL, -1), KOTTE_EEXISTS);
 
-  char before_part[64];
-  snprintf(before_part, sizeof before_part, "%lld bytes", before);
-  const char *parts[] = { e->path, how == 2 ? "removed" : before_part, NULL };
-  char *line = test_log_find("ERROR", parts);
-  if (line == NULL) fail_msg("no ERROR naming the damage; captured:\n%s", test_log_buf.text);
-  free(line);
-  assert_false(test_log_has("unacknowledged"));
+  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
   kotte_cred_store_free(st);
   e->st = NULL;
   test_log_stop();
@@ -423,31 +408,18 @@ static void damage_while_open(env *e, int how) {
 }
 
 static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, 0);
+  damage_while_open(*state, DAMAGE_EMPTY);
 }
 
 static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, 1);
+  damage_while_open(*state, DAMAGE_HALF);
 }
 
 static void a_journal_removed_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, 2);
+  damage_while_open(*state, DAMAGE_REMOVE);
 }
 
 /* ---- readiness: a journal that cannot be written ------------------------ */
-
-/* chattr +i / -i: 0, or -1 where the filesystem does not allow it. */
-static int set_immutable(const char *path, int on) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
-  if (rc == 0) {
-    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
-    rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
-  }
-  close(fd);
-  return rc;
-}
 
 static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
   env *e = *state;

@@ -6,8 +6,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +35,6 @@ static int setup(void **state) {
   *state = e;
   return 0;
 }
-
-static int set_immutable(const char *path, int on);
 
 static int teardown(void **state) {
   env *e = *state;
@@ -346,9 +342,9 @@ static void compaction_shrinks_the_file_and_keeps_live_sessions(void **state) {
 
 /* ---- a journal damaged while the store has it open ---------------------- */
 
-/* Three sessions written (one updated, one deleted), then the file is cut
- * to @p keep bytes (SIZE_MAX: removed) behind the open store's back. */
-static void damage_while_open(env *e, size_t keep) {
+/* Three sessions written (one updated, one deleted), then the file is
+ * damaged (damage_file()) behind the open store's back. */
+static void damage_while_open(env *e, int how) {
   kotte_session_store *st;
   char a[44], b[44], c[44], d[44];
   test_log_start();
@@ -361,14 +357,7 @@ static void damage_while_open(env *e, size_t keep) {
   assert_int_equal(kotte_session_update_sync(st, a, "{\"m\":\"x\"}", &s, -1), 0);
   kotte_session_free(s);
   assert_int_equal(kotte_session_delete_sync(st, c, -1), 0);
-  struct stat sb;
-  assert_int_equal(stat(e->path, &sb), 0);
-  long long before = (long long)sb.st_size;
-  if (keep == SIZE_MAX) {
-    assert_int_equal(unlink(e->path), 0);
-  } else {
-    assert_int_equal(truncate(e->path, keep == 1 ? sb.st_size / 2 : 0), 0);
-  }
+  long long before = damage_file(e->path, how);
 
   /* every operation goes on as if nothing happened */
   expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
@@ -377,14 +366,7 @@ static void damage_while_open(env *e, size_t keep) {
   create(st, "dave", "{\"n\":4}", d);
 
   /* an ERROR that says what happened, and no talk of unacknowledged writes */
-  char path_part[160], before_part[64];
-  snprintf(path_part, sizeof path_part, "%s", e->path);
-  snprintf(before_part, sizeof before_part, "%lld bytes", before);
-  const char *parts[] = { path_part, keep == SIZE_MAX ? "removed" : before_part, NULL };
-  char *line = test_log_find("ERROR", parts);
-  if (line == NULL) fail_msg("no ERROR naming the damage; captured:\n%s", test_log_buf.text);
-  free(line);
-  assert_false(test_log_has("unacknowledged"));
+  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
   kotte_session_store_free(st);
   e->st = NULL;
   test_log_stop();
@@ -398,20 +380,21 @@ static void damage_while_open(env *e, size_t keep) {
   assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
   kotte_session_store_free(st);
   e->st = NULL;
+  struct stat sb;
   assert_int_equal(stat(e->path, &sb), 0);
   assert_int_equal(sb.st_mode & 0777, 0600);
 }
 
 static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, 0);
+  damage_while_open(*state, DAMAGE_EMPTY);
 }
 
 static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, 1);
+  damage_while_open(*state, DAMAGE_HALF);
 }
 
 static void a_journal_removed_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, SIZE_MAX);
+  damage_while_open(*state, DAMAGE_REMOVE);
 }
 
 /* An existing empty file holds nothing to lose: it is a new store (a
@@ -588,20 +571,6 @@ static void another_secret_finds_no_session(void **state) {
 }
 
 /* ---- readiness: a journal that cannot be written ------------------------ */
-
-/* chattr +i / -i on @p path: 0, or -1 where the filesystem (or the lack of
- * CAP_LINUX_IMMUTABLE) does not allow it. */
-static int set_immutable(const char *path, int on) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
-  if (rc == 0) {
-    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
-    rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
-  }
-  close(fd);
-  return rc;
-}
 
 static off_t size_of(const char *path) {
   struct stat sb;

@@ -68,4 +68,17 @@ static inline int test_log_has(const char *needle) {
   return hit;
 }
 
+/* Asserts the ERROR a json_file store logs for a journal that damage_file()
+ * (test_files.h) cut (@p removed 0: "<before> bytes") or removed, naming
+ * @p path, and that nothing called the lost records unacknowledged. */
+static inline void test_log_expect_damage(const char *path, long long before, int removed) {
+  char before_part[64];
+  snprintf(before_part, sizeof before_part, "%lld bytes", before);
+  const char *parts[] = { path, removed ? "removed" : before_part, NULL };
+  char *line = test_log_find("ERROR", parts);
+  if (line == NULL) fail_msg("no ERROR naming the damage; captured:\n%s", test_log_buf.text);
+  free(line);
+  assert_false(test_log_has("unacknowledged"));
+}
+
 #endif
