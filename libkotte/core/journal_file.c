@@ -308,7 +308,10 @@ static int write_snapshot(kotte__journal *j) {
  * acknowledged: the file is rewritten from this process's state rather
  * than taken for what is left of it. (Another process sharing the file
  * that read records this one had not yet read reloads the rewritten file
- * and loses those: see kotte/session.h.)
+ * and loses those: see kotte/session.h. And if this process's last batch
+ * failed, its changes are in the state too and get written: a write
+ * reported as failed may then have taken effect, which beats losing every
+ * write that was reported as done.)
  */
 static int restore(kotte__journal *j, const char *what) {
   size_t live = j->ops->live(j->ctx);
