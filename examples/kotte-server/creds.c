@@ -34,6 +34,12 @@ static int dev_key(const ks_config *cfg, char **out, char *err, size_t errlen) {
              cfg->credential_path, DEV_KEY_FILENAME);
   else
     snprintf(path, sizeof path, "%s", DEV_KEY_FILENAME);
+  /* beside CREDENTIAL_STORAGE_PATH, whose folder may not exist yet (the
+   * session store asks for the key ring first) */
+  if (ks_make_parent(path) != 0) {
+    snprintf(err, errlen, "cannot create the directory of %.900s: %s", path, strerror(errno));
+    return -1;
+  }
   char *key = sodium_malloc(128);
   if (key == NULL) {
     snprintf(err, errlen, "out of memory");
