@@ -285,6 +285,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %thread kotte_session_list_user_sync;
 %thread kotte_session_delete_user_sync;
 %thread kotte_session_purge_expired_sync;
+%thread kotte_session_store_check_sync;
 %thread kotte_keyring_new;
 %thread kotte_keyring_from_env;
 %thread kotte_cred_backend_json_file_new;
@@ -297,6 +298,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %thread kotte_cred_delete_sync;
 %thread kotte_cred_rewrap_sync;
 %thread kotte_cred_key_usage_sync;
+%thread kotte_cred_store_check_sync;
 %thread kotte_pg_pool_open;
 %thread kotte_pg_pool_free;
 %thread kotte_pg_pool_get_stats;
@@ -318,6 +320,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %ignore kotte_session_list_user;
 %ignore kotte_session_delete_user;
 %ignore kotte_session_purge_expired;
+%ignore kotte_session_store_check;
 %ignore kotte_session_store_new;
 %ignore kotte_runtime_post;
 %ignore kotte_runtime_run;
@@ -351,6 +354,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %ignore kotte_cred_delete;
 %ignore kotte_cred_rewrap;
 %ignore kotte_cred_key_usage;
+%ignore kotte_cred_store_check;
 %ignore kotte_cred_store_new;
 %ignore kotte_cred_input;
 %ignore kotte_cred_options::clock;

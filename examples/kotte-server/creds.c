@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 #define DEV_KEY_FILENAME ".master_encryption_key"
 
@@ -33,6 +34,12 @@ static int dev_key(const ks_config *cfg, char **out, char *err, size_t errlen) {
              cfg->credential_path, DEV_KEY_FILENAME);
   else
     snprintf(path, sizeof path, "%s", DEV_KEY_FILENAME);
+  /* beside CREDENTIAL_STORAGE_PATH, whose folder may not exist yet (the
+   * session store asks for the key ring first) */
+  if (ks_make_parent(path) != 0) {
+    snprintf(err, errlen, "cannot create the directory of %.900s: %s", path, strerror(errno));
+    return -1;
+  }
   char *key = sodium_malloc(128);
   if (key == NULL) {
     snprintf(err, errlen, "out of memory");
@@ -80,7 +87,7 @@ static int dev_key(const ks_config *cfg, char **out, char *err, size_t errlen) {
   return -1;
 }
 
-static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
+int ks_keyring_open(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
   const char *key = getenv("MASTER_ENCRYPTION_KEY");
   const char *prev = getenv("MASTER_ENCRYPTION_KEYS_PREVIOUS");
   char *dev = NULL;
@@ -100,6 +107,33 @@ static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, siz
              kotte_error_detail());
     return -1;
   }
+  return 0;
+}
+
+int ks_session_secret(const ks_config *cfg, unsigned char **out, size_t *len, char *err,
+                      size_t errlen) {
+  const char *s = getenv("SESSION_SECRET_KEY"), *m = getenv("MASTER_ENCRYPTION_KEY");
+  if ((s && *s) || (m && *m)) return ks_pg_session_secret(out, len, err, errlen);
+  if (cfg->production) {
+    snprintf(err, errlen, "SESSION_STORAGE_TYPE=json_file needs SESSION_SECRET_KEY (or "
+                          "MASTER_ENCRYPTION_KEY) in production");
+    return -1;
+  }
+  char *dev;
+  if (dev_key(cfg, &dev, err, errlen) != 0) return -1;
+  /* as from MASTER_ENCRYPTION_KEY (pgconn.c) and as the Python drop-in does */
+  static const unsigned char personal[crypto_generichash_blake2b_PERSONALBYTES] =
+      "kotte-pg-session";
+  *out = sodium_malloc(32);
+  if (*out == NULL) {
+    sodium_free(dev);
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  crypto_generichash_blake2b_salt_personal(*out, 32, (const unsigned char *)dev, strlen(dev), NULL,
+                                           0, NULL, personal);
+  sodium_free(dev);
+  *len = 32;
   return 0;
 }
 
@@ -127,7 +161,7 @@ int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks
     return -1;
   }
   kotte_keyring *kr;
-  if (open_keyring(cfg, &kr, err, errlen) != 0) {
+  if (ks_keyring_open(cfg, &kr, err, errlen) != 0) {
     kotte_cred_backend_free(be);
     return -1;
   }
@@ -156,9 +190,8 @@ const char *ks_creds_backend(const ks_creds *c) {
   return c ? kotte_cred_store_backend_name(c->store) : "none";
 }
 
-static void on_probe(int status, kotte_cred_list *list, void *ud) {
+static void on_probe(int status, void *ud) {
   ping_ctx *p = ud;
-  kotte_cred_list_free(list);
   p->cb(status, p->ud);
   free(p);
 }
@@ -169,8 +202,8 @@ void ks_creds_ping(ks_creds *c, void (*cb)(int status, void *ud), void *ud) {
   if (p) {
     p->cb = cb;
     p->ud = ud;
-    /* a list of a user nobody is: the backend answers or it does not */
-    rc = kotte_cred_list_user(c->store, "kotte-server-ready-probe", on_probe, p);
+    /* json_file: also not ready while its journal cannot be written */
+    rc = kotte_cred_store_check(c->store, on_probe, p);
     if (rc == 0) return;
     free(p);
   }

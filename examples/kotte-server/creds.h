@@ -22,11 +22,23 @@ typedef struct ks_creds ks_creds;
  * or created once), as Kotte and libkotte's Python drop-in do. */
 int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks_config *cfg,
                   char *err, size_t errlen);
+/* The key ring from MASTER_ENCRYPTION_KEY (and _KEYS_PREVIOUS), or the
+ * development key file as above; *kr is the caller's (kotte_keyring_free).
+ * The session store seals its marked secrets (the CSRF token) with it too. */
+int ks_keyring_open(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen);
+/* The secret the json_file session backend derives its keys from (hashed
+ * and sealed ids at rest): as for PostgreSQL, SESSION_SECRET_KEY or a key
+ * derived from MASTER_ENCRYPTION_KEY; outside production, without either,
+ * derived from the development key file the same way (so Kotte's Python
+ * drop-in opens the same journal). *out is sodium_malloc'd (sodium_free). */
+int ks_session_secret(const ks_config *cfg, unsigned char **out, size_t *len, char *err,
+                      size_t errlen);
 /* The store (NULL for NULL). */
 kotte_cred_store *ks_creds_store(ks_creds *c);
 /* The backend's name, "none" for NULL. */
 const char *ks_creds_backend(const ks_creds *c);
-/* Readiness: calls back later with 0 when the store answers. */
+/* Readiness (kotte_cred_store_check()): calls back later with 0 when the
+ * store answers and, for json_file, its journal can be written. */
 void ks_creds_ping(ks_creds *c, void (*cb)(int status, void *ud), void *ud);
 /* Frees the store; operations in flight end with KOTTE_ECANCELED. */
 void ks_creds_close(ks_creds *c);

@@ -150,7 +150,7 @@ static void on_verified(int result, const char *user_id, const char *username, v
   cJSON_AddStringToObject(cc, "username", lc->name);
   cJSON_AddStringToObject(d, "username", lc->name);
   cJSON_AddNullToObject(d, "graph_context");
-  cJSON_AddStringToObject(d, "csrf_token", lc->csrf);
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "csrf_token"), "$secret", lc->csrf);
   cJSON_AddStringToObject(d, "role", strcmp(lc->name, "admin") == 0 ? "admin" : "user");
   char *data = cJSON_PrintUnformatted(d);
   ks_json_wipe_delete(d);
@@ -280,11 +280,10 @@ static void on_token_stored(int status, kotte_session *s, void *ud) {
 }
 
 void ks_h_csrf_token(ks_ex *ex) {
-  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(ex->sdata, "csrf_token");
-  if (cJSON_IsString(tok) && tok->valuestring[0]) {
-    if (strcmp(ex->cookie_csrf, tok->valuestring) != 0)
-      ks_set_session_cookie(ex, ex->cookie_id, tok->valuestring);
-    reply_token(ex, tok->valuestring);
+  const char *tok = ks_session_csrf(ex->sdata);
+  if (tok) {
+    if (strcmp(ex->cookie_csrf, tok) != 0) ks_set_session_cookie(ex, ex->cookie_id, tok);
+    reply_token(ex, tok);
     return;
   }
   /* a session without a token (made by another client of the store):
@@ -295,7 +294,7 @@ void ks_h_csrf_token(ks_ex *ex) {
     return;
   }
   char patch[96];
-  snprintf(patch, sizeof patch, "{\"csrf_token\":\"%s\"}", token);
+  snprintf(patch, sizeof patch, "{\"csrf_token\":{\"$secret\":\"%s\"}}", token);
   int rc = kotte_session_update(ex->srv->sessions, kotte_session_id(ex->session), patch,
                                 on_token_stored, ex);
   sodium_memzero(patch, sizeof patch);

@@ -74,12 +74,11 @@ static void ready_done(ks_ex *ex) {
   ks_reply_json(ex, ok ? 200 : 503, b);
 }
 
-static void on_session_probe(int status, kotte_session *s, void *ud) {
+/* kotte_session_store_check(): json_file also fails while its journal
+ * cannot be written (disk full, immutable file) until a write succeeds. */
+static void on_session_probe(int status, void *ud) {
   ks_ex *ex = ud;
-  kotte_session_free(s);
-  /* a random id is never found: "not found" is the store answering */
-  ((ready_ctx *)ex->hctx)->result[CHECK_SESSIONS] =
-      (status == KOTTE_ENOTFOUND || status == 0) ? 0 : status;
+  ((ready_ctx *)ex->hctx)->result[CHECK_SESSIONS] = status;
   ready_done(ex);
 }
 
@@ -119,14 +118,12 @@ void ks_h_ready(ks_ex *ex) {
    * state at once; a probe would wait for a connection (acquire timeout). */
   int pg = ex->srv->pool ? ks_pg_pool_ready(ex->srv->pool, rc->pg_reason, sizeof rc->pg_reason) : 0;
 #define ON_PG(name) (pg != 0 && strcmp((name), "postgresql") == 0)
-  char probe[KOTTE_TOKEN_LEN + 1];
-  kotte_token_generate(probe);
   rc->waiting++;
   if (ex->srv->sessions && ON_PG(kotte_session_store_backend_name(ex->srv->sessions))) {
     rc->result[CHECK_SESSIONS] = pg;
     rc->waiting--;
   } else if (ex->srv->sessions == NULL ||
-             kotte_session_get(ex->srv->sessions, probe, on_session_probe, ex) != 0) {
+             kotte_session_store_check(ex->srv->sessions, on_session_probe, ex) != 0) {
     rc->result[CHECK_SESSIONS] = KOTTE_ECLOSED;
     rc->waiting--;
   }

@@ -257,8 +257,14 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
                  strerror(errno));
         return -1;
       }
-      rc = kotte_session_backend_json_file_new(&be, srv->loop, srv->cfg.session_path);
+    {
+      unsigned char *secret;
+      size_t len;
+      if (ks_session_secret(&srv->cfg, &secret, &len, err, errlen) != 0) return -1;
+      rc = kotte_session_backend_json_file_new(&be, srv->loop, srv->cfg.session_path, secret, len);
+      sodium_free(secret);
       break;
+    }
     case KS_STORE_POSTGRESQL: {
       unsigned char *secret;
       size_t len;
@@ -274,10 +280,19 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
              kotte_strerror(rc), kotte_error_detail());
     return -1;
   }
+  /* The CSRF token is kept in the session as a sealed secret
+   * (handlers_auth.c): no backend ever holds it in clear. */
+  kotte_keyring *kr;
+  if (ks_keyring_open(&srv->cfg, &kr, err, errlen) != 0) {
+    kotte_session_backend_free(be);
+    return -1;
+  }
   kotte_session_options opts = KOTTE_SESSION_OPTIONS_INIT;
   opts.idle_timeout_s = srv->cfg.session_idle_timeout;
   opts.max_age_s = srv->cfg.session_max_age;
+  opts.keyring = kr;
   rc = kotte_session_store_new(&srv->sessions, srv->loop, be, &opts);
+  kotte_keyring_free(kr); /* the store holds its own reference */
   if (rc != 0) {
     kotte_session_backend_free(be);
     snprintf(err, errlen, "session store: %s %s", kotte_strerror(rc), kotte_error_detail());

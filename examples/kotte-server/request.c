@@ -42,12 +42,22 @@ int ks_cookie_value(const ks_request *req, const char *name, const char **value,
   return 1;
 }
 
+/* The token is stored as {"$secret": TOKEN}: the session store seals it
+ * with the key ring before any backend sees it and hands it back marked
+ * the same way (kotte/session.h), so neither the json_file journal nor
+ * kotte_sessions ever holds it in clear. A plain string (a session written
+ * before, or by another client of the store) is still read. */
+const char *ks_session_csrf(const cJSON *sdata) {
+  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(sdata, "csrf_token");
+  if (cJSON_IsObject(tok)) tok = cJSON_GetObjectItemCaseSensitive(tok, "$secret");
+  return cJSON_IsString(tok) && tok->valuestring[0] ? tok->valuestring : NULL;
+}
+
 int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata) {
   const ks_header *h = ks_request_header(req, "x-csrf-token");
-  const cJSON *tok = cJSON_GetObjectItemCaseSensitive(sdata, "csrf_token");
-  return cJSON_IsString(tok) && h != NULL && h->value_len != 0 &&
-         strlen(tok->valuestring) == h->value_len &&
-         sodium_memcmp(tok->valuestring, h->value, h->value_len) == 0;
+  const char *tok = ks_session_csrf(sdata);
+  return tok != NULL && h != NULL && h->value_len != 0 && strlen(tok) == h->value_len &&
+         sodium_memcmp(tok, h->value, h->value_len) == 0;
 }
 
 static void wipe_strings(cJSON *j) {

@@ -19,8 +19,13 @@
  * cookie.h's job (ks_cookie_unsign, ks_cookie_session_read). */
 int ks_cookie_value(const ks_request *req, const char *name, const char **value, size_t *len);
 
+/* The session's CSRF token: csrf_token of the session data @p sdata,
+ * stored as the sealed secret {"$secret": TOKEN} (request.c) or, from an
+ * older session, a plain string; NULL if there is none (or it is empty). */
+const char *ks_session_csrf(const cJSON *sdata);
+
 /* 1 if the request's X-CSRF-Token is non-empty and equal (compared in
- * constant time) to the string csrf_token of the session data @p sdata. */
+ * constant time) to the session's CSRF token (ks_session_csrf). */
 int ks_csrf_token_matches(const ks_request *req, const cJSON *sdata);
 
 /* Reads the body as a JSON object, as FastAPI does: only without a

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -26,8 +27,13 @@ int main(int argc, char **argv) {
   int rc = kotte_runtime_new(&rt, NULL);
   if (rc != 0) return fail("runtime", rc);
 
+  /* The keys that keep session ids out of the file come from a secret
+   * (SESSION_SECRET_KEY in Kotte); the same one every time the file opens. */
+  const char *secret = getenv("SESSION_SECRET_KEY");
+  if (secret == NULL || strlen(secret) < 16) secret = "session-demo-only-secret-not-for-production";
   kotte_session_backend *be;
-  rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path);
+  rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path,
+                                           (const unsigned char *)secret, strlen(secret));
   if (rc != 0) return fail("open json_file backend", rc);
   kotte_session_store *store;
   rc = kotte_session_store_open(&store, rt, be, NULL);

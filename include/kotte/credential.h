@@ -293,7 +293,9 @@ KOTTE_EXTERN int kotte_cred_backend_memory_new(kotte_cred_backend **out);
  * A file backend with the guarantees of the session json_file backend
  * (kotte/session.h): an append-only journal at @p path, one checksummed
  * record a line, files mode 0600; every acknowledged write was fdatasync'd;
- * a torn last line (a write never acknowledged) is dropped; a corrupt or
+ * a torn last line (a write never acknowledged) is dropped; a file cut
+ * short or removed while open is logged as an ERROR and rewritten from
+ * what this process read, an existing empty file is a new store; a corrupt or
  * foreign file (Kotte's connections.json, say) fails with KOTTE_ECORRUPT,
  * names the path in kotte_error_detail() and is never written to; several
  * processes may share the path (flock on "<path>.lock"); compaction by
@@ -442,6 +444,17 @@ KOTTE_EXTERN int kotte_cred_rewrap(kotte_cred_store *store, kotte_cred_report_cb
 KOTTE_EXTERN int kotte_cred_key_usage(kotte_cred_store *store, kotte_cred_report_cb cb,
                                       void *userdata);
 
+/**
+ * Readiness: calls back with 0 if the store's backend can serve reads and
+ * writes now, else the error that stops it; changes nothing, cheap enough
+ * for a probe every few seconds. json_file: as kotte_session_store_check()
+ * (kotte/session.h): the journal locks and reads, and its last write
+ * succeeded, or a nop record written by the check itself succeeds.
+ * Backends without their own check: a list of a user nobody is.
+ */
+KOTTE_EXTERN int kotte_cred_store_check(kotte_cred_store *store, kotte_cred_status_cb cb,
+                                        void *userdata);
+
 /* ------------------------------------------------------------------ */
 /* Blocking API (stores from kotte_cred_store_open(); any thread but   */
 /* the loop thread). Return 0 or a negative code; *out is set on 0.    */
@@ -463,6 +476,7 @@ KOTTE_EXTERN int kotte_cred_rewrap_sync(kotte_cred_store *store, kotte_cred_repo
                                         int timeout_ms);
 KOTTE_EXTERN int kotte_cred_key_usage_sync(kotte_cred_store *store, kotte_cred_report **out,
                                            int timeout_ms);
+KOTTE_EXTERN int kotte_cred_store_check_sync(kotte_cred_store *store, int timeout_ms);
 
 #ifdef __cplusplus
 }

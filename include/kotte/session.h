@@ -136,8 +136,28 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
  *  - several processes may share one path: each operation holds an
  *    advisory lock on "<path>.lock" and first reads what others appended;
  *  - files are created with mode 0600;
+ *  - the file never holds a usable token, as the postgresql backend's
+ *    table does not: records are keyed by a keyed BLAKE2b hash of the id,
+ *    and the id is stored only sealed (XChaCha20-Poly1305), so that
+ *    list_user can return ids. Both keys are derived from @p secret (e.g.
+ *    SESSION_SECRET_KEY, at least 16 bytes), exactly as the postgresql
+ *    backend derives them; the same secret must be used every time the
+ *    file is opened (with another one, every session reads as unknown).
+ *    A journal written by libkotte 0.1 (clear ids, format version 1) is
+ *    rewritten without them when it is opened;
  *  - a corrupt or foreign file fails with KOTTE_ECORRUPT (and the path in
  *    kotte_error_detail()) and is never overwritten or emptied;
+ *  - a journal cut below what this process had read from it, or removed,
+ *    while the store is open was damaged by someone else (libkotte never
+ *    shrinks it in place beyond an incomplete last record nobody read):
+ *    this is logged as an ERROR naming the path and the sizes, and the
+ *    file is rewritten (fsync'd, renamed) from the records this process
+ *    holds, all of them acknowledged, before the operation goes on. With
+ *    several processes on one file, the first to notice restores what it
+ *    has read; what only another one had read since is lost. Stop every
+ *    process before replacing or restoring the file;
+ *  - an existing empty file is a new store (logged as a warning): nothing
+ *    is in it to lose;
  *  - the cost of one write does not depend on the number of sessions;
  *    the journal is compacted (rewritten to a temporary file, fsync'd and
  *    renamed) when it holds more than twice the live records.
@@ -147,10 +167,13 @@ KOTTE_EXTERN int kotte_session_backend_memory_new(kotte_session_backend **out);
  * lose the last slides, which only makes sessions expire sooner.
  *
  * Loads the journal now (on the calling thread). Returns 0, KOTTE_EINVAL,
- * KOTTE_ENOMEM, KOTTE_EIO, KOTTE_ELOCK or KOTTE_ECORRUPT.
+ * KOTTE_EKEY (secret shorter than 16 bytes), KOTTE_ENOMEM, KOTTE_EIO,
+ * KOTTE_ELOCK or KOTTE_ECORRUPT.
  */
 KOTTE_EXTERN int kotte_session_backend_json_file_new(kotte_session_backend **out,
-                                                     uv_loop_t *loop, const char *path);
+                                                     uv_loop_t *loop, const char *path,
+                                                     const unsigned char *secret,
+                                                     size_t secret_len);
 
 typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
 
@@ -313,6 +336,23 @@ KOTTE_EXTERN int kotte_session_delete_user(kotte_session_store *store, const cha
 KOTTE_EXTERN int kotte_session_purge_expired(kotte_session_store *store,
                                              kotte_session_count_cb cb, void *userdata);
 
+/**
+ * Readiness: calls back with 0 if the store's backend can serve reads and
+ * writes now, else the error that stops it (for a readiness probe, which
+ * then reports the store not ready). Cheap enough to call every few
+ * seconds; it changes no session. json_file: the journal can be locked and
+ * read, and the last write to it succeeded; after a failed write (disk
+ * full, a read-only or immutable file) the check itself appends one record
+ * {"op":"nop"} (padded past 4 KiB, so that it needs new disk space) with
+ * fdatasync until that succeeds again, so it
+ * reports the journal writable again without waiting for a user's write,
+ * and never grows the journal while writes succeed (KOTTE_EIO until then).
+ * Backends without their own check (memory, postgresql, version-1
+ * backends): a get of an id that does not exist, answered without error.
+ */
+KOTTE_EXTERN int kotte_session_store_check(kotte_session_store *store, kotte_session_status_cb cb,
+                                           void *userdata);
+
 /* ------------------------------------------------------------------ */
 /* Blocking API (stores from kotte_session_store_open(); any thread but */
 /* the loop thread). Return 0 or a negative code; *out is set on 0.    */
@@ -342,6 +382,7 @@ KOTTE_EXTERN int kotte_session_delete_user_sync(kotte_session_store *store,
                                                 int timeout_ms);
 KOTTE_EXTERN int kotte_session_purge_expired_sync(kotte_session_store *store, uint64_t *count,
                                                   int timeout_ms);
+KOTTE_EXTERN int kotte_session_store_check_sync(kotte_session_store *store, int timeout_ms);
 
 #ifdef __cplusplus
 }

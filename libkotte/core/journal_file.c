@@ -66,10 +66,17 @@ void kotte__journal_buf_free(kotte__journal_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* The header line, e.g. {"kotte":"sessions","version":1}. */
+/* The header line, e.g. {"kotte":"sessions","version":2}: always the
+ * current version (an older file is rewritten, never appended to). */
 static void header_json(const kotte__journal *j, char *out, size_t cap) {
-  snprintf(out, cap, "{\"kotte\":\"%s\",\"version\":1}", j->ops->kind);
+  snprintf(out, cap, "{\"kotte\":\"%s\",\"version\":%d}", j->ops->kind, j->ops->version);
 }
+
+/* The write check's record, skipped on replay (see kotte__journal_check):
+ * {"op":"nop","pad":"...."}, padded past one 4 KiB block so that writing it
+ * needs new space on the disk (a smaller one could land in the room left
+ * in the journal's last block and pass on a full disk). */
+#define NOP_PAD 4096
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -101,11 +108,24 @@ static int parse_line(const char *line, size_t len, cJSON **out) {
   return kotte__json_parse_object(json, jlen, out) == 0 ? 0 : KOTTE_ECORRUPT;
 }
 
-static int header_ok(const kotte__journal *j, const cJSON *rec) {
+/* A header of our kind in a version we read: sets j->version. */
+static int header_ok(kotte__journal *j, const cJSON *rec) {
   const cJSON *k = cJSON_GetObjectItemCaseSensitive(rec, "kotte");
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "version");
-  return cJSON_IsString(k) && strcmp(k->valuestring, j->ops->kind) == 0 && cJSON_IsNumber(v) &&
-         v->valuedouble == 1;
+  if (!cJSON_IsString(k) || strcmp(k->valuestring, j->ops->kind) != 0 || !cJSON_IsNumber(v))
+    return 0;
+  for (int version = j->ops->min_version; version <= j->ops->version; version++) {
+    if (v->valuedouble == version) {
+      j->version = version;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int is_nop(const cJSON *rec) {
+  const cJSON *op = cJSON_GetObjectItemCaseSensitive(rec, "op");
+  return cJSON_IsString(op) && strcmp(op->valuestring, "nop") == 0;
 }
 
 /*
@@ -141,9 +161,13 @@ static int catch_up(kotte__journal *j, off_t size) {
       break;
     }
     if (nl == NULL) {
-      kotte__log(KOTTE_LOG_WARN, "%s store %s: dropping an unacknowledged partial record "
-                                 "(%zu bytes) at byte %lld", j->ops->noun, j->path, n - pos,
-                 (long long)at);
+      /* Past what this process read: a write whose writer died (or failed)
+       * before acknowledging it. A file cut short inside what this process
+       * had read never gets here (kotte__journal_lock restores it first). */
+      kotte__log(KOTTE_LOG_WARN, "%s store %s: dropping an incomplete last record (%zu bytes "
+                                 "at byte %lld): a write that never completed, or a file cut "
+                                 "short before this process read it", j->ops->noun, j->path,
+                 n - pos, (long long)at);
       if (ftruncate(j->fd, at) != 0) rc = io_error(j, "truncate partial record");
       break;
     }
@@ -157,12 +181,15 @@ static int catch_up(kotte__journal *j, off_t size) {
       int good = header_ok(j, rec);
       cJSON_Delete(rec);
       if (!good) {
-        snprintf(what, sizeof what, "not a libkotte %s journal (version 1)", j->ops->noun);
+        snprintf(what, sizeof what, "not a libkotte %s journal (versions %d to %d)",
+                 j->ops->noun, j->ops->min_version, j->ops->version);
         rc = corrupt(j, at, what);
         break;
       }
+    } else if (is_nop(rec)) {
+      cJSON_Delete(rec);
     } else {
-      rc = j->ops->apply(j->ctx, rec);
+      rc = j->ops->apply(j->ctx, j->version, rec);
       cJSON_Delete(rec);
       if (rc == KOTTE_ECORRUPT) rc = corrupt(j, at, "invalid record");
       if (rc != 0) break;
@@ -193,6 +220,7 @@ static int open_file(kotte__journal *j) {
   j->ino = st.st_ino;
   j->applied = 0;
   j->records = 0;
+  j->version = 0;
   return 0;
 }
 
@@ -218,86 +246,14 @@ static int fsync_dir(const char *path) {
   return rc;
 }
 
-int kotte__journal_lock(kotte__journal *j) {
-  while (flock(j->lock_fd, LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      int e = errno;
-      kotte__log(KOTTE_LOG_ERROR, "%s store %s: cannot lock %s: %s", j->ops->noun, j->path,
-                 j->lock_path, strerror(e));
-      return kotte__fail(KOTTE_ELOCK, "cannot lock %s: %s", j->lock_path, strerror(e));
-    }
-  }
-  struct stat by_path, by_fd;
-  int rc = 0;
-  if (stat(j->path, &by_path) != 0 || by_path.st_dev != j->dev || by_path.st_ino != j->ino) {
-    /* Replaced by another process's compaction (or removed): start over. */
-    j->stale = 1;
-    if ((rc = open_file(j)) != 0) goto fail;
-  }
-  if (fstat(j->fd, &by_fd) != 0) {
-    rc = io_error(j, "stat");
-    goto fail;
-  }
-  if (by_fd.st_size < j->applied) j->stale = 1; /* truncated: rebuild */
-  if (j->stale) {
-    j->ops->reset(j->ctx);
-    j->applied = 0;
-    j->records = 0;
-    j->stale = 0;
-  }
-  if (by_fd.st_size == 0) {
-    /* A new file (or one whose creator died before the header): start it. */
-    char header[96];
-    header_json(j, header, sizeof header);
-    kotte__journal_buf b = { NULL, 0, 0, 0 };
-    buf_text_line(&b, header, strlen(header));
-    if (b.oom) {
-      rc = KOTTE_ENOMEM;
-      goto fail;
-    }
-    if (write_all(j->fd, b.p, b.len) != 0 || fdatasync(j->fd) != 0 || fsync_dir(j->path) != 0) {
-      kotte__journal_buf_free(&b);
-      rc = io_error(j, "write header");
-      goto fail;
-    }
-    j->applied = (off_t)b.len;
-    j->records = 1;
-    kotte__journal_buf_free(&b);
-    return 0;
-  }
-  rc = catch_up(j, by_fd.st_size);
-  if (rc == 0) return 0;
-fail:
-  /* Whatever was half-applied is dropped; the next lock reloads. */
-  j->stale = 1;
-  flock(j->lock_fd, LOCK_UN);
-  return rc;
-}
-
-void kotte__journal_unlock(kotte__journal *j) { flock(j->lock_fd, LOCK_UN); }
-
-int kotte__journal_append(kotte__journal *j, const kotte__journal_buf *b, size_t lines,
-                          int sync) {
-  if (b->oom) {
-    j->stale = 1;
-    return KOTTE_ENOMEM;
-  }
-  if (b->len == 0) return 0;
-  if (write_all(j->fd, b->p, b->len) != 0 || (sync && fdatasync(j->fd) != 0)) {
-    int rc = io_error(j, "append");
-    /* The caller's state already holds the changes: rebuild it from the
-     * file. A partial line is truncated by the next lock holder. */
-    j->stale = 1;
-    return rc;
-  }
-  j->applied += (off_t)b->len;
-  j->records += lines;
-  return 0;
-}
-
-int kotte__journal_maybe_compact(kotte__journal *j) {
-  size_t live = j->ops->live(j->ctx);
-  if (j->records < 2 * live + 1024) return 0;
+/*
+ * Writes the header and ops->snapshot to "<path>.tmp", fsyncs it, renames
+ * it over the journal, fsyncs the directory and reopens: the compaction,
+ * also used to upgrade an older format and to restore a damaged file. Lock
+ * held. Afterwards the file holds exactly the caller's state. On failure
+ * the old file stays as it was.
+ */
+static int write_snapshot(kotte__journal *j) {
   kotte__journal_buf b = { NULL, 0, 0, 0 };
   char header[96];
   header_json(j, header, sizeof header);
@@ -305,7 +261,7 @@ int kotte__journal_maybe_compact(kotte__journal *j) {
   size_t lines = 1 + j->ops->snapshot(j->ctx, &b);
   if (b.oom) {
     kotte__journal_buf_free(&b);
-    return KOTTE_ENOMEM; /* compaction is an optimisation: try again later */
+    return KOTTE_ENOMEM;
   }
   size_t plen = strlen(j->path);
   char *tmp = kotte__malloc(plen + 5);
@@ -331,13 +287,177 @@ int kotte__journal_maybe_compact(kotte__journal *j) {
       if ((rc = open_file(j)) == 0) {
         j->applied = (off_t)b.len;
         j->records = lines;
+        j->version = j->ops->version;
+        j->stale = 0;
       } else {
-        j->stale = 1;
+        j->stale = 1; /* the next lock reloads the file just written */
       }
     }
   }
+  j->write_error = rc;
   kotte__free(tmp);
   kotte__journal_buf_free(&b);
+  return rc;
+}
+
+/*
+ * The journal was cut below what this process had read from it, or
+ * removed. libkotte does neither (it cuts only an incomplete last line
+ * beyond what any process read, and replaces the file by rename), so
+ * someone else damaged it. Every record this process read had been
+ * acknowledged: the file is rewritten from this process's state rather
+ * than taken for what is left of it. (Another process sharing the file
+ * that read records this one had not yet read reloads the rewritten file
+ * and loses those: see kotte/session.h. And if this process's last batch
+ * failed, its changes are in the state too and get written: a write
+ * reported as failed may then have taken effect, which beats losing every
+ * write that was reported as done.)
+ */
+static int restore(kotte__journal *j, const char *what) {
+  size_t live = j->ops->live(j->ctx);
+  kotte__log(KOTTE_LOG_ERROR, "%s store %s: %s; libkotte never does this, so something else "
+                              "damaged the file: rewriting it from the %zu records this process "
+                              "holds", j->ops->noun, j->path, what, live);
+  int rc = write_snapshot(j);
+  if (rc == 0)
+    kotte__log(KOTTE_LOG_WARN, "%s store %s: rewritten from this process's %zu records",
+               j->ops->noun, j->path, live);
+  else
+    kotte__log(KOTTE_LOG_ERROR, "%s store %s: cannot rewrite it (%s); every operation fails "
+                                "until it can", j->ops->noun, j->path, kotte_strerror(rc));
+  return rc;
+}
+
+int kotte__journal_lock(kotte__journal *j) {
+  while (flock(j->lock_fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int e = errno;
+      kotte__log(KOTTE_LOG_ERROR, "%s store %s: cannot lock %s: %s", j->ops->noun, j->path,
+                 j->lock_path, strerror(e));
+      return kotte__fail(KOTTE_ELOCK, "cannot lock %s: %s", j->lock_path, strerror(e));
+    }
+  }
+  struct stat by_path, by_fd;
+  char what[160];
+  int rc = 0;
+  if (stat(j->path, &by_path) != 0) {
+    if (errno != ENOENT) {
+      rc = io_error(j, "stat");
+      goto fail;
+    }
+    if (j->applied > 0) {
+      snprintf(what, sizeof what, "the journal was removed while in use (this process had "
+               "read %lld bytes of it)", (long long)j->applied);
+      if ((rc = restore(j, what)) != 0) goto fail;
+      return 0;
+    }
+    j->stale = 1;
+    if ((rc = open_file(j)) != 0) goto fail;
+  } else if (by_path.st_dev != j->dev || by_path.st_ino != j->ino) {
+    /* Replaced by another process's compaction: start over. */
+    j->stale = 1;
+    if ((rc = open_file(j)) != 0) goto fail;
+  }
+  if (fstat(j->fd, &by_fd) != 0) {
+    rc = io_error(j, "stat");
+    goto fail;
+  }
+  if (by_fd.st_size < j->applied) {
+    snprintf(what, sizeof what, "the journal shrank from %lld bytes to %lld bytes while in use",
+             (long long)j->applied, (long long)by_fd.st_size);
+    if ((rc = restore(j, what)) != 0) goto fail;
+    return 0;
+  }
+  if (j->stale) {
+    j->ops->reset(j->ctx);
+    j->applied = 0;
+    j->records = 0;
+    j->stale = 0;
+  }
+  if (by_fd.st_size == 0) {
+    /* A new file (or one whose creator died before the header): start it. */
+    char header[96];
+    header_json(j, header, sizeof header);
+    kotte__journal_buf b = { NULL, 0, 0, 0 };
+    buf_text_line(&b, header, strlen(header));
+    if (b.oom) {
+      rc = KOTTE_ENOMEM;
+      goto fail;
+    }
+    if (write_all(j->fd, b.p, b.len) != 0 || fdatasync(j->fd) != 0 || fsync_dir(j->path) != 0) {
+      kotte__journal_buf_free(&b);
+      rc = j->write_error = io_error(j, "write header");
+      goto fail;
+    }
+    j->applied = (off_t)b.len;
+    j->records = 1;
+    j->version = j->ops->version;
+    kotte__journal_buf_free(&b);
+    return 0;
+  }
+  rc = catch_up(j, by_fd.st_size);
+  if (rc == 0 && j->version < j->ops->version) {
+    /* Never append to an older format: rewrite it in the current one. */
+    kotte__log(KOTTE_LOG_INFO, "%s store %s: rewriting the journal from format version %d to %d",
+               j->ops->noun, j->path, j->version, j->ops->version);
+    rc = write_snapshot(j);
+  }
+  if (rc == 0) return 0;
+fail:
+  /* Whatever was half-applied is dropped; the next lock reloads (or, for
+   * a damaged file, tries to restore it again). */
+  j->stale = 1;
+  flock(j->lock_fd, LOCK_UN);
+  return rc;
+}
+
+void kotte__journal_unlock(kotte__journal *j) { flock(j->lock_fd, LOCK_UN); }
+
+int kotte__journal_append(kotte__journal *j, const kotte__journal_buf *b, size_t lines,
+                          int sync) {
+  if (b->oom) {
+    j->stale = 1;
+    return KOTTE_ENOMEM;
+  }
+  if (b->len == 0) return 0;
+  if (write_all(j->fd, b->p, b->len) != 0 || (sync && fdatasync(j->fd) != 0)) {
+    int rc = io_error(j, "append");
+    /* The caller's state already holds the changes: rebuild it from the
+     * file. A partial line is truncated by the next lock holder. */
+    j->stale = 1;
+    j->write_error = rc;
+    return rc;
+  }
+  j->applied += (off_t)b->len;
+  j->records += lines;
+  j->write_error = 0;
+  return 0;
+}
+
+int kotte__journal_check(kotte__journal *j, kotte__journal_buf *b, size_t *lines) {
+  if (j->write_error == 0) return 0;
+  static const char head[] = "{\"op\":\"nop\",\"pad\":\"", tail[] = "\"}";
+  char *json = kotte__malloc(sizeof head - 1 + NOP_PAD + sizeof tail);
+  if (json == NULL) {
+    b->oom = 1; /* the batch fails with KOTTE_ENOMEM: not ready */
+    return 1;
+  }
+  memcpy(json, head, sizeof head - 1);
+  memset(json + sizeof head - 1, '.', NOP_PAD);
+  memcpy(json + sizeof head - 1 + NOP_PAD, tail, sizeof tail);
+  buf_text_line(b, json, sizeof head - 1 + NOP_PAD + sizeof tail - 1);
+  kotte__free(json);
+  (*lines)++;
+  return 1;
+}
+
+int kotte__journal_maybe_compact(kotte__journal *j) {
+  size_t live = j->ops->live(j->ctx);
+  if (j->records < 2 * live + 1024) return 0;
+  int rc = write_snapshot(j);
+  /* Compaction is an optimisation: the appends that just succeeded say
+   * the journal is writable; a failure here is retried after later ones. */
+  j->write_error = 0;
   return rc;
 }
 
@@ -364,12 +484,21 @@ int kotte__journal_open(kotte__journal *j, const char *path, const kotte__journa
     kotte__journal_close(j);
     return rc;
   }
+  /* An existing empty file holds nothing to lose (a creator that died
+   * before its header, or a file emptied while no process had it open):
+   * it becomes a new store, with a warning. A file with bytes but no
+   * complete header of ours is refused (KOTTE_ECORRUPT). */
+  struct stat st;
+  int was_empty = stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
   if ((rc = open_file(j)) != 0 || (rc = kotte__journal_lock(j)) != 0) {
     ops->reset(ctx);
     kotte__journal_close(j);
     return rc;
   }
   kotte__journal_unlock(j);
+  if (was_empty)
+    kotte__log(KOTTE_LOG_WARN, "%s store %s: the file exists but is empty; starting a new store "
+                               "in it", ops->noun, path);
   return 0;
 }
 

@@ -6,8 +6,12 @@
  *
  * The hex digits are SipHash-2-4 (libsodium crypto_shorthash, all-zero
  * key) of the JSON bytes: a checksum against torn or damaged lines, not a
- * MAC. The first record is the header {"kotte":"<kind>","version":1}; what
- * follows is up to the user of the journal (see its `apply`).
+ * MAC. The first record is the header {"kotte":"<kind>","version":N}; what
+ * follows is up to the user of the journal (see its `apply`), except the
+ * record {"op":"nop"}, which a write check appends (kotte__journal_check)
+ * and replay skips. A file in an older version the user still reads
+ * (ops->min_version) is loaded, then rewritten in the current version
+ * before anything is appended to it.
  *
  * Guarantees, the same for every user:
  *  - files (journal and "<path>.lock") are created with mode 0600;
@@ -15,8 +19,18 @@
  *    what other processes appended (or reloads a file another process
  *    compacted, or truncated);
  *  - kotte__journal_append() with `sync` returns only after fdatasync();
- *  - a last line without its newline is a write that was never
- *    acknowledged: it is dropped and truncated away by the next lock holder;
+ *  - a last line without its newline, beyond what this process read, is a
+ *    write that never completed: it is dropped and truncated away by the
+ *    next lock holder;
+ *  - a file that shrank below what this process read from it (same
+ *    inode), or was removed, was damaged by someone else (libkotte only
+ *    cuts such an incomplete line and replaces the file by rename): that
+ *    is logged as an ERROR with the sizes and the path, and the file is
+ *    rewritten from this process's state (every record it read had been
+ *    acknowledged) before the operation goes on; if that rewrite fails,
+ *    every operation fails (KOTTE_EIO) until it succeeds;
+ *  - an existing empty file is a new store (logged as a warning): there is
+ *    nothing in it to lose;
  *  - any other bad line, or a missing or foreign header, makes the file
  *    corrupt (KOTTE_ECORRUPT, path in kotte_error_detail()); a corrupt file
  *    is never written to, truncated or replaced;
@@ -55,8 +69,13 @@ typedef struct kotte__journal_ops {
   const char *kind;
   /* For messages: "<noun> store <path>: ..." ("session", "credential"). */
   const char *noun;
-  /* Applies one record: 0, KOTTE_ECORRUPT (invalid record) or KOTTE_ENOMEM. */
-  int (*apply)(void *ctx, const cJSON *rec);
+  /* The header version written; the oldest version still read (loaded,
+   * then rewritten in `version`). */
+  int version;
+  int min_version;
+  /* Applies one record of a file in format @p version: 0, KOTTE_ECORRUPT
+   * (invalid record) or KOTTE_ENOMEM. */
+  int (*apply)(void *ctx, int version, const cJSON *rec);
   /* Forgets everything applied so far (the file is reloaded from byte 0). */
   void (*reset)(void *ctx);
   /* The number of live records (compaction runs above twice that). */
@@ -77,6 +96,10 @@ typedef struct kotte__journal {
   off_t applied;  /* bytes of the journal reflected in the caller's state */
   size_t records; /* lines in the journal, header included */
   int stale;      /* the caller's state must be rebuilt from the file */
+  int version;    /* the format version of the file read so far */
+  /* 0, or the error of the last write (append, header, rewrite) that
+   * failed and was not followed by one that succeeded. */
+  int write_error;
 } kotte__journal;
 
 /* Opens (creating with mode 0600 if absent) and loads @p path through
@@ -94,6 +117,14 @@ void kotte__journal_unlock(kotte__journal *j);
  * next lock rebuilds it from what really is in the file. */
 int kotte__journal_append(kotte__journal *j, const kotte__journal_buf *b, size_t lines,
                           int sync);
+
+/* The write check, for a job of a batch (lock held): if the last write
+ * failed, adds one {"op":"nop"} line to @p b (and counts it in *lines) and
+ * returns 1: the batch's append then proves the journal writable again, or
+ * fails the job. The line is padded to a little over 4 KiB, so that it
+ * needs a new block of the disk (compaction drops it). Returns 0 (nothing added) while writes succeed, so that
+ * checks do not grow the journal. */
+int kotte__journal_check(kotte__journal *j, kotte__journal_buf *b, size_t *lines);
 
 /* Rewrites the journal from ops->snapshot if it holds more than twice the
  * live records (plus a floor). Lock held. Failure leaves the old file. */

@@ -12,7 +12,7 @@
 #include "core/journal_queue.h"
 #include "credential/cred_journal.h"
 
-typedef enum job_kind { J_INSERT, J_GET, J_LIST, J_UPDATE, J_REMOVE, J_SCAN, J_COUNT } job_kind;
+typedef enum job_kind { J_INSERT, J_GET, J_LIST, J_UPDATE, J_REMOVE, J_SCAN, J_COUNT, J_CHECK } job_kind;
 
 typedef struct job job;
 struct job {
@@ -193,6 +193,11 @@ static int run_job(void *ctx, kotte__journal_job *j, kotte__journal_buf *b, size
     jb->link.status = copy_keys(jb, counts, n, rc);
     return 0;
   }
+  case J_CHECK:
+    /* the lock (and so the replay) succeeded; after a failed write, the
+     * batch's append of a nop record says whether writing works again */
+    jb->link.status = 0;
+    return kotte__journal_check(&((jf_backend *)ctx)->journal, b, lines);
   }
   jb->link.status = KOTTE_EINTERNAL;
   return 0;
@@ -204,7 +209,8 @@ static void deliver_job(kotte__journal_job *j) {
   job *jb = JOB(j);
   int st = j->status;
   switch (jb->kind) {
-  case J_INSERT: jb->status_cb(st, jb->ctx); break;
+  case J_INSERT:
+  case J_CHECK: jb->status_cb(st, jb->ctx); break;
   case J_GET:
   case J_UPDATE: jb->record_cb(st, st == 0 ? jb->out : NULL, jb->ctx); break;
   case J_LIST:
@@ -302,6 +308,13 @@ static int jf_count_keys(kotte_cred_backend *be, kotte_cred_backend_keys_cb cb, 
   return submit(JF(be), jb);
 }
 
+static int jf_check(kotte_cred_backend *be, kotte_cred_backend_status_cb cb, void *ctx) {
+  job *jb = job_new(J_CHECK, ctx, NULL, NULL);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->status_cb = cb;
+  return submit(JF(be), jb);
+}
+
 static void jf_destroy(void *ctx) {
   jf_backend *jf = ctx;
   ct_clear(&jf->table);
@@ -322,6 +335,7 @@ static const kotte_cred_backend jf_vtable = {
   .scan_stale = jf_scan_stale,
   .count_keys = jf_count_keys,
   .free = jf_free,
+  .check = jf_check,
 };
 
 static const kotte__journal_queue_ops jf_queue_ops = {

@@ -133,7 +133,8 @@ static int apply_put(ct_table *t, const cJSON *j) {
   return rc;
 }
 
-static int apply(void *ctx, const cJSON *j) {
+static int apply(void *ctx, int version, const cJSON *j) {
+  (void)version; /* one format so far */
   ct_table *t = ctx;
   const char *op = get_str(j, "op");
   if (op == NULL) return KOTTE_ECORRUPT;
@@ -168,7 +169,14 @@ static size_t snapshot(void *ctx, kotte__journal_buf *b) {
 }
 
 static const kotte__journal_ops cred_ops = {
-  "credentials", "credential", apply, reset, live, snapshot,
+  .kind = "credentials",
+  .noun = "credential",
+  .version = 1,
+  .min_version = 1,
+  .apply = apply,
+  .reset = reset,
+  .live = live,
+  .snapshot = snapshot,
 };
 
 int cj_open(kotte__journal *j, const char *path, ct_table *t) {

@@ -434,6 +434,25 @@ int kotte_cred_list_user(kotte_cred_store *st, const char *user_id, kotte_cred_l
   return started(o, st->be->list(st->be, o->user_id, on_list, o));
 }
 
+/* ---- check -------------------------------------------------------------- */
+
+static void on_checked(int status, void *ctx) { kotte__cred_complete(ctx, status); }
+
+static void on_probe_list(int status, const kotte_cred_record *recs, size_t n, void *ctx) {
+  (void)recs;
+  (void)n;
+  kotte__cred_complete(ctx, status);
+}
+
+int kotte_cred_store_check(kotte_cred_store *st, kotte_cred_status_cb cb, void *userdata) {
+  CHECK_STORE(st, cb);
+  cred_op *o = op_new(st, OP_STATUS, (void *)cb, userdata);
+  if (o == NULL) return KOTTE_ENOMEM;
+  if (st->be->version >= 2 && st->be->check) return started(o, st->be->check(st->be, on_checked, o));
+  /* a user nobody is (user ids are the application's): the backend answers or not */
+  return started(o, st->be->list(st->be, "kotte.store-check", on_probe_list, o));
+}
+
 /* ---- delete ------------------------------------------------------------- */
 
 static void on_removed(int status, uint64_t count, void *ctx) {

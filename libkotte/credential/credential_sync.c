@@ -7,7 +7,7 @@
 #include "credential/credential_store_internal.h"
 #include "runtime/runtime_internal.h"
 
-typedef enum sync_op { S_SAVE, S_GET, S_LIST, S_UPDATE, S_DELETE, S_REWRAP, S_USAGE } sync_op;
+typedef enum sync_op { S_SAVE, S_GET, S_LIST, S_UPDATE, S_DELETE, S_REWRAP, S_USAGE, S_CHECK } sync_op;
 
 typedef struct cred_call {
   kotte__sync base; /* first */
@@ -38,6 +38,7 @@ static int start(kotte__sync *base) {
   case S_DELETE: return kotte_cred_delete(st, c->user_id, c->id, on_status, c);
   case S_REWRAP: return kotte_cred_rewrap(st, on_report, c);
   case S_USAGE: return kotte_cred_key_usage(st, on_report, c);
+  case S_CHECK: return kotte_cred_store_check(st, on_status, c);
   }
   return KOTTE_EINTERNAL;
 }
@@ -160,6 +161,10 @@ int kotte_cred_rewrap_sync(kotte_cred_store *st, kotte_cred_report **out, int ti
   kotte__clear_detail();
   OUT_INIT(out);
   return call(st, S_REWRAP, NULL, NULL, NULL, (void **)out, timeout_ms);
+}
+
+int kotte_cred_store_check_sync(kotte_cred_store *st, int timeout_ms) {
+  return call(st, S_CHECK, NULL, NULL, NULL, NULL, timeout_ms);
 }
 
 int kotte_cred_key_usage_sync(kotte_cred_store *st, kotte_cred_report **out, int timeout_ms) {

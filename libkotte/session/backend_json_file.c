@@ -3,14 +3,21 @@
  * on the libuv thread pool with one append and one fdatasync each (group
  * commit, core/journal_queue.h); results are delivered on the loop thread
  * in submission order. This file holds what is specific to sessions: the
- * jobs, how each one changes the table and the journal, and its callback. */
+ * jobs, how each one changes the table and the journal, and its callback.
+ *
+ * Ids never reach the table or the file: the worker keys both by the id's
+ * keyed hash and keeps the id only sealed, for lists (session/journal.h);
+ * results carry the id the caller passed in (or, for a list, the opened
+ * seal). */
 #include <stddef.h>
 #include <string.h>
 
 #include "core/journal_queue.h"
 #include "session/journal.h"
 
-typedef enum job_kind { J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE } job_kind;
+typedef enum job_kind {
+  J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE, J_CHECK
+} job_kind;
 
 typedef struct job job;
 struct job {
@@ -20,6 +27,7 @@ struct job {
   kotte_session_backend_record_cb record_cb;
   kotte_session_backend_count_cb count_cb;
   kotte_session_backend_list_cb list_cb;
+  kotte_session_backend_status_cb status_cb;
   /* arguments */
   char id[KOTTE_SESSION_ID_LEN + 1];
   char new_id[KOTTE_SESSION_ID_LEN + 1];
@@ -44,6 +52,7 @@ typedef struct jf_backend {
   kotte__journal_queue queue;
   kt_table table; /* worker only (and the loader before any work) */
   kj journal;
+  kotte__id_keys keys; /* sealing and opening: worker only */
 } jf_backend;
 
 #define JF(be) ((jf_backend *)(be))
@@ -65,10 +74,39 @@ static int copy_out(job *jb, const kotte_session_record *recs, size_t n) {
   return 0;
 }
 
-static int copy_entry(job *jb, const kt_entry *e) {
+/* The entry as a result under the caller's id @p token (e->id is its hash). */
+static int copy_entry(job *jb, const kt_entry *e, const char *token) {
   kotte_session_record r;
   kt_record(e, &r);
+  r.id = token;
   return copy_out(jb, &r, 1);
+}
+
+/* A user's live records with their ids opened from the seals; a record
+ * this key did not seal (another secret wrote it) is not listed. */
+static int list_user(jf_backend *jf, job *jb) {
+  kotte_session_record *recs;
+  size_t n, m = 0;
+  int rc = kt_list_user(&jf->table, jb->user_id, jb->now, &recs, &n);
+  if (rc != 0) return rc;
+  char(*ids)[KOTTE_SESSION_ID_LEN + 1] = n ? kotte__calloc(n, sizeof *ids) : NULL;
+  if (n && ids == NULL) rc = KOTTE_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    const kt_entry *e = kt_find(&jf->table, recs[i].id);
+    if (e == NULL || e->sealed == NULL ||
+        kotte__id_open(&jf->keys, e->sealed, KOTTE__ID_SEALED_LEN, e->id, ids[m]) != 0)
+      continue;
+    recs[m] = recs[i];
+    recs[m].id = ids[m];
+    m++;
+  }
+  if (rc == 0) rc = copy_out(jb, recs, m);
+  if (ids) {
+    sodium_memzero(ids, n * sizeof *ids);
+    kotte__free(ids);
+  }
+  kotte__free(recs);
+  return rc;
 }
 
 static void job_free(job *jb) {
@@ -100,27 +138,40 @@ static void purge_visit(const kt_entry *e, void *ctx) {
  * Returns 1 if the job must be durable before it is acknowledged. */
 static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
   job *jb = JOB(j);
-  kt_table *t = &((jf_backend *)ctx)->table;
+  jf_backend *jf = ctx;
+  kt_table *t = &jf->table;
   kt_entry *e = NULL;
   int removed = 0;
+  char hash[KOTTE__ID_HASH_LEN + 1], new_hash[KOTTE__ID_HASH_LEN + 1];
+  unsigned char *sealed = NULL;
+  if (jb->id[0]) kotte__id_hash(&jf->keys, jb->id, hash);
   switch (jb->kind) {
   case J_PUT: {
     kotte_session_record r = jb->rec;
-    r.id = jb->id;
+    r.id = hash;
     r.user_id = jb->user_id;
     r.data = jb->data;
     r.data_len = jb->data_len;
+    /* sealed first: nothing may fail once the table has changed */
+    if ((sealed = kj_seal(&jf->keys, jb->id, hash)) == NULL) {
+      jb->link.status = KOTTE_ENOMEM;
+      return 0;
+    }
     jb->link.status = kt_put(t, &r, jb->flag, jb->now, &e);
-    if (jb->link.status != 0) return 0;
+    if (jb->link.status != 0) {
+      kotte__free(sealed);
+      return 0;
+    }
+    kj_attach(e, &sealed);
     kj_buf_put(b, NULL, e);
     (*lines)++;
-    jb->link.status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e, jb->id);
     return 1;
   }
   case J_GET:
-    jb->link.status = kt_get(t, jb->id, jb->now, jb->flag, &e, &removed);
+    jb->link.status = kt_get(t, hash, jb->now, jb->flag, &e, &removed);
     if (removed) {
-      kj_buf_del(b, jb->id);
+      kj_buf_del(b, hash);
       (*lines)++;
     }
     if (jb->link.status != 0) return 0;
@@ -128,37 +179,41 @@ static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
       kj_buf_touch(b, e); /* a lost slide only shortens a session: no fsync */
       (*lines)++;
     }
-    jb->link.status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e, jb->id);
     return 0;
   case J_UPDATE:
-    jb->link.status = kt_update(t, jb->id, jb->now, jb->data, jb->data_len, jb->max_size, &e);
+    jb->link.status = kt_update(t, hash, jb->now, jb->data, jb->data_len, jb->max_size, &e);
     if (jb->link.status != 0) return 0;
     kj_buf_put(b, NULL, e);
     (*lines)++;
-    jb->link.status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e, jb->id);
     return 1;
   case J_REMOVE:
-    jb->count = (uint64_t)kt_remove(t, jb->id);
+    jb->count = (uint64_t)kt_remove(t, hash);
     jb->link.status = 0;
     if (jb->count == 0) return 0;
-    kj_buf_del(b, jb->id);
+    kj_buf_del(b, hash);
     (*lines)++;
     return 1;
   case J_RENAME:
-    jb->link.status = kt_rename(t, jb->id, jb->new_id, jb->now, &e);
-    if (jb->link.status != 0) return 0;
-    kj_buf_put(b, jb->id, e);
+    kotte__id_hash(&jf->keys, jb->new_id, new_hash);
+    if ((sealed = kj_seal(&jf->keys, jb->new_id, new_hash)) == NULL) {
+      jb->link.status = KOTTE_ENOMEM;
+      return 0;
+    }
+    jb->link.status = kt_rename(t, hash, new_hash, jb->now, &e);
+    if (jb->link.status != 0) {
+      kotte__free(sealed);
+      return 0;
+    }
+    kj_attach(e, &sealed);
+    kj_buf_put(b, hash, e);
     (*lines)++;
-    jb->link.status = copy_entry(jb, e);
+    jb->link.status = copy_entry(jb, e, jb->new_id);
     return 1;
-  case J_LIST: {
-    kotte_session_record *recs;
-    size_t n;
-    jb->link.status = kt_list_user(t, jb->user_id, jb->now, &recs, &n);
-    if (jb->link.status == 0) jb->link.status = copy_out(jb, recs, n);
-    kotte__free(recs);
+  case J_LIST:
+    jb->link.status = list_user(jf, jb);
     return 0;
-  }
   case J_REMOVE_USER:
     jb->count = kt_remove_user(t, jb->user_id);
     jb->link.status = 0;
@@ -172,6 +227,11 @@ static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
     jb->link.status = 0;
     return jb->count > 0;
   }
+  case J_CHECK:
+    /* the lock (and so the replay) succeeded; after a failed write, the
+     * batch's append of a nop record says whether writing works again */
+    jb->link.status = 0;
+    return kotte__journal_check(&jf->journal.file, b, lines);
   }
   jb->link.status = KOTTE_EINTERNAL;
   return 0;
@@ -191,6 +251,9 @@ static void deliver_job(kotte__journal_job *j) {
     break;
   case J_REMOVE: case J_REMOVE_USER: case J_PURGE:
     jb->count_cb(st, st == 0 ? jb->count : 0, jb->ctx);
+    break;
+  case J_CHECK:
+    jb->status_cb(st, jb->ctx);
     break;
   }
   job_free(jb);
@@ -317,10 +380,18 @@ static int jf_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
   return submit(JF(be), jb);
 }
 
+static int jf_check(kotte_session_backend *be, kotte_session_backend_status_cb cb, void *ctx) {
+  job *jb = job_new(J_CHECK, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->status_cb = cb;
+  return submit(JF(be), jb);
+}
+
 static void jf_destroy(void *ctx) {
   jf_backend *jf = ctx;
   kt_clear(&jf->table);
   kj_close(&jf->journal);
+  kotte__id_keys_free(&jf->keys);
   kotte__free(jf);
 }
 
@@ -338,6 +409,7 @@ static const kotte_session_backend jf_vtable = {
   .remove_user = jf_remove_user,
   .purge = jf_purge,
   .free = jf_free,
+  .check = jf_check,
 };
 
 static const kotte__journal_queue_ops jf_queue_ops = {
@@ -347,7 +419,8 @@ static const kotte__journal_queue_ops jf_queue_ops = {
 };
 
 int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *loop,
-                                        const char *path) {
+                                        const char *path, const unsigned char *secret,
+                                        size_t secret_len) {
   kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
@@ -355,9 +428,15 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   jf_backend *jf = kotte__calloc(1, sizeof *jf);
   if (jf == NULL) return KOTTE_ENOMEM;
-  kt_init(&jf->table);
-  int rc = kj_open(&jf->journal, path, &jf->table);
+  int rc = kotte__id_keys_init(&jf->keys, secret, secret_len, "json_file");
   if (rc != 0) {
+    kotte__free(jf);
+    return rc;
+  }
+  kt_init(&jf->table);
+  rc = kj_open(&jf->journal, path, &jf->table, &jf->keys);
+  if (rc != 0) {
+    kotte__id_keys_free(&jf->keys);
     kotte__free(jf);
     return rc;
   }

@@ -34,10 +34,10 @@
 #include "pg/pg_diag.h"
 #include "session/session_internal.h"
 #include "pg/pg_params.h"
+#include "session/id_keys.h"
 
-#define HASH_LEN KOTTE_SESSION_ID_LEN /* base64url of 32 bytes */
-#define SEAL_LEN (1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + KOTTE_SESSION_ID_LEN + \
-                  crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define HASH_LEN KOTTE__ID_HASH_LEN
+#define SEAL_LEN KOTTE__ID_SEALED_LEN
 #define PURGE_LOCK_KEY "7725748207127331585" /* pg_try_advisory_xact_lock key of the sweep */
 
 /* OIDs */
@@ -159,12 +159,10 @@ typedef struct pg_backend {
   kotte_pg_pool *pool;
   kotte_pg_stmt *stmts[S_COUNT];
   int prepared;
-  /* Both in sodium_malloc memory (guard pages, locked, kept out of core
-   * dumps). The seal key is inaccessible between uses; the hash key, used
-   * by every request, stays read-only: two mprotect calls per request
+  /* The row key and the sealed token (session/id_keys.h). The hash key,
+   * used by every request, stays read-only: two mprotect calls per request
    * (and their TLB shootdowns) cost more than the whole client side. */
-  unsigned char *keys;     /* seal key */
-  unsigned char *hash_key; /* hash key */
+  kotte__id_keys keys;
 } pg_backend;
 
 #define PGB(be) ((pg_backend *)(be))
@@ -197,34 +195,16 @@ static void op_free(op *o) {
 /* ---- keys ----------------------------------------------------------------- */
 
 static void hash_id(pg_backend *b, const char *token, char out[HASH_LEN + 1]) {
-  unsigned char h[32];
-  crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), b->hash_key, 32);
-  kotte__b64url_digest32(out, h); /* not secret: the table holds it */
+  kotte__id_hash(&b->keys, token, out);
 }
 
 static void seal_token(pg_backend *b, const char *token, const char *hash, unsigned char out[SEAL_LEN]) {
-  unsigned char *nonce = out + 1;
-  out[0] = 1;
-  randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-  sodium_mprotect_readonly(b->keys);
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-                                             NULL, (const unsigned char *)token, KOTTE_SESSION_ID_LEN,
-                                             (const unsigned char *)hash, HASH_LEN, NULL, nonce,
-                                             b->keys);
-  sodium_mprotect_noaccess(b->keys);
+  kotte__id_seal(&b->keys, token, hash, out);
 }
 
 static int open_token(pg_backend *b, const unsigned char *blob, int len, const char *hash,
                       char out[KOTTE_SESSION_ID_LEN + 1]) {
-  if (len != SEAL_LEN || blob[0] != 1) return KOTTE_EINTEGRITY;
-  sodium_mprotect_readonly(b->keys);
-  int rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
-      (unsigned char *)out, NULL, NULL, blob + 1 + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-      (unsigned long long)len - 1 - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-      (const unsigned char *)hash, strlen(hash), blob + 1, b->keys);
-  sodium_mprotect_noaccess(b->keys);
-  out[KOTTE_SESSION_ID_LEN] = '\0';
-  return rc == 0 ? 0 : KOTTE_EINTEGRITY;
+  return len < 0 ? KOTTE_EINTEGRITY : kotte__id_open(&b->keys, blob, (size_t)len, hash, out);
 }
 
 /* ---- binary encoding ------------------------------------------------------------- */
@@ -604,8 +584,7 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
 
 static void pg_free(kotte_session_backend *be) {
   pg_backend *b = PGB(be);
-  sodium_free(b->keys); /* wipes */
-  sodium_free(b->hash_key);
+  kotte__id_keys_free(&b->keys);
   kotte__free(b);
 }
 
@@ -618,30 +597,18 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   kotte__clear_detail();
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
-  if (pool == NULL || secret == NULL)
+  if (pool == NULL)
     return kotte__fail(KOTTE_EINVAL, "postgresql session backend: pool and secret are required");
-  if (secret_len < 16)
-    return kotte__fail(KOTTE_EKEY, "postgresql session backend: the secret must have at least "
-                                   "16 bytes");
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
+  kotte__id_keys keys;
+  int rc = kotte__id_keys_init(&keys, secret, secret_len, "postgresql");
+  if (rc != 0) return rc;
   pg_backend *b = kotte__calloc(1, sizeof *b);
-  if (b == NULL) return KOTTE_ENOMEM;
-  b->keys = sodium_malloc(32);
-  b->hash_key = sodium_malloc(32);
-  if (b->keys == NULL || b->hash_key == NULL) {
-    sodium_free(b->keys);
-    sodium_free(b->hash_key);
-    kotte__free(b);
+  if (b == NULL) {
+    kotte__id_keys_free(&keys);
     return KOTTE_ENOMEM;
   }
-  /* master = BLAKE2b(secret); hash key and seal key = KDF(master, 1 / 2) */
-  unsigned char master[crypto_kdf_KEYBYTES];
-  crypto_generichash(master, sizeof master, secret, secret_len, NULL, 0);
-  crypto_kdf_derive_from_key(b->hash_key, 32, 1, "kotte-si", master);
-  crypto_kdf_derive_from_key(b->keys, 32, 2, "kotte-si", master);
-  sodium_memzero(master, sizeof master);
-  sodium_mprotect_readonly(b->hash_key);
-  sodium_mprotect_noaccess(b->keys);
+  b->keys = keys;
   b->pool = pool;
   b->base.version = KOTTE_SESSION_BACKEND_VERSION;
   b->base.name = "postgresql";

@@ -1,9 +1,12 @@
 /* The json_file session journal: session records over the shared file
- * journal (core/journal_file.c). */
+ * journal (core/journal_file.c), keyed by the ids' keyed hashes. */
 #include <string.h>
 
 #include "core/json.h"
 #include "session/journal.h"
+
+#define JOURNAL_VERSION 2 /* 1: clear ids (read, then rewritten) */
+#define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
 static void buf_line(kj_buf *b, cJSON *j) { kotte__journal_buf_line(b, j); }
 
@@ -19,11 +22,30 @@ static cJSON *op_obj(const char *op) {
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
 #define ADD(ok, expr) ((ok) = (ok) && (expr) != NULL)
 
-void kj_buf_put(kj_buf *b, const char *from_id, const kt_entry *e) {
-  cJSON *j = op_obj(from_id ? "mv" : "put");
-  int ok = j != NULL;
-  if (from_id) ADD(ok, cJSON_AddStringToObject(j, "from", from_id));
-  ADD(ok, cJSON_AddStringToObject(j, "id", e->id));
+unsigned char *kj_seal(const kotte__id_keys *keys, const char *token, const char *hash) {
+  unsigned char *blob = kotte__malloc(KOTTE__ID_SEALED_LEN);
+  if (blob) kotte__id_seal(keys, token, hash, blob);
+  return blob;
+}
+
+void kj_attach(kt_entry *e, unsigned char **sealed) {
+  if (e->sealed) {
+    memcpy(e->sealed, *sealed, KOTTE__ID_SEALED_LEN);
+    kotte__free(*sealed);
+  } else {
+    e->sealed = *sealed;
+  }
+  *sealed = NULL;
+}
+
+void kj_buf_put(kj_buf *b, const char *from_hash, const kt_entry *e) {
+  cJSON *j = op_obj(from_hash ? "mv" : "put");
+  int ok = j != NULL && e->sealed != NULL;
+  char sealed[sodium_base64_ENCODED_LEN(KOTTE__ID_SEALED_LEN, B64)];
+  if (ok) sodium_bin2base64(sealed, sizeof sealed, e->sealed, KOTTE__ID_SEALED_LEN, B64);
+  if (from_hash) ADD(ok, cJSON_AddStringToObject(j, "from", from_hash));
+  ADD(ok, cJSON_AddStringToObject(j, "h", e->id));
+  ADD(ok, cJSON_AddStringToObject(j, "t", sealed));
   ADD(ok, cJSON_AddStringToObject(j, "u", e->user->user_id));
   ADD(ok, cJSON_AddRawToObject(j, "d", e->data)); /* already compact JSON */
   ADD(ok, cJSON_AddNumberToObject(j, "c", (double)e->created_at));
@@ -41,7 +63,7 @@ void kj_buf_put(kj_buf *b, const char *from_id, const kt_entry *e) {
 void kj_buf_touch(kj_buf *b, const kt_entry *e) {
   cJSON *j = op_obj("touch");
   int ok = j != NULL;
-  ADD(ok, cJSON_AddStringToObject(j, "id", e->id));
+  ADD(ok, cJSON_AddStringToObject(j, "h", e->id));
   ADD(ok, cJSON_AddNumberToObject(j, "a", (double)e->last_activity));
   ADD(ok, cJSON_AddNumberToObject(j, "e", (double)e->expires_at));
   if (!ok) {
@@ -60,7 +82,7 @@ static void buf_one(kj_buf *b, const char *op, const char *key, const char *val)
   buf_line(b, j);
 }
 
-void kj_buf_del(kj_buf *b, const char *id) { buf_one(b, "del", "id", id); }
+void kj_buf_del(kj_buf *b, const char *hash) { buf_one(b, "del", "h", hash); }
 void kj_buf_delu(kj_buf *b, const char *user_id) { buf_one(b, "delu", "u", user_id); }
 
 /* ---- replay ------------------------------------------------------------- */
@@ -70,49 +92,87 @@ static const char *get_str(const cJSON *j, const char *k) {
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static const char *get_id(const cJSON *j, const char *k) {
-  const char *id = get_str(j, k);
-  return kotte_token_is_valid(id) ? id : NULL;
+/* The record's key under @p k as a hash: version 2 stores the hash (under
+ * "h", or "from"), version 1 the clear id (under "id", or "from"), which
+ * is hashed here. NULL if absent or malformed. */
+static const char *get_key(const kj *sj, int version, const cJSON *j, const char *k,
+                           char hash[KOTTE__ID_HASH_LEN + 1], const char **token) {
+  const char *v = get_str(j, version == 1 && strcmp(k, "h") == 0 ? "id" : k);
+  if (!kotte_token_is_valid(v)) return NULL;
+  if (version != 1) return v;
+  if (token) *token = v;
+  kotte__id_hash(sj->keys, v, hash);
+  return hash;
 }
 
-/* Applies one record. 0, KOTTE_ECORRUPT (bad record) or KOTTE_ENOMEM. */
-static int apply(kt_table *t, const cJSON *j) {
-  const char *op = get_str(j, "op");
-  if (op == NULL) return KOTTE_ECORRUPT;
-  if (strcmp(op, "put") == 0 || strcmp(op, "mv") == 0) {
-    kotte_session_record r;
-    const char *from = NULL;
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "d");
-    r.id = get_id(j, "id");
-    r.user_id = get_str(j, "u");
-    if (op[0] == 'm' && (from = get_id(j, "from")) == NULL) return KOTTE_ECORRUPT;
-    if (!r.id || !kotte__user_id_valid(r.user_id) || !cJSON_IsObject(d) ||
-        kotte__json_get_time(j, "c", &r.created_at) || kotte__json_get_time(j, "a", &r.last_activity) ||
-        kotte__json_get_time(j, "e", &r.expires_at) || kotte__json_get_time(j, "m", &r.max_expires_at) ||
-        kotte__json_get_time(j, "i", &r.idle_timeout))
-      return KOTTE_ECORRUPT;
-    char *data;
-    size_t len;
-    int rc = kotte__json_print(d, 0, &data, &len);
-    if (rc != 0) return rc;
+/* The sealed id of a put: version 2 decodes "t"; version 1 seals the id. */
+static unsigned char *get_sealed(const kj *sj, int version, const cJSON *j, const char *token,
+                                 const char *hash) {
+  if (version == 1) return kj_seal(sj->keys, token, hash);
+  const char *t = get_str(j, "t");
+  unsigned char *blob = kotte__malloc(KOTTE__ID_SEALED_LEN);
+  size_t len = 0;
+  const char *end = NULL;
+  if (blob == NULL || t == NULL ||
+      sodium_base642bin(blob, KOTTE__ID_SEALED_LEN, t, strlen(t), NULL, &len, &end, B64) != 0 ||
+      *end != '\0' || len != KOTTE__ID_SEALED_LEN) {
+    kotte__free(blob);
+    return NULL;
+  }
+  return blob;
+}
+
+static int apply_put(kj *sj, int version, const cJSON *j, int mv) {
+  kt_table *t = sj->table;
+  kotte_session_record r;
+  char hash[KOTTE__ID_HASH_LEN + 1], from_hash[KOTTE__ID_HASH_LEN + 1];
+  const char *token = NULL, *from = NULL;
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "d");
+  r.id = get_key(sj, version, j, "h", hash, &token);
+  r.user_id = get_str(j, "u");
+  if (mv && (from = get_key(sj, version, j, "from", from_hash, NULL)) == NULL) return KOTTE_ECORRUPT;
+  if (!r.id || !kotte__user_id_valid(r.user_id) || !cJSON_IsObject(d) ||
+      kotte__json_get_time(j, "c", &r.created_at) || kotte__json_get_time(j, "a", &r.last_activity) ||
+      kotte__json_get_time(j, "e", &r.expires_at) || kotte__json_get_time(j, "m", &r.max_expires_at) ||
+      kotte__json_get_time(j, "i", &r.idle_timeout))
+    return KOTTE_ECORRUPT;
+  unsigned char *sealed = get_sealed(sj, version, j, token, r.id);
+  if (sealed == NULL) return version == 1 ? KOTTE_ENOMEM : KOTTE_ECORRUPT;
+  char *data;
+  size_t len;
+  int rc = kotte__json_print(d, 0, &data, &len);
+  if (rc == 0) {
     r.data = data;
     r.data_len = len;
     if (from) kt_remove(t, from);
-    rc = kt_put_raw(t, &r, NULL);
+    kt_entry *e;
+    rc = kt_put_raw(t, &r, &e);
+    if (rc == 0) kj_attach(e, &sealed);
     kotte__free(data);
-    return rc;
   }
+  kotte__free(sealed);
+  return rc;
+}
+
+/* Applies one record. 0, KOTTE_ECORRUPT (bad record) or KOTTE_ENOMEM. */
+static int apply(kj *sj, int version, const cJSON *j) {
+  kt_table *t = sj->table;
+  char hash[KOTTE__ID_HASH_LEN + 1];
+  const char *op = get_str(j, "op");
+  if (op == NULL) return KOTTE_ECORRUPT;
+  if (strcmp(op, "put") == 0) return apply_put(sj, version, j, 0);
+  if (strcmp(op, "mv") == 0) return apply_put(sj, version, j, 1);
   if (strcmp(op, "touch") == 0) {
-    const char *id = get_id(j, "id");
+    const char *h = get_key(sj, version, j, "h", hash, NULL);
     kotte_time a, e;
-    if (!id || kotte__json_get_time(j, "a", &a) || kotte__json_get_time(j, "e", &e)) return KOTTE_ECORRUPT;
-    kt_touch_raw(t, id, a, e);
+    if (!h || kotte__json_get_time(j, "a", &a) || kotte__json_get_time(j, "e", &e)) return KOTTE_ECORRUPT;
+    kt_touch_raw(t, h, a, e);
     return 0;
   }
   if (strcmp(op, "del") == 0) {
-    const char *id = get_id(j, "id");
-    if (!id) return KOTTE_ECORRUPT;
-    kt_remove(t, id);
+    const char *h = get_key(sj, version, j, "h", hash, NULL);
+    if (!h) return KOTTE_ECORRUPT;
+    kt_remove(t, h);
     return 0;
   }
   if (strcmp(op, "delu") == 0) {
@@ -124,9 +184,9 @@ static int apply(kt_table *t, const cJSON *j) {
   return KOTTE_ECORRUPT;
 }
 
-static int apply_cb(void *ctx, const cJSON *rec) { return apply(ctx, rec); }
-static void reset_cb(void *ctx) { kt_clear(ctx); }
-static size_t live_cb(void *ctx) { return kt_count(ctx); }
+static int apply_cb(void *ctx, int version, const cJSON *rec) { return apply(ctx, version, rec); }
+static void reset_cb(void *ctx) { kt_clear(((kj *)ctx)->table); }
+static size_t live_cb(void *ctx) { return kt_count(((kj *)ctx)->table); }
 
 typedef struct snap {
   kj_buf *buf;
@@ -141,16 +201,25 @@ static void snap_entry(const kt_entry *e, void *ctx) {
 
 static size_t snapshot_cb(void *ctx, kotte__journal_buf *b) {
   snap s = { b, 0 };
-  kt_foreach(ctx, snap_entry, &s);
+  kt_foreach(((kj *)ctx)->table, snap_entry, &s);
   return s.lines;
 }
 
 static const kotte__journal_ops session_ops = {
-  "sessions", "session", apply_cb, reset_cb, live_cb, snapshot_cb,
+  .kind = "sessions",
+  .noun = "session",
+  .version = JOURNAL_VERSION,
+  .min_version = 1,
+  .apply = apply_cb,
+  .reset = reset_cb,
+  .live = live_cb,
+  .snapshot = snapshot_cb,
 };
 
-int kj_open(kj *j, const char *path, kt_table *t) {
-  return kotte__journal_open(&j->file, path, &session_ops, t);
+int kj_open(kj *j, const char *path, kt_table *t, const kotte__id_keys *keys) {
+  j->table = t;
+  j->keys = keys;
+  return kotte__journal_open(&j->file, path, &session_ops, j);
 }
 
 void kj_close(kj *j) { kotte__journal_close(&j->file); }

@@ -511,6 +511,36 @@ static void purge_round(op *o) {
   }
 }
 
+static void on_backend_status(int status, void *ctx) {
+  op *o = ctx;
+  o->status = status;
+  complete(o);
+}
+
+/* The fallback check: an id nobody holds is not found by a backend that answers. */
+static void on_probe(int status, const kotte_session_record *rec, void *ctx) {
+  (void)rec;
+  op *o = ctx;
+  o->status = status == KOTTE_ENOTFOUND ? 0 : status;
+  complete(o);
+}
+
+int kotte_session_store_check(kotte_session_store *st, kotte_session_status_cb cb,
+                              void *userdata) {
+  CHECK_STORE(st, cb);
+  op *o = op_new(st, OP_STATUS, (void *)cb, userdata);
+  if (o == NULL) return KOTTE_ENOMEM;
+  if (st->be->version >= 2 && st->be->check)
+    return started(o, st->be->check(st->be, on_backend_status, o));
+  char probe[KOTTE_SESSION_ID_LEN + 1];
+  int rc = kotte_token_generate(probe);
+  if (rc != 0) {
+    kotte__free(o);
+    return rc;
+  }
+  return started(o, st->be->get(st->be, probe, now_of(st), 0, on_probe, o));
+}
+
 int kotte_session_purge_expired(kotte_session_store *st, kotte_session_count_cb cb,
                                 void *userdata) {
   kotte__clear_detail();

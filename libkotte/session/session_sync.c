@@ -5,7 +5,8 @@
 #include "session/session_internal.h"
 
 typedef enum sync_op {
-  S_CREATE, S_GET, S_UPDATE, S_SET, S_DELETE, S_TOUCH, S_REGEN, S_LIST, S_DELUSER, S_PURGE
+  S_CREATE, S_GET, S_UPDATE, S_SET, S_DELETE, S_TOUCH, S_REGEN, S_LIST, S_DELUSER, S_PURGE,
+  S_CHECK
 } sync_op;
 
 typedef struct session_call {
@@ -39,6 +40,7 @@ static int start(kotte__sync *base) {
   case S_LIST: return kotte_session_list_user(st, c->a, on_list, c);
   case S_DELUSER: return kotte_session_delete_user(st, c->a, on_count, c);
   case S_PURGE: return kotte_session_purge_expired(st, on_count, c);
+  case S_CHECK: return kotte_session_store_check(st, on_status, c);
   }
   return KOTTE_EINTERNAL;
 }
@@ -129,6 +131,10 @@ int kotte_session_delete_sync(kotte_session_store *st, const char *id, int timeo
   kotte__clear_detail();
   if (id == NULL) return KOTTE_EINVAL;
   return call(st, S_DELETE, id, NULL, NULL, 0, NULL, NULL, timeout_ms);
+}
+
+int kotte_session_store_check_sync(kotte_session_store *st, int timeout_ms) {
+  return call(st, S_CHECK, NULL, NULL, NULL, 0, NULL, NULL, timeout_ms);
 }
 
 int kotte_session_touch_sync(kotte_session_store *st, const char *id, int timeout_ms) {

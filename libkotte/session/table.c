@@ -25,6 +25,7 @@ static void free_entry(kt_table *t, kt_entry *e) {
     kotte__free(u);
   }
   kotte__free(e->data);
+  kotte__free(e->sealed);
   kotte__free(e);
 }
 
@@ -167,6 +168,12 @@ int kt_update(kt_table *t, const char *id, kotte_time now, const char *patch, si
   e->expires_at = cap(now + e->idle_timeout, e->max_expires_at);
   *out = e;
   return 0;
+}
+
+kt_entry *kt_find(kt_table *t, const char *id) {
+  kt_entry *e;
+  HASH_FIND_STR(t->by_id, id, e);
+  return e;
 }
 
 int kt_remove(kt_table *t, const char *id) {

@@ -10,7 +10,13 @@
 typedef struct kt_user kt_user;
 
 typedef struct kt_entry {
+  /* The key: the session id (memory backend) or its keyed hash (json_file,
+   * see session/id_keys.h), both 43 characters. */
   char id[KOTTE_SESSION_ID_LEN + 1];
+  /* json_file: the id sealed (KOTTE__ID_SEALED_LEN bytes, kotte__malloc),
+   * set by the backend, kept by a rename, freed with the entry. NULL in
+   * the memory backend. */
+  unsigned char *sealed;
   char *data;
   size_t data_len;
   kotte_time created_at, last_activity, expires_at, max_expires_at, idle_timeout;
@@ -53,6 +59,9 @@ int kt_get(kt_table *t, const char *id, kotte_time now, int slide, kt_entry **ou
 /* Merge + slide; KOTTE_ENOTFOUND, KOTTE_ETOOBIG, KOTTE_EBADJSON, KOTTE_ENOMEM. */
 int kt_update(kt_table *t, const char *id, kotte_time now, const char *patch, size_t patch_len,
               size_t max, kt_entry **out);
+
+/* The entry under @p id, live or not, or NULL. */
+kt_entry *kt_find(kt_table *t, const char *id);
 
 /* 1 if removed, 0 if there was none. */
 int kt_remove(kt_table *t, const char *id);

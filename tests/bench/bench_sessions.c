@@ -273,8 +273,10 @@ int main(int argc, char **argv) {
       char path[512];
       snprintf(path, sizeof path, "%s/kotte-bench-%d.journal", dir, getpid());
       unlink(path);
+      static const unsigned char secret[] = "bench-sessions-secret";
       int rc = b == 0 ? kotte_session_backend_memory_new(&be)
-                      : kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path);
+                      : kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path,
+                                                            secret, sizeof secret - 1);
       kotte_session_store *st;
       if (rc != 0 || kotte_session_store_open(&st, rt, be, NULL) != 0) return 1;
       do_prefill(rt, st, sizes[z], ids);

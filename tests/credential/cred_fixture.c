@@ -236,6 +236,12 @@ int cfx_delete(cfx *f, const char *user, const char *id) {
   return finish(f, &c, kotte_cred_delete(f->store, user, id, on_status, &c));
 }
 
+int cfx_check(cfx *f) {
+  call c = { .f = f };
+  START(f);
+  return finish(f, &c, kotte_cred_store_check(f->store, on_status, &c));
+}
+
 static int report_result(call *c, int rc, kotte_cred_report **out) {
   if (out) *out = c->report;
   else kotte_cred_report_free(c->report);

@@ -68,6 +68,7 @@ int cfx_list(cfx *f, const char *user, kotte_cred_list **out);
 int cfx_update(cfx *f, const char *user, const char *id, const kotte_cred_input *in,
                kotte_cred **out);
 int cfx_delete(cfx *f, const char *user, const char *id);
+int cfx_check(cfx *f);
 int cfx_rewrap(cfx *f, kotte_cred_report **out);
 int cfx_usage(cfx *f, kotte_cred_report **out);
 

@@ -37,6 +37,20 @@ static void save_returns_a_random_uuid_and_metadata_without_secrets(void **state
   kotte_cred_free(c);
 }
 
+/* Readiness: a healthy store answers 0 and the check changes nothing. */
+static void check_answers_on_a_healthy_store(void **state) {
+  F;
+  kotte_cred_input in = cfx_input("prod", "graph_reader", "s3cret pw");
+  kotte_cred *c;
+  assert_int_equal(cfx_save(f, "alice", &in, &c), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(cfx_check(f), 0);
+  kotte_cred_list *l;
+  assert_int_equal(cfx_list(f, "alice", &l), 0);
+  assert_int_equal(kotte_cred_list_count(l), 1);
+  kotte_cred_list_free(l);
+  kotte_cred_free(c);
+}
+
 static void save_gives_distinct_ids(void **state) {
   F;
   char a[37], b[37];
@@ -661,6 +675,7 @@ static void options_and_versions_are_checked(void **state) {
   {                                                                                     \
     T(save_returns_a_random_uuid_and_metadata_without_secrets, setup),                  \
     T(save_gives_distinct_ids, setup),                                                  \
+    T(check_answers_on_a_healthy_store, setup),                                         \
     T(get_returns_the_decrypted_secrets, setup),                                        \
     T(get_accepts_an_id_in_upper_case, setup),                                          \
     T(a_second_connection_with_the_same_name_already_exists, setup),                    \

@@ -15,6 +15,7 @@
 #include <kotte.h>
 
 #include "test_files.h"
+#include "test_log.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
@@ -22,6 +23,7 @@
 typedef struct env {
   kotte_runtime *rt;
   kotte_keyring *kr;
+  kotte_cred_store *st; /* a store a failed test left open (freed by teardown) */
   char dir[64];
   char path[128];
 } env;
@@ -39,6 +41,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   env *e = *state;
+  set_immutable(e->path, 0); /* a failed test may leave it so */
+  test_log_stop();
+  kotte_cred_store_free(e->st);
   kotte_runtime_free(e->rt);
   kotte_keyring_free(e->kr);
   char cmd[128];
@@ -359,6 +364,96 @@ static void a_rewrap_is_durable(void **state) {
   kotte_cred_store_free(st);
 }
 
+/* ---- a journal damaged while the store has it open ---------------------- */
+
+/* Saved connections written (one updated, one deleted), then the file is
+ * damaged (damage_file()) behind the open store's back: nothing
+ * acknowledged is lost, and an ERROR says why. */
+static void damage_while_open(env *e, int how) {
+  kotte_cred_store *st;
+  char a[37], b[37], c[37], d[37];
+  test_log_start();
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  save(st, "alice", "prod", "pw-a", a);
+  save(st, "alice", "test", "pw-b", b);
+  save(st, "bob", "prod", "pw-c", c);
+  kotte_cred_input up = KOTTE_CRED_INPUT_INIT;
+  up.fields = KOTTE_CRED_PASSWORD;
+  up.password = "pw-a2";
+  assert_int_equal(kotte_cred_update_sync(st, "alice", a, &up, NULL, -1), 0);
+  assert_int_equal(kotte_cred_delete_sync(st, "alice", b, -1), 0);
+  long long before = damage_file(e->path, how);
+
+  expect_password(st, "alice", a, "pw-a2");
+  expect_password(st, "bob", c, "pw-c");
+  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
+  save(st, "carol", "prod", "pw-d", d);
+  kotte_cred_input dup = input("prod", "x", "y"); /* the unique names are all there */
+  assert_int_equal(kotte_cred_save_sync(st, "bob", &dup, NULL, -1), KOTTE_EEXISTS);
+
+  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
+  kotte_cred_store_free(st);
+  e->st = NULL;
+  test_log_stop();
+
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_password(st, "alice", a, "pw-a2");
+  expect_password(st, "bob", c, "pw-c");
+  expect_password(st, "carol", d, "pw-d");
+  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
+  kotte_cred_store_free(st);
+  e->st = NULL;
+}
+
+static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_EMPTY);
+}
+
+static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_HALF);
+}
+
+static void a_journal_removed_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_REMOVE);
+}
+
+/* ---- readiness: a journal that cannot be written ------------------------ */
+
+static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
+  env *e = *state;
+  kotte_cred_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char a[37], b[37];
+  save(st, "alice", "prod", "pw-a", a);
+  struct stat sb;
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(stat(e->path, &sb), 0);
+  off_t healthy = sb.st_size;
+  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here */
+  kotte_cred_input in = input("test", "reader", "pw-b");
+  int rc = kotte_cred_save_sync(st, "alice", &in, NULL, -1);
+  if (rc == 0) set_immutable(e->path, 0);
+  assert_int_equal(rc, KOTTE_EIO);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), KOTTE_EIO);
+  assert_int_equal(set_immutable(e->path, 0), 0);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_true(sb.st_size > healthy + 4096 && sb.st_size < healthy + 4096 + 64); /* one nop, once */
+  save(st, "alice", "test", "pw-b", b);
+  kotte_cred_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_password(st, "alice", a, "pw-a");
+  expect_password(st, "alice", b, "pw-b");
+  kotte_cred_store_free(st);
+  e->st = NULL;
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/credentials.journal", e->dir);
@@ -380,6 +475,10 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(compaction_shrinks_the_file_and_keeps_live_records, setup, teardown),
     cmocka_unit_test_setup_teardown(a_rewrap_is_durable, setup, teardown),
     cmocka_unit_test_setup_teardown(an_unwritable_location_gives_an_io_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_truncated_to_zero_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_cut_in_half_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_removed_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_check_reports_an_unwritable_journal_until_it_is_writable_again, setup, teardown),
   };
   return cmocka_run_group_tests_name("credential json_file", tests, NULL, NULL);
 }

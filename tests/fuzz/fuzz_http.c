@@ -99,9 +99,14 @@ static void setup(void) {
   kotte_session_options opts = KOTTE_SESSION_OPTIONS_INIT;
   opts.idle_timeout_s = srv.cfg.session_idle_timeout;
   opts.max_age_s = srv.cfg.session_max_age;
+  /* as main.c: the CSRF token is a sealed secret of the session */
+  kotte_keyring *kr = NULL;
+  if (ks_keyring_open(&srv.cfg, &kr, err, sizeof err) != 0) die("key ring", err);
+  opts.keyring = kr;
   if (kotte_session_backend_memory_new(&be) != 0 ||
       kotte_session_store_new(&srv.sessions, &loop, be, &opts) != 0)
     die("session store", kotte_error_detail());
+  kotte_keyring_free(kr); /* the store holds its own reference */
   if (ks_users_open_file(&srv.users, &loop, &srv.cfg, err, sizeof err) != 0) die("users", err);
   unsigned char rnd[16];
   randombytes_buf(rnd, sizeof rnd);

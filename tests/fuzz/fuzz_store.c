@@ -22,10 +22,15 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0 || (n && write(fd, d, n) != (ssize_t)n)) abort();
   close(fd);
+  static kotte__id_keys keys;
+  if (keys.hash == NULL && (kotte__init() != 0 ||
+                           kotte__id_keys_init(&keys, (const unsigned char *)"fuzz-session-secret",
+                                               19, "fuzz") != 0))
+    abort();
   kt_table t;
   kj j;
   kt_init(&t);
-  int rc = kj_open(&j, path, &t);
+  int rc = kj_open(&j, path, &t, &keys);
   if (rc == 0) {
     kj_close(&j);
   } else if (rc == KOTTE_ECORRUPT) {

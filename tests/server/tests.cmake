@@ -54,4 +54,16 @@ if(TARGET kotte-server)
       RESOURCE_LOCK kotte_postgresql
       ENVIRONMENT "KOTTE_TEST_BUDGET=240;KOTTE_MIGRATE_BIN=$<TARGET_FILE:kotte-migrate>")
   endif()
+  # Data at rest: no live cookie value or CSRF token in any file of the data
+  # directory (json_file) or in a pg_dump (postgresql; skipped without
+  # tests/pg/pg.sh's server, run by tests/suites.d/30-server.sh).
+  add_test(NAME server_at_rest
+           COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/at_rest.py $<TARGET_FILE:kotte-server>)
+  add_test(NAME server_at_rest_pg
+           COMMAND ${KOTTE_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/at_rest.py $<TARGET_FILE:kotte-server>
+                   postgresql)
+  set_tests_properties(server_at_rest server_at_rest_pg PROPERTIES TIMEOUT 300 LABELS server
+    ENVIRONMENT "KOTTE_TEST_BUDGET=240")
+  set_tests_properties(server_at_rest_pg PROPERTIES SKIP_RETURN_CODE 77
+    RESOURCE_LOCK kotte_postgresql)
 endif()

@@ -20,7 +20,7 @@ if [ -x build-asan/examples/kotte-server/kotte-server ]; then
   if [ $? -eq 0 ]; then
     eval "$kotte_server_pg_env"
     suite "kotte-server on PostgreSQL (ASan+UBSan)" \
-      ctest --test-dir build-asan --output-on-failure -R '^server_(pg|schema)$'
+      ctest --test-dir build-asan --output-on-failure -R '^server_(pg|schema|at_rest_pg)$'
     bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"
     unset KOTTE_TEST_PG_DIR KOTTE_TEST_PG_PORT KOTTE_TEST_PG_BIN KOTTE_TEST_PG_CONNINFO \
       KOTTE_TEST_PG_OWNER_CONNINFO KOTTE_TEST_PG_SUPER_CONNINFO

@@ -32,7 +32,9 @@ static char path[128];
 
 static int open_store(kotte_runtime *rt, kotte_session_store **st) {
   kotte_session_backend *be;
-  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path);
+  static const unsigned char secret[] = "crash-test-session-secret";
+  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path, secret,
+                                               sizeof secret - 1);
   if (rc != 0) return rc;
   rc = kotte_session_store_open(st, rt, be, NULL);
   if (rc != 0) kotte_session_backend_free(be);

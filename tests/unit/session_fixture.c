@@ -7,7 +7,8 @@
 
 static kotte_time test_clock(void *ctx) { return ((fx *)ctx)->now; }
 
-/* The key every PostgreSQL backend of the suite derives its keys from. */
+/* The key every PostgreSQL and json_file backend of the suite derives its
+ * keys from. */
 static const unsigned char pg_secret[] = "conformance-suite-session-secret";
 
 const char *fx_postgresql_conninfo(void) {
@@ -20,7 +21,8 @@ kotte_session_backend *fx_backend(fx *f) {
   int rc = f->kind == FX_MEMORY   ? kotte_session_backend_memory_new(&be)
            : f->kind == FX_POSTGRESQL
                ? kotte_session_backend_postgresql_new(&be, f->pool, pg_secret, sizeof pg_secret - 1)
-               : kotte_session_backend_json_file_new(&be, &f->loop, f->path);
+               : kotte_session_backend_json_file_new(&be, &f->loop, f->path, pg_secret,
+                                                     sizeof pg_secret - 1);
   assert_int_equal(rc, 0);
   return be;
 }
@@ -203,6 +205,12 @@ int fx_delete(fx *f, const char *id) {
   call c = { .f = f };
   START(f);
   return finish(f, &c, kotte_session_delete(f->store, id, on_status, &c));
+}
+
+int fx_check(fx *f) {
+  call c = { .f = f };
+  START(f);
+  return finish(f, &c, kotte_session_store_check(f->store, on_status, &c));
 }
 
 int fx_touch(fx *f, const char *id) {

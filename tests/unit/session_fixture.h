@@ -57,6 +57,7 @@ int fx_regenerate(fx *f, const char *id, kotte_session **out);
 int fx_list(fx *f, const char *user, kotte_session_list **out);
 int fx_delete_user(fx *f, const char *user, uint64_t *count);
 int fx_purge(fx *f, uint64_t *count);
+int fx_check(fx *f);
 
 /* Creates a session and copies its id into @p id. */
 void fx_new_session(fx *f, const char *user, const char *data, char id[KOTTE_SESSION_ID_LEN + 1]);

@@ -8,8 +8,13 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The file's bytes, NUL-terminated, in malloc memory; *len (if @p len is
  * not NULL) without the NUL. */
@@ -33,6 +38,33 @@ static inline void spit(const char *path, const char *data, size_t len) {
   assert_non_null(f);
   assert_int_equal(fwrite(data, 1, len, f), len);
   fclose(f);
+}
+
+/* chattr +i / -i on @p path: 0, or -1 where the filesystem (or the lack of
+ * CAP_LINUX_IMMUTABLE) does not allow it. */
+static inline int set_immutable(const char *path, int on) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+  if (rc == 0) {
+    flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+    rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+  }
+  close(fd);
+  return rc;
+}
+
+/* How damage_file() damages a store's file. */
+enum { DAMAGE_EMPTY, DAMAGE_HALF, DAMAGE_REMOVE };
+
+/* Truncates @p path to nothing or to half its size, or removes it, as
+ * someone else could behind an open store's back. Returns its size before. */
+static inline long long damage_file(const char *path, int how) {
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  if (how == DAMAGE_REMOVE) assert_int_equal(unlink(path), 0);
+  else assert_int_equal(truncate(path, how == DAMAGE_HALF ? sb.st_size / 2 : 0), 0);
+  return (long long)sb.st_size;
 }
 
 #endif

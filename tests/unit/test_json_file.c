@@ -17,9 +17,11 @@
 #include <kotte.h>
 
 #include "test_files.h"
+#include "test_log.h"
 
 typedef struct env {
   kotte_runtime *rt;
+  kotte_session_store *st; /* a store a failed test left open (freed by teardown) */
   char dir[64];
   char path[128];
 } env;
@@ -36,6 +38,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   env *e = *state;
+  set_immutable(e->path, 0); /* a failed test may leave it so */
+  test_log_stop();
+  kotte_session_store_free(e->st);
   kotte_runtime_free(e->rt);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
@@ -44,9 +49,13 @@ static int teardown(void **state) {
   return 0;
 }
 
+/* The secret the journal's keys come from (SESSION_SECRET_KEY). */
+static const unsigned char secret[] = "json-file-suite-session-secret";
+
 static int open_store(env *e, kotte_session_store **st) {
   kotte_session_backend *be;
-  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path);
+  int rc = kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path, secret,
+                                               sizeof secret - 1);
   if (rc != 0) return rc;
   rc = kotte_session_store_open(st, e->rt, be, NULL);
   if (rc != 0) kotte_session_backend_free(be);
@@ -331,6 +340,282 @@ static void compaction_shrinks_the_file_and_keeps_live_sessions(void **state) {
   kotte_session_store_free(st);
 }
 
+/* ---- a journal damaged while the store has it open ---------------------- */
+
+/* Three sessions written (one updated, one deleted), then the file is
+ * damaged (damage_file()) behind the open store's back. */
+static void damage_while_open(env *e, int how) {
+  kotte_session_store *st;
+  char a[44], b[44], c[44], d[44];
+  test_log_start();
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  create(st, "alice", "{\"n\":1}", a);
+  create(st, "bob", "{\"n\":2}", b);
+  create(st, "carol", "{\"n\":3}", c);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(st, a, "{\"m\":\"x\"}", &s, -1), 0);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_delete_sync(st, c, -1), 0);
+  long long before = damage_file(e->path, how);
+
+  /* every operation goes on as if nothing happened */
+  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
+  expect_data(st, b, "{\"n\":2}");
+  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
+  create(st, "dave", "{\"n\":4}", d);
+
+  /* an ERROR that says what happened, and no talk of unacknowledged writes */
+  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  test_log_stop();
+
+  /* and it is all on disk */
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
+  expect_data(st, b, "{\"n\":2}");
+  expect_data(st, d, "{\"n\":4}");
+  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  struct stat sb;
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_EMPTY);
+}
+
+static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_HALF);
+}
+
+static void a_journal_removed_while_open_loses_nothing(void **state) {
+  damage_while_open(*state, DAMAGE_REMOVE);
+}
+
+/* An existing empty file holds nothing to lose: it is a new store (a
+ * creator that died before its header, or a file emptied while no process
+ * had it open), said in a warning. */
+static void an_existing_empty_file_opens_as_a_new_store_with_a_warning(void **state) {
+  env *e = *state;
+  spit(e->path, "", 0);
+  test_log_start();
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char id[44];
+  create(st, "alice", "{\"n\":1}", id);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  const char *parts[] = { e->path, "empty", NULL };
+  char *line = test_log_find("WARN", parts);
+  if (line == NULL) fail_msg("no warning about the empty file; captured:\n%s", test_log_buf.text);
+  free(line);
+  test_log_stop();
+  assert_int_equal(open_store(e, &st), 0);
+  expect_data(st, id, "{\"n\":1}");
+  kotte_session_store_free(st);
+}
+
+/* ---- no session id at rest ---------------------------------------------- */
+
+/* 1 if @p buf holds @p id as written, or its 32 bytes in hex or standard
+ * base64 (the forms a dump could show them in). */
+static int holds_id(const char *buf, const char *id) {
+  if (strstr(buf, id)) return 1;
+  unsigned char raw[32];
+  size_t n = 0;
+  if (sodium_base642bin(raw, sizeof raw, id, 43, NULL, &n, NULL,
+                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 || n != 32)
+    fail_msg("not an id: %s", id);
+  char hex[65], b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+  sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+  sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+  return strstr(buf, hex) != NULL || strstr(buf, b64) != NULL;
+}
+
+static void the_file_never_holds_a_session_id(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  enum { N = 6 };
+  char ids[N + 1][44];
+  for (int i = 0; i < N; i++) create(st, i % 2 ? "alice" : "bob", "{\"n\":1}", ids[i]);
+  kotte_session *s;
+  assert_int_equal(kotte_session_update_sync(st, ids[0], "{\"m\":2}", &s, -1), 0);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_touch_sync(st, ids[1], -1), 0);
+  assert_int_equal(kotte_session_regenerate_sync(st, ids[2], &s, -1), 0);
+  memcpy(ids[N], kotte_session_id(s), 44);
+  kotte_session_free(s);
+  assert_int_equal(kotte_session_delete_sync(st, ids[3], -1), 0);
+  /* a list still hands the ids back (opened from their seals) */
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 2); /* 1 and 5; 3 was deleted */
+  for (size_t i = 0; i < kotte_session_list_count(l); i++) {
+    const char *id = kotte_session_id(kotte_session_list_get(l, i));
+    assert_true(strcmp(id, ids[1]) == 0 || strcmp(id, ids[5]) == 0);
+  }
+  kotte_session_list_free(l);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  size_t len;
+  char *buf = slurp(e->path, &len);
+  for (int i = 0; i <= N; i++)
+    if (holds_id(buf, ids[i])) fail_msg("session id %d is in the journal", i);
+  assert_non_null(strstr(buf, "\"alice\"")); /* the file is readable, only ids are hidden */
+  free(buf);
+  /* and the sessions are all there after a reload */
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  expect_data(st, ids[0], "{\"n\":1,\"m\":2}");
+  expect_data(st, ids[N], "{\"n\":1}");
+  assert_int_equal(kotte_session_get_sync(st, ids[2], &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(st, ids[3], &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
+/* The ids of fixtures/sessions-v1.journal (fixtures/make_sessions_v1.c). */
+#define V1_A "yRCMGFs_GKtgTfpfieU-uiqoReFIYSm1cuCFxdMjKes"       /* alice, updated */
+#define V1_B_OLD "4lJUmdBcj6_PMVxrU9ImXV6oDULUXn3ArcG_JS8taB4"   /* alice, regenerated ... */
+#define V1_B "0uUJMW3pzDflo0o_1RX92Y5Hcm4HhUYpAIb4pzbgp5A"       /* ... to this */
+#define V1_C "MLPkzNF8kvtV1XPpgKrbxhjCMXKPNyLnjR4BiQ2foMg"       /* bob, touched */
+#define V1_D "-nq72crDQ3DiGk_EEOw2KSfUX8IAD14KFEkGOtxnsxM"       /* carol, deleted */
+
+static void an_old_journal_with_clear_ids_is_upgraded_on_open(void **state) {
+  env *e = *state;
+  size_t len;
+  char *old = slurp(KOTTE_TEST_FIXTURES "/sessions-v1.journal", &len);
+  assert_non_null(strstr(old, V1_A)); /* the fixture is what it claims */
+  spit(e->path, old, len);
+  free(old);
+  test_log_start();
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  const char *parts[] = { e->path, "version 1 to 2", NULL };
+  char *line = test_log_find("INFO", parts);
+  if (line == NULL) fail_msg("the upgrade is not logged; captured:\n%s", test_log_buf.text);
+  free(line);
+  test_log_stop();
+
+  /* the file no longer holds an id, and says version 2 */
+  char *now = slurp(e->path, &len);
+  const char *all[] = { V1_A, V1_B_OLD, V1_B, V1_C, V1_D };
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    if (holds_id(now, all[i])) fail_msg("id %s is still in the upgraded journal", all[i]);
+  assert_non_null(strstr(now, "{\"kotte\":\"sessions\",\"version\":2}"));
+  free(now);
+  struct stat sb;
+  assert_int_equal(stat(e->path, &sb), 0);
+  assert_int_equal(sb.st_mode & 0777, 0600);
+
+  /* every session works as before */
+  expect_data(st, V1_A, "{\"csrf_token\":\"old-csrf-in-clear\",\"n\":1,\"m\":\"x\"}");
+  expect_data(st, V1_B, "{\"n\":2}");
+  expect_data(st, V1_C, "{\"n\":3}");
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, V1_B_OLD, &s, -1), KOTTE_ENOTFOUND);
+  assert_int_equal(kotte_session_get_sync(st, V1_D, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 2);
+  for (size_t i = 0; i < 2; i++) {
+    const char *id = kotte_session_id(kotte_session_list_get(l, i));
+    assert_true(strcmp(id, V1_A) == 0 || strcmp(id, V1_B) == 0);
+  }
+  kotte_session_list_free(l);
+  assert_int_equal(kotte_session_delete_sync(st, V1_C, -1), 0);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0); /* and again, from the new format */
+  e->st = st;
+  expect_data(st, V1_B, "{\"n\":2}");
+  assert_int_equal(kotte_session_get_sync(st, V1_C, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
+/* The hashes depend on the secret: opened with another one, the journal
+ * knows no session (every replica must share SESSION_SECRET_KEY). */
+static void another_secret_finds_no_session(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  char id[44];
+  assert_int_equal(open_store(e, &st), 0);
+  create(st, "alice", "{\"n\":1}", id);
+  kotte_session_store_free(st);
+  kotte_session_backend *be;
+  static const unsigned char other[] = "another-session-secret-entirely";
+  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path,
+                                                       other, sizeof other - 1), 0);
+  assert_int_equal(kotte_session_store_open(&st, e->rt, be, NULL), 0);
+  e->st = st;
+  kotte_session *s;
+  assert_int_equal(kotte_session_get_sync(st, id, &s, -1), KOTTE_ENOTFOUND);
+  kotte_session_list *l;
+  assert_int_equal(kotte_session_list_user_sync(st, "alice", &l, -1), 0);
+  assert_int_equal(kotte_session_list_count(l), 0); /* seals this key cannot open */
+  kotte_session_list_free(l);
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path,
+                                                       other, 15), KOTTE_EKEY);
+}
+
+/* ---- readiness: a journal that cannot be written ------------------------ */
+
+static off_t size_of(const char *path) {
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  return sb.st_size;
+}
+
+static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
+  env *e = *state;
+  kotte_session_store *st;
+  assert_int_equal(open_store(e, &st), 0);
+  e->st = st;
+  char a[44], b[44];
+  create(st, "alice", "{\"n\":1}", a);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  off_t healthy = size_of(e->path);
+  for (int i = 0; i < 5; i++) assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  assert_int_equal(size_of(e->path), healthy); /* probes do not grow the journal */
+
+  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here: nothing to test */
+  kotte_session *s;
+  int rc = kotte_session_create_sync(st, "bob", "{\"n\":2}", &s, -1);
+  set_immutable(e->path, rc == 0 ? 0 : 1); /* (undone at once if writes still work) */
+  assert_int_equal(rc, KOTTE_EIO);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO); /* until it can write */
+  assert_int_equal(size_of(e->path), healthy);
+
+  assert_int_equal(set_immutable(e->path, 0), 0);
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0); /* ready again, by itself */
+  off_t after = size_of(e->path);
+  assert_true(after > healthy + 4096 && after < healthy + 4096 + 64); /* one nop record */
+  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
+  assert_int_equal(size_of(e->path), after);
+  create(st, "bob", "{\"n\":2}", b);
+  expect_data(st, a, "{\"n\":1}");
+  kotte_session_store_free(st);
+  e->st = NULL;
+  assert_int_equal(open_store(e, &st), 0); /* the nop record reads back */
+  e->st = st;
+  expect_data(st, b, "{\"n\":2}");
+  kotte_session_store_free(st);
+  e->st = NULL;
+}
+
 static void an_unwritable_location_gives_an_io_error(void **state) {
   env *e = *state;
   snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
@@ -352,6 +637,14 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup_teardown(two_processes_write_one_file_without_losing_anything, setup, teardown),
     cmocka_unit_test_setup_teardown(compaction_shrinks_the_file_and_keeps_live_sessions, setup, teardown),
     cmocka_unit_test_setup_teardown(an_unwritable_location_gives_an_io_error, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_truncated_to_zero_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_cut_in_half_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_journal_removed_while_open_loses_nothing, setup, teardown),
+    cmocka_unit_test_setup_teardown(an_existing_empty_file_opens_as_a_new_store_with_a_warning, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_file_never_holds_a_session_id, setup, teardown),
+    cmocka_unit_test_setup_teardown(an_old_journal_with_clear_ids_is_upgraded_on_open, setup, teardown),
+    cmocka_unit_test_setup_teardown(another_secret_finds_no_session, setup, teardown),
+    cmocka_unit_test_setup_teardown(the_check_reports_an_unwritable_journal_until_it_is_writable_again, setup, teardown),
   };
   return cmocka_run_group_tests_name("json_file backend", tests, NULL, NULL);
 }

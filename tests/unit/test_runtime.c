@@ -250,7 +250,10 @@ static kotte_session_backend *make_json_file(kotte_runtime *rt, const char *dir)
   kotte_session_backend *be;
   char path[128];
   snprintf(path, sizeof path, "%s/s.journal", dir);
-  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path), 0);
+  static const unsigned char secret[] = "runtime-suite-session-secret";
+  assert_int_equal(
+      kotte_session_backend_json_file_new(&be, kotte_runtime_loop(rt), path, secret, sizeof secret - 1),
+      0);
   return be;
 }
 

@@ -22,6 +22,22 @@ static void create_returns_a_43_char_base64url_id(void **state) {
   kotte_session_free(s);
 }
 
+/* Readiness (a probe every few seconds): a healthy store answers 0 and
+ * the check changes no session. */
+static void check_answers_on_a_healthy_store_and_changes_nothing(void **state) {
+  F;
+  char id[44];
+  fx_new_session(f, "alice", "{\"a\":1}", id);
+  kotte_session *before, *after;
+  assert_int_equal(fx_get(f, id, &before), 0);
+  for (int i = 0; i < 3; i++) assert_int_equal(fx_check(f), 0);
+  assert_int_equal(fx_get(f, id, &after), 0);
+  assert_string_equal(kotte_session_data(after), "{\"a\":1}");
+  assert_int_equal(kotte_session_last_activity(after), kotte_session_last_activity(before));
+  kotte_session_free(before);
+  kotte_session_free(after);
+}
+
 static void create_gives_distinct_ids(void **state) {
   F;
   char a[44], b[44];
@@ -490,6 +506,7 @@ static void options_with_an_unknown_version_are_refused(void **state) {
   {                                                                                   \
     cmocka_unit_test_setup_teardown(create_returns_a_43_char_base64url_id, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_gives_distinct_ids, setup, fx_teardown),   \
+    cmocka_unit_test_setup_teardown(check_answers_on_a_healthy_store_and_changes_nothing, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_with_null_data_stores_an_empty_object, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_rejects_data_that_is_not_an_object, setup, fx_teardown), \
     cmocka_unit_test_setup_teardown(create_rejects_bad_user_ids, setup, fx_teardown), \

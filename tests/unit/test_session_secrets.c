@@ -46,7 +46,9 @@ static int teardown(void **state) {
 /* A json_file store whose ring holds @p current (and @p previous); NULL: no ring. */
 static kotte_session_store *open_store(env *e, const char *current, const char *previous) {
   kotte_session_backend *be;
-  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path), 0);
+  assert_int_equal(kotte_session_backend_json_file_new(&be, kotte_runtime_loop(e->rt), e->path,
+                                                       (const unsigned char *)"session-secrets-test-key", 24),
+                   0);
   kotte_session_options o = KOTTE_SESSION_OPTIONS_INIT;
   kotte_keyring *kr = NULL;
   if (current) assert_int_equal(kotte_keyring_new(&kr, current, previous), 0);

@@ -3,6 +3,9 @@ kotte_test(test_core unit/test_core.c)
 kotte_test(test_runtime unit/test_runtime.c)
 kotte_test(test_session_conformance unit/test_session_conformance.c unit/session_fixture.c)
 kotte_test(test_json_file unit/test_json_file.c)
+# the journal libkotte 0.1 wrote (fixtures/make_sessions_v1.c)
+target_compile_definitions(test_json_file PRIVATE
+  KOTTE_TEST_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/fixtures")
 kotte_test(test_session_secrets unit/test_session_secrets.c)
 kotte_test(crash_json_file unit/crash_json_file.c)
 

@@ -13,7 +13,8 @@ Example::
 
     from libkotte import SessionStore
 
-    with SessionStore("json_file", "data/sessions.journal") as store:
+    with SessionStore("json_file", "data/sessions.journal",
+                      secret=os.environ["SESSION_SECRET_KEY"]) as store:
         s = store.create("alice", {"graph_context": None})
         print(store.get(s.id).data)
 """

@@ -66,8 +66,8 @@ class SessionStore:
     """A session store over one backend, with blocking calls (the GIL is released).
 
     Args:
-        backend: ``"memory"``, ``"json_file"`` (needs ``path``) or
-            ``"postgresql"`` (needs ``pool``).
+        backend: ``"memory"``, ``"json_file"`` (needs ``path`` and
+            ``secret``) or ``"postgresql"`` (needs ``pool`` and ``secret``).
         path: the journal file of the json_file backend.
         idle_timeout: seconds of inactivity after which a session expires;
             every get/update/touch slides it (Kotte: 1800).
@@ -78,9 +78,11 @@ class SessionStore:
         runtime: the :class:`Runtime` to run on (default: the pool's, or the
             process-wide one).
         pool: the :class:`libkotte.pg.PgPool` of the postgresql backend.
-        secret: the postgresql backend's key material (at least 16 bytes, the
-            same on every replica): row keys are keyed hashes of the session
-            ids and the ids themselves are stored sealed under it.
+        secret: the json_file and postgresql backends' key material (at
+            least 16 bytes, the same on every replica and every time the
+            journal is opened): records are keyed by keyed hashes of the
+            session ids and the ids themselves are stored sealed under it,
+            so the file or table never holds a usable id.
         keyring: a :class:`libkotte.credentials.KeyRing`: values written as
             ``{"$secret": value}`` anywhere in session data are then sealed
             by the C store before any backend sees them, and read back as
@@ -114,7 +116,8 @@ class SessionStore:
             path = os.fspath(path)
             parent = os.path.dirname(os.path.abspath(path))
             os.makedirs(parent, exist_ok=True)
-            be = capi.kotte_session_backend_json_file_new(capi.kotte_runtime_loop(rt), path)
+            be = capi.kotte_session_backend_json_file_new(capi.kotte_runtime_loop(rt), path,
+                                                          _secret_bytes(secret))
         else:
             be = _postgresql_backend(pool, self._runtime, secret)
         opts = capi.kotte_session_options()
@@ -313,8 +316,10 @@ def _postgresql_backend(pool: Any, runtime: Runtime, secret: Optional[bytes | st
         raise TypeError("the postgresql backend needs pool=libkotte.pg.PgPool(...)")
     if pool.runtime is not runtime:
         raise ValueError("the store and its pool must run on the same runtime")
+    return capi.kotte_session_backend_postgresql_new(pool.handle, _secret_bytes(secret, "postgresql"))
+
+
+def _secret_bytes(secret: Optional[bytes | str], backend: str = "json_file") -> bytes:
     if secret is None:
-        raise ValueError("the postgresql backend needs a secret (SESSION_SECRET_KEY)")
-    if isinstance(secret, str):
-        secret = secret.encode()
-    return capi.kotte_session_backend_postgresql_new(pool.handle, secret)
+        raise ValueError(f"the {backend} backend needs a secret (SESSION_SECRET_KEY)")
+    return secret.encode() if isinstance(secret, str) else secret

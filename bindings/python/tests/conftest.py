@@ -25,6 +25,8 @@ from libkotte.kotte.config import KotteSettings
 HERE = Path(__file__).resolve().parent
 BACKENDS = ["memory", "json_file", "postgresql"]
 TEST_KEY = "00112233445566778899aabbccddeeff" * 2  # 32 bytes as hex: no Argon2id per key ring
+# The json_file session backend's secret (SESSION_SECRET_KEY): its keys hide ids at rest.
+SESSION_SECRET = b"python-suite-session-secret"
 
 
 def pg_conninfo() -> str | None:
@@ -88,7 +90,7 @@ def open_store(backend: str, tmp: Path, **kw: Any) -> libkotte.SessionStore:
     if backend == "memory":
         return libkotte.SessionStore("memory", **kw)
     if backend == "json_file":
-        return libkotte.SessionStore("json_file", tmp / "sessions.journal", **kw)
+        return libkotte.SessionStore("json_file", tmp / "sessions.journal", secret=SESSION_SECRET, **kw)
     from libkotte.kotte._pg import session_secret, shared_pool
 
     settings = settings_for(backend, tmp)

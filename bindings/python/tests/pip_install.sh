@@ -20,7 +20,7 @@ import asyncio, sys, sysconfig
 import libkotte
 from libkotte import SessionStore, NotFoundError, BadIdError
 assert libkotte.__file__.startswith(sysconfig.get_paths()["purelib"].rsplit("/lib/", 1)[0]), libkotte.__file__
-with SessionStore("json_file", "sessions.journal") as st:
+with SessionStore("json_file", "sessions.journal", secret=b"pip-install-test-secret") as st:
     s = st.create("alice", {"a": 1})
     assert st.get(s.id).data == {"a": 1}
     async def main():

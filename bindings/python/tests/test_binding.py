@@ -13,6 +13,8 @@ import pytest
 import libkotte
 from libkotte import capi, errors
 
+from conftest import SESSION_SECRET
+
 
 def test_every_c_error_code_maps_to_a_named_exception_class():
     last = capi.KOTTE__ERRNO_LAST
@@ -39,7 +41,7 @@ def test_negative_code_from_c_raises_with_the_libraries_detail(tmp_path: Path):
     bad = tmp_path / "not-a-journal"
     bad.write_text("this is not a libkotte journal\n")
     with pytest.raises(libkotte.CorruptStoreError) as ei:
-        libkotte.SessionStore("json_file", bad)
+        libkotte.SessionStore("json_file", bad, secret=SESSION_SECRET)
     assert str(bad) in ei.value.detail  # kotte_error_detail() of the failing call
     assert bad.read_text() == "this is not a libkotte journal\n"  # never rewritten
 
@@ -67,7 +69,7 @@ def test_blocking_call_releases_the_gil_and_honours_its_timeout(tmp_path: Path):
     the blocking call must time out after its timeout, and while it waits
     another Python thread must keep running (the GIL is released)."""
     path = tmp_path / "s.journal"
-    with libkotte.SessionStore("json_file", path, timeout=0.5) as st:
+    with libkotte.SessionStore("json_file", path, timeout=0.5, secret=SESSION_SECRET) as st:
         sid = st.create("u").id
         with open(f"{path}.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -105,7 +107,7 @@ def test_blocking_call_releases_the_gil_and_honours_its_timeout(tmp_path: Path):
 
 async def test_asyncio_loop_keeps_running_while_the_store_is_stalled(tmp_path: Path):
     path = tmp_path / "s.journal"
-    with libkotte.SessionStore("json_file", path) as st:
+    with libkotte.SessionStore("json_file", path, secret=SESSION_SECRET) as st:
         sid = (await st.aio.create("u")).id
         with open(f"{path}.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

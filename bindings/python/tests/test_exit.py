@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 import libkotte
-from conftest import TEST_KEY, child_env, settings_for
+from conftest import SESSION_SECRET, TEST_KEY, child_env, settings_for
 from libkotte.credentials import CredentialStore, KeyRing
 
 EXIT_BOUND_S = 60  # a correctness bound: these processes exit in well under a second
@@ -106,7 +106,8 @@ def test_a_dropped_store_is_freed_when_collected(tmp_path: Path):
         gc.collect()  # what earlier tests dropped closes now, not in the loop below
         before = _open_fds()
         for i in range(3):
-            s = libkotte.SessionStore("json_file", tmp_path / f"s{i}.journal", runtime=rt)
+            s = libkotte.SessionStore("json_file", tmp_path / f"s{i}.journal", runtime=rt,
+                                      secret=SESSION_SECRET)
             s.create("u")
             c = CredentialStore("json_file", tmp_path / f"c{i}.journal", runtime=rt,
                                 keyring=KeyRing(TEST_KEY))

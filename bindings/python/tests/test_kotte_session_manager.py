@@ -162,6 +162,38 @@ async def test_password_is_never_stored_in_clear_text(backend: str, tmp_path: Pa
         m.close()
 
 
+async def test_csrf_token_and_session_id_are_never_stored_in_clear(backend: str, tmp_path: Path):
+    """Kotte reads session["csrf_token"] as a string; the store holds it sealed,
+    and the session id (the cookie's secret) only as a keyed hash."""
+    m = SessionManager(settings_for(backend, tmp_path))
+    try:
+        sid = await m.create_session("u")
+        csrf = (await m.get_session(sid))["csrf_token"]
+        assert isinstance(csrf, str) and len(csrf) >= 32
+        assert m.store.get(sid).data["csrf_token"] == {"$secret": csrf}
+        fresh = "rotated-" + csrf
+        await m.update_session(sid, {"csrf_token": fresh})  # as a rotation would
+        assert (await m.get_session(sid))["csrf_token"] == fresh
+        if backend == "json_file":
+            on_disk = (tmp_path / "sessions.journal").read_bytes()
+            for value in (csrf, fresh, sid):
+                assert value.encode() not in on_disk
+        if backend == "postgresql":
+            from conftest import pg_connect_kwargs
+            import asyncpg
+
+            conn = await asyncpg.connect(**pg_connect_kwargs())
+            try:
+                rows = [r[0] for r in await conn.fetch(
+                    "SELECT session_id || data::text FROM kotte_sessions")]
+            finally:
+                await conn.close()
+            assert rows and all(v not in r for r in rows for v in (csrf, fresh, sid))
+    finally:
+        m._sessions.clear()
+        m.close()
+
+
 @pytest.mark.parametrize("backend", ["json_file", "postgresql"])
 async def test_key_rotation_and_a_foreign_key(backend: str, tmp_path: Path, monkeypatch):
     if backend == "postgresql":
@@ -170,7 +202,9 @@ async def test_key_rotation_and_a_foreign_key(backend: str, tmp_path: Path, monk
         require_pg()
     old_key = TEST_KEY
     new_key = "ffeeddccbbaa99887766554433221100" * 2
-    a = SessionManager(settings_for(backend, tmp_path))
+    # the session backend's own secret (ids at rest) stays; only the key ring rotates
+    a = SessionManager(settings_for(backend, tmp_path,
+                                    session_secret_key="pg-row-key-kept-the-same"))
     sid = await a.create_session("u", {"username": "u", "password": "pw-1"})
     a.close()
     # a replica with another key only: the session cannot be read there

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import libkotte
-from conftest import open_store
+from conftest import SESSION_SECRET, open_store
 
 
 def test_create_get_update_delete(store: libkotte.SessionStore):
@@ -154,8 +154,8 @@ def test_blocking_calls_from_many_threads(store: libkotte.SessionStore):
 
 def test_json_file_store_survives_reopen(tmp_path: Path):
     path = tmp_path / "s.journal"
-    with libkotte.SessionStore("json_file", path) as st:
+    with libkotte.SessionStore("json_file", path, secret=SESSION_SECRET) as st:
         sid = st.create("u", {"kept": True}).id
     assert (path.stat().st_mode & 0o777) == 0o600
-    with libkotte.SessionStore("json_file", path) as st:
+    with libkotte.SessionStore("json_file", path, secret=SESSION_SECRET) as st:
         assert st.get(sid).data == {"kept": True}

@@ -45,7 +45,8 @@
 extern "C" {
 #endif
 
-#define KOTTE_CRED_BACKEND_VERSION 1
+/* 2 added `check`; a version-1 backend is still accepted (without it). */
+#define KOTTE_CRED_BACKEND_VERSION 2
 
 /** A saved connection as backends see it: one row. */
 typedef struct kotte_cred_record {
@@ -192,6 +193,14 @@ struct kotte_cred_backend {
    * its memory in the last close callback.
    */
   void (*free)(kotte_cred_backend *be);
+
+  /**
+   * Version 2. Readiness (kotte_cred_store_check()): calls back with 0 if
+   * the backend can serve reads and writes now, else the error a write
+   * would meet. Cheap, and must not grow the storage while all is well.
+   * Optional: without it the store lists a user nobody is.
+   */
+  int (*check)(kotte_cred_backend *be, kotte_cred_backend_status_cb cb, void *ctx);
 };
 
 #ifdef __cplusplus

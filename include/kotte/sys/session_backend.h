@@ -33,7 +33,8 @@
 extern "C" {
 #endif
 
-#define KOTTE_SESSION_BACKEND_VERSION 1
+/* 2 added `check`; a version-1 backend is still accepted (without it). */
+#define KOTTE_SESSION_BACKEND_VERSION 2
 
 /** A session as backends see it. */
 typedef struct kotte_session_record {
@@ -53,6 +54,7 @@ typedef void (*kotte_session_backend_record_cb)(int status, const kotte_session_
 typedef void (*kotte_session_backend_list_cb)(int status, const kotte_session_record *recs,
                                               size_t n, void *ctx);
 typedef void (*kotte_session_backend_count_cb)(int status, uint64_t count, void *ctx);
+typedef void (*kotte_session_backend_status_cb)(int status, void *ctx);
 
 struct kotte_session_backend {
   unsigned int version;
@@ -121,6 +123,16 @@ struct kotte_session_backend {
    * and frees its memory in the last close callback.
    */
   void (*free)(kotte_session_backend *be);
+
+  /**
+   * Version 2. Readiness (kotte_session_store_check()): calls back with 0
+   * if the backend can serve reads and writes now, else the error a write
+   * would meet (e.g. KOTTE_EIO while its storage cannot be written). It
+   * runs every few seconds on every replica: it must be cheap and must not
+   * grow the storage while all is well. Optional: without it the store
+   * asks with a get of an id that does not exist.
+   */
+  int (*check)(kotte_session_backend *be, kotte_session_backend_status_cb cb, void *ctx);
 };
 
 #ifdef __cplusplus

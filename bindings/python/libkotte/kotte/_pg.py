@@ -3,7 +3,6 @@ session store and the credential store."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 
@@ -28,16 +27,6 @@ def shared_pool(settings: KotteSettings) -> PgPool:
         return pool
 
 
-def session_secret(settings: KotteSettings) -> bytes:
-    """Key material of the postgresql session backend (the same on every replica).
-
-    SESSION_SECRET_KEY when it is set (Kotte signs its cookies with it, so
-    replicas already share it); otherwise a key derived from the master key.
-    """
-    if settings.session_secret_key:
-        secret = settings.session_secret_key.encode()
-        if len(secret) < 16:
-            raise ValueError("SESSION_SECRET_KEY must be at least 16 bytes")
-        return secret
-    master = _secrets.master_key(settings).encode()
-    return hashlib.blake2b(master, digest_size=32, person=b"kotte-pg-session").digest()
+# The session backends' key material, also for json_file (kept here under
+# its old name for callers of the postgresql pool module).
+session_secret = _secrets.session_secret

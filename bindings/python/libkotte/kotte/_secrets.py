@@ -16,6 +16,7 @@ username and password fields, the session store every value marked
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import threading
@@ -62,6 +63,22 @@ def master_key(settings: KotteSettings) -> str:
         log.warning(msg)
         warnings.warn(msg, UserWarning, stacklevel=2)
     return key
+
+
+def session_secret(settings: KotteSettings) -> bytes:
+    """Key material of the json_file and postgresql session backends (the same on every replica).
+
+    SESSION_SECRET_KEY when it is set (Kotte signs its cookies with it, so
+    replicas already share it); otherwise a key derived from the master key
+    (or, outside production, the development key), as kotte-server derives it.
+    """
+    if settings.session_secret_key:
+        secret = settings.session_secret_key.encode()
+        if len(secret) < 16:
+            raise ValueError("SESSION_SECRET_KEY must be at least 16 bytes")
+        return secret
+    master = master_key(settings).encode()
+    return hashlib.blake2b(master, digest_size=32, person=b"kotte-pg-session").digest()
 
 
 def _read_dev_key(path: Path) -> str | None:

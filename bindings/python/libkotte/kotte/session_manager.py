@@ -19,10 +19,12 @@ Differences that come from sharing sessions between processes:
   ``db_connection``) stay in a per-process side table, as Kotte's Redis
   manager keeps them in ``_local_session_objects``; every other value is in
   the store, shared by all replicas;
-* the password inside ``connection_config`` is marked as a secret, which
-  the C session store seals with the key ring (MASTER_ENCRYPTION_KEY) before
-  any backend sees it and opens on read; a session whose secret this
-  replica cannot open (a key it lacks, a tampered blob) reads as None;
+* the password inside ``connection_config`` and the ``csrf_token`` are
+  marked as secrets, which the C session store seals with the key ring
+  (MASTER_ENCRYPTION_KEY) before any backend sees them and opens on read;
+  a session whose secret this replica cannot open (a key it lacks, a
+  tampered blob) reads as None. Session ids themselves are stored only as
+  keyed hashes (json_file and postgresql, keys from SESSION_SECRET_KEY);
 * a store failure (database down, I/O error) raises a
   :class:`libkotte.KotteError` instead of looking like a logged-out session;
 * ``_sessions`` (which Kotte's tests use) is a view of the sessions this
@@ -53,6 +55,8 @@ log = logging.getLogger("libkotte.kotte")
 _RESERVED = frozenset(("user_id", "created_at", "last_activity"))
 # (key, field) pairs sealed before they are stored.
 _SECRET_FIELDS = (("connection_config", "password"),)
+# Top-level keys whose whole value is sealed before it is stored.
+_SECRET_KEYS = frozenset(("csrf_token",))
 _GONE = (NotFoundError, BadIdError)
 # A secret inside the session that this process cannot open.
 _UNREADABLE = (KeyRingError, IntegrityError)
@@ -76,7 +80,8 @@ def open_session_store(settings: KotteSettings) -> SessionStore:
     if kind == "memory":
         return SessionStore("memory", **common)
     if kind == "json_file":
-        return SessionStore("json_file", settings.session_storage_path, **common)
+        return SessionStore("json_file", settings.session_storage_path,
+                            secret=_secrets.session_secret(settings), **common)
     from ._pg import session_secret, shared_pool
 
     return SessionStore("postgresql", pool=shared_pool(settings), secret=session_secret(settings),
@@ -148,6 +153,8 @@ class SessionManager:
     @staticmethod
     def _seal(user_id: str, key: str, value: Any) -> Any:
         """Marks the secret fields; the C store seals them."""
+        if key in _SECRET_KEYS and value is not None:
+            return _secrets.mark(value)
         for k, field in _SECRET_FIELDS:
             if k == key and isinstance(value, dict) and value.get(field) is not None:
                 value = dict(value)
