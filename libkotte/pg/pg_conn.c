@@ -468,6 +468,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   kpg_poll *ph = h->data;
   kpg_conn *c = ph->conn;
   kotte_pg_pool *p = ph->pool;
+  /* On a socket error (POLLERR: typically the reset that answers a query
+   * written after the server closed the connection) libuv stops the handle
+   * before calling us. It watches nothing now, whatever ph->events says:
+   * forget them, so that watch() below starts it again. The error stays on
+   * the socket, so the handle fires again at once and libpq, reading on
+   * past what the server sent before it went (its FATAL), finds it. Left
+   * stopped, the connection's query would wait out its timeout. */
+  if (status < 0) ph->events = 0;
   if (c == NULL) return;
   p->in_handler = 1;
   if (c->state == CONN_CONNECTING) {
@@ -489,6 +497,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if ((events & UV_READABLE) || status < 0) {
       if (c->state == CONN_SETUP) {
         setup_input(c);
+        /* still waiting for the on-connect SQL (neither closed nor ready) */
+        if (ph->conn == c && c->state == CONN_SETUP && watch(c, ready_events(c)) != 0)
+          connect_failed(c, "poll failed");
         goto out;
       }
       if (!PQconsumeInput(c->pg) || read_results(c) != 0) {
