@@ -92,9 +92,13 @@ typedef struct kotte_pg_pool_options {
    * that never answers cannot keep the pool from the others.
    */
   unsigned int connect_timeout_ms;
-  /** First reconnect delay after a failure (ms, default 100)... */
+  /**
+   * First reconnect delay after a failure (ms, default 100)... Attempts that
+   * were under way together and fail together (a restarting server refuses
+   * them all at once) count as one failure here.
+   */
   unsigned int reconnect_min_ms;
-  /** ...doubling with jitter up to this (ms, default 5000). */
+  /** ...doubling with jitter (from one failed attempt to the next) up to this (ms, default 5000). */
   unsigned int reconnect_max_ms;
   /**
    * SQL run on every new connection before its first query, e.g.

@@ -147,8 +147,9 @@ static void connect_failed(kpg_conn *c, const char *what) {
   snprintf(why, sizeof why, "%s%s%s", what, line[0] ? ": " : "", line);
   kotte__log(KOTTE_LOG_WARN, "pg pool: %s", why);
   kotte_pg_pool *p = c->pool;
+  uint64_t serial = c->serial;
   kpg_conn_close(c);
-  kpg_connect_failed(p, why);
+  kpg_connect_failed(p, serial, why);
 }
 
 int kpg_conn_start(kotte_pg_pool *p) {

@@ -358,6 +358,39 @@ static void a_silent_first_host_is_passed_over_after_a_connect_timeout(void **st
   close(fd);
 }
 
+/* Connection attempts under way together that fail together (a server
+ * shutting down for a restart refuses them all at once; here: a role that
+ * does not exist) are one step of the reconnect backoff, not one step each:
+ * the next attempt comes after about reconnect_min_ms, not after
+ * reconnect_max_ms, so the pool is back soon after a quick restart. */
+static void attempts_failing_together_are_one_backoff_step(void **state) {
+  F;
+  char ci[512];
+  snprintf(ci, sizeof ci, "%s user=kotte_no_such_role", conninfo);
+  f->opts.conninfo = ci;
+  f->opts.max_size = 8;
+  f->opts.acquire_timeout_ms = 30000;
+  open_pool(f);
+  static pg_call c[8]; /* static: the teardown's free calls back */
+  memset(c, 0, sizeof c);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = "SELECT 1";
+  for (int i = 0; i < 8; i++) assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &c[i]), 0);
+  assert_int_equal(pg_stats(f->pool).connecting, 8); /* eight attempts at once */
+  kotte_pg_pool_state st;
+  st.version = KOTTE_PG_POOL_STATE_VERSION;
+  uint64_t t0 = uv_hrtime();
+  do {
+    run_for(&f->loop, 1);
+    assert_int_equal(kotte_pg_pool_get_state(f->pool, &st), 0);
+  } while ((st.failures < 8 || st.connecting > 0) && uv_hrtime() - t0 < 5000000000ull);
+  printf("  8 attempts failed together: %u failures, next attempt in %u ms (%s)\n", st.failures,
+         st.retry_in_ms, st.last_error);
+  assert_int_equal(st.failures, 8);
+  assert_int_equal(st.failing, 1);
+  assert_true(st.retry_in_ms <= f->opts.reconnect_min_ms);
+}
+
 static void an_invalid_conninfo_is_refused_without_echoing_it(void **state) {
   F;
   f->opts.conninfo = "host=x password=hunter2 nonsense";
@@ -598,6 +631,7 @@ int main(void) {
     T(a_multi_host_conninfo_skips_a_dead_host),
     T(a_silent_first_host_is_passed_over_after_a_connect_timeout),
     T(an_invalid_conninfo_is_refused_without_echoing_it),
+    T(attempts_failing_together_are_one_backoff_step),
     T(a_lost_connection_retries_idempotent_queries_once),
     T(a_query_sent_into_an_ended_session_ends_at_once),
     T(a_read_only_answer_is_retried_once_on_a_fresh_connection),
