@@ -432,7 +432,12 @@ static int read_results(kpg_conn *c) {
   return PQstatus(c->pg) == CONNECTION_BAD ? -1 : 0;
 }
 
-/* Hands every query on the connection off (retry or report) and closes it. */
+/* Hands every query on the connection off and closes it. Each of them was
+ * handed to the server and may have run (libpq reports a failed write only
+ * through the read after it, so "never sent" cannot be told apart): an
+ * idempotent one runs once more on a fresh connection, any other reports
+ * KOTTE_EDB now, with the server's error if one came (57P01 in a fast
+ * shutdown). */
 void kpg_conn_lost(kpg_conn *c, const char *why) {
   kotte_pg_pool *p = c->pool;
   if (c->state == CONN_READY) {

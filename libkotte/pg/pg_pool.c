@@ -118,7 +118,9 @@ void kpg_complete(kpg_req *r, int status) {
   kpg_deadline_remove(r);
   r->state = REQ_DONE;
   r->status = status;
-  if (status != 0 && status != KOTTE_EDB && r->res) {
+  /* A failure carries the server's error result or none, never rows: a
+   * query whose batch was lost or rolled back may have rows that did not count. */
+  if (status != 0 && r->res && !(status == KOTTE_EDB && r->failed)) {
     PQclear(r->res);
     r->res = NULL;
   }

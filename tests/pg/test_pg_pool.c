@@ -498,6 +498,42 @@ static void a_query_sent_into_an_ended_session_ends_at_once(void **state) {
   assert_int_equal(s.query_timeouts, 0);
 }
 
+/* Two queries share a batch; the server session ends while the second
+ * runs, after the first one's rows came but before the batch's Sync: the
+ * batch never committed and the connection is lost. Neither is idempotent,
+ * so both report KOTTE_EDB at once: the second with the server's 57P01, the
+ * first with no result at all, never with rows that did not count. */
+static void a_lost_batch_reports_edb_without_rows(void **state) {
+  F;
+  f->opts.max_size = 1;
+  f->opts.pipeline_depth = 8;
+  f->opts.query_timeout_ms = 30000;
+  open_pool(f);
+  pg_call pid;
+  assert_int_equal(pg_run(f->pool, &pid, 0, 0, "SELECT pg_backend_pid()", 0, NULL), 0);
+  static pg_call first, second; /* static: see above */
+  memset(&first, 0, sizeof first);
+  memset(&second, 0, sizeof second);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = "SELECT 7";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &first), 0);
+  q.sql = "SELECT pg_sleep(5)";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &second), 0);
+  run_for(&f->loop, 300);
+  end_session(pid.value);
+  uint64_t t0 = uv_hrtime();
+  while (second.done == 0 && uv_hrtime() - t0 < 5000000000ull) run_for(&f->loop, 10);
+  assert_int_equal(first.done, 1);
+  assert_int_equal(second.done, 1);
+  assert_int_equal(second.status, KOTTE_EDB);
+  assert_string_equal(second.sqlstate, "57P01");
+  assert_int_equal(first.status, KOTTE_EDB);
+  assert_string_equal(first.sqlstate, "");
+  assert_int_equal(first.ntuples, 0);
+  assert_string_equal(first.value, "");
+  assert_int_equal(pg_stats(f->pool).connections_lost, 1);
+}
+
 /* A server that answers "read-only" did nothing: the query runs once more
  * on a fresh connection; here that one is read-only too, so it reports. */
 static void a_read_only_answer_is_retried_once_on_a_fresh_connection(void **state) {
@@ -634,6 +670,7 @@ int main(void) {
     T(attempts_failing_together_are_one_backoff_step),
     T(a_lost_connection_retries_idempotent_queries_once),
     T(a_query_sent_into_an_ended_session_ends_at_once),
+    T(a_lost_batch_reports_edb_without_rows),
     T(a_read_only_answer_is_retried_once_on_a_fresh_connection),
     T(connections_retire_after_their_lifetime_and_idle_ones_close),
     T(freeing_the_pool_in_a_callback_cancels_the_rest),
