@@ -21,12 +21,28 @@
  * Failures: a query waits at most acquire_timeout_ms for a connection
  * (KOTTE_EPOOLTIMEOUT), no more than max_waiters wait (KOTTE_ETOOMANYWAITERS),
  * and runs at most its timeout (KOTTE_ETIMEDOUT; the server is sent a real
- * cancel request). After a lost connection, a query flagged
- * KOTTE_PG_IDEMPOTENT is run once more on a fresh connection; any other
- * reports KOTTE_EDB. A query refused because the server is read-only (a
+ * cancel request). A query refused because the server is read-only (a
  * standby after a switchover, SQLSTATE 25006) did nothing, so it is always
  * run once more on a fresh connection, which libpq's
  * target_session_attrs=read-write points at the new primary.
+ *
+ * Lost connections (a server restart or shutdown, a killed backend, a
+ * reset): the pool notices a lost connection as soon as its socket reports
+ * the end (end of file, a reset, a socket error), so the queries on it are
+ * settled then, never held until their timeout. The rule for each query:
+ *
+ *  - one not yet handed to a connection never reached a server: it keeps
+ *    waiting for a connection (KOTTE_EPOOLTIMEOUT after acquire_timeout_ms);
+ *  - one handed to the lost connection may have run: libpq buffers what it
+ *    sends and tells of a failed write only through the read after it, so
+ *    the pool cannot prove that the server never saw a query, even one
+ *    written into a session the server had just ended. Flagged
+ *    KOTTE_PG_IDEMPOTENT, it runs once more on a fresh connection (a
+ *    second loss reports KOTTE_EDB); any other ends at once with
+ *    KOTTE_EDB: with the server's error result when one came before the
+ *    end (SQLSTATE 57P01 admin_shutdown in a fast shutdown, 57P02 after a
+ *    crash of another backend, class 08), otherwise with a NULL result.
+ *    Its outcome (committed or not) is unknown: the caller decides.
  *
  * Threads: everything on the loop thread, except kotte_pg_pool_open(),
  * kotte_pg_pool_free() of an opened pool, kotte_pg_pool_get_stats() and
@@ -92,9 +108,13 @@ typedef struct kotte_pg_pool_options {
    * that never answers cannot keep the pool from the others.
    */
   unsigned int connect_timeout_ms;
-  /** First reconnect delay after a failure (ms, default 100)... */
+  /**
+   * First reconnect delay after a failure (ms, default 100)... Attempts that
+   * were under way together and fail together (a restarting server refuses
+   * them all at once) count as one failure here.
+   */
   unsigned int reconnect_min_ms;
-  /** ...doubling with jitter up to this (ms, default 5000). */
+  /** ...doubling with jitter (from one failed attempt to the next) up to this (ms, default 5000). */
   unsigned int reconnect_max_ms;
   /**
    * SQL run on every new connection before its first query, e.g.
@@ -181,8 +201,8 @@ typedef struct kotte_pg_query {
 /**
  * Receives a query's outcome: status 0 with the result, KOTTE_EDB with the
  * server's error result (its SQLSTATE through kotte_pg_result_sqlstate())
- * or NULL when the connection was lost, or KOTTE_EPOOLTIMEOUT,
- * KOTTE_ETIMEDOUT, KOTTE_ECANCELED with NULL.
+ * or NULL when the connection was lost (see "Lost connections" above), or
+ * KOTTE_EPOOLTIMEOUT, KOTTE_ETIMEDOUT, KOTTE_ECANCELED with NULL.
  */
 typedef void (*kotte_pg_result_cb)(int status, const kotte_pg_result *res, void *userdata);
 

@@ -147,8 +147,9 @@ static void connect_failed(kpg_conn *c, const char *what) {
   snprintf(why, sizeof why, "%s%s%s", what, line[0] ? ": " : "", line);
   kotte__log(KOTTE_LOG_WARN, "pg pool: %s", why);
   kotte_pg_pool *p = c->pool;
+  uint64_t serial = c->serial;
   kpg_conn_close(c);
-  kpg_connect_failed(p, why);
+  kpg_connect_failed(p, serial, why);
 }
 
 int kpg_conn_start(kotte_pg_pool *p) {
@@ -431,7 +432,12 @@ static int read_results(kpg_conn *c) {
   return PQstatus(c->pg) == CONNECTION_BAD ? -1 : 0;
 }
 
-/* Hands every query on the connection off (retry or report) and closes it. */
+/* Hands every query on the connection off and closes it. Each of them was
+ * handed to the server and may have run (libpq reports a failed write only
+ * through the read after it, so "never sent" cannot be told apart): an
+ * idempotent one runs once more on a fresh connection, any other reports
+ * KOTTE_EDB now, with the server's error if one came (57P01 in a fast
+ * shutdown). */
 void kpg_conn_lost(kpg_conn *c, const char *why) {
   kotte_pg_pool *p = c->pool;
   if (c->state == CONN_READY) {
@@ -468,6 +474,14 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   kpg_poll *ph = h->data;
   kpg_conn *c = ph->conn;
   kotte_pg_pool *p = ph->pool;
+  /* On a socket error (POLLERR: typically the reset that answers a query
+   * written after the server closed the connection) libuv stops the handle
+   * before calling us. It watches nothing now, whatever ph->events says:
+   * forget them, so that watch() below starts it again. The error stays on
+   * the socket, so the handle fires again at once and libpq, reading on
+   * past what the server sent before it went (its FATAL), finds it. Left
+   * stopped, the connection's query would wait out its timeout. */
+  if (status < 0) ph->events = 0;
   if (c == NULL) return;
   p->in_handler = 1;
   if (c->state == CONN_CONNECTING) {
@@ -489,6 +503,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     if ((events & UV_READABLE) || status < 0) {
       if (c->state == CONN_SETUP) {
         setup_input(c);
+        /* still waiting for the on-connect SQL (neither closed nor ready) */
+        if (ph->conn == c && c->state == CONN_SETUP && watch(c, ready_events(c)) != 0)
+          connect_failed(c, "poll failed");
         goto out;
       }
       if (!PQconsumeInput(c->pg) || read_results(c) != 0) {

@@ -144,6 +144,8 @@ struct kotte_pg_pool {
   int backoff_active;
   int defer_ref;
   unsigned int failures; /* consecutive failed connection attempts */
+  unsigned int backoff_steps; /* of those, the ones that moved the backoff on */
+  uint64_t backoff_serial;    /* the newest attempt when it last moved */
   kotte_time failing_since; /* wall clock of the first of them, 0 when none */
   char last_error[256];     /* why the last of them failed (no password), "" when none */
   int lost_since_connect;
@@ -171,9 +173,9 @@ void kpg_list_push(kpg_list *l, kpg_req *r);
 void kpg_list_unshift(kpg_list *l, kpg_req *r);
 void kpg_list_remove(kpg_list *l, kpg_req *r);
 void kpg_req_free(kpg_req *r);
-/* A connection attempt failed for @p why (libpq's first line: host, port,
- * reason; never a password): counts it, starts the backoff. */
-void kpg_connect_failed(kotte_pg_pool *p, const char *why);
+/* Connection attempt @p serial failed for @p why (libpq's first line: host,
+ * port, reason; never a password): counts it, moves the backoff on. */
+void kpg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why);
 void kpg_connected(kotte_pg_pool *p);
 void kpg_update_ref(kotte_pg_pool *p);
 void kpg_need_sync(kpg_conn *c);

@@ -118,7 +118,9 @@ void kpg_complete(kpg_req *r, int status) {
   kpg_deadline_remove(r);
   r->state = REQ_DONE;
   r->status = status;
-  if (status != 0 && status != KOTTE_EDB && r->res) {
+  /* A failure carries the server's error result or none, never rows: a
+   * query whose batch was lost or rolled back may have rows that did not count. */
+  if (status != 0 && r->res && !(status == KOTTE_EDB && r->failed)) {
     PQclear(r->res);
     r->res = NULL;
   }
@@ -361,16 +363,25 @@ static void on_maint(uv_timer_t *t) {
   kpg_drain(p);
 }
 
-void kpg_connect_failed(kotte_pg_pool *p, const char *why) {
+void kpg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why) {
   p->stats.connect_failures++;
   if (p->failures++ == 0) p->failing_since = kotte_clock_now();
   snprintf(p->last_error, sizeof p->last_error, "%s", why);
-  uint64_t delay = p->opts.reconnect_min_ms;
-  for (unsigned int i = 1; i < p->failures && delay < p->opts.reconnect_max_ms; i++) delay *= 2;
-  if (delay > p->opts.reconnect_max_ms) delay = p->opts.reconnect_max_ms;
-  /* "equal jitter": half fixed, half random, so replicas spread out */
-  delay = delay / 2 + randombytes_uniform((uint32_t)(delay / 2 + 1));
-  p->backoff_until = kpg_now(p) + delay;
+  /* Attempts under way together fail together (a server shutting down for
+   * a restart refuses them all at once): they are one step of the backoff,
+   * or a quick restart would push it to reconnect_max_ms at one go. Only an
+   * attempt started after the last step moves it on. */
+  if (p->backoff_steps == 0 || serial > p->backoff_serial) {
+    p->backoff_steps++;
+    p->backoff_serial = p->serial; /* the newest attempt started so far */
+    uint64_t delay = p->opts.reconnect_min_ms;
+    for (unsigned int i = 1; i < p->backoff_steps && delay < p->opts.reconnect_max_ms; i++)
+      delay *= 2;
+    if (delay > p->opts.reconnect_max_ms) delay = p->opts.reconnect_max_ms;
+    /* "equal jitter": half fixed, half random, so replicas spread out */
+    delay = delay / 2 + randombytes_uniform((uint32_t)(delay / 2 + 1));
+    p->backoff_until = kpg_now(p) + delay;
+  }
   if (p->waiting.n > 0 || p->n_ready + p->n_connecting < p->opts.min_size) request_retry_timer(p);
 }
 
@@ -378,6 +389,7 @@ void kpg_connected(kotte_pg_pool *p) {
   p->stats.connects++;
   if (p->failures > 0 || p->lost_since_connect) p->stats.reconnects++;
   p->failures = 0;
+  p->backoff_steps = 0;
   p->failing_since = 0;
   p->last_error[0] = '\0';
   p->lost_since_connect = 0;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <libpq-fe.h>
 
 #include "pg_test_util.h"
 
@@ -357,6 +358,39 @@ static void a_silent_first_host_is_passed_over_after_a_connect_timeout(void **st
   close(fd);
 }
 
+/* Connection attempts under way together that fail together (a server
+ * shutting down for a restart refuses them all at once; here: a role that
+ * does not exist) are one step of the reconnect backoff, not one step each:
+ * the next attempt comes after about reconnect_min_ms, not after
+ * reconnect_max_ms, so the pool is back soon after a quick restart. */
+static void attempts_failing_together_are_one_backoff_step(void **state) {
+  F;
+  char ci[512];
+  snprintf(ci, sizeof ci, "%s user=kotte_no_such_role", conninfo);
+  f->opts.conninfo = ci;
+  f->opts.max_size = 8;
+  f->opts.acquire_timeout_ms = 30000;
+  open_pool(f);
+  static pg_call c[8]; /* static: the teardown's free calls back */
+  memset(c, 0, sizeof c);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = "SELECT 1";
+  for (int i = 0; i < 8; i++) assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &c[i]), 0);
+  assert_int_equal(pg_stats(f->pool).connecting, 8); /* eight attempts at once */
+  kotte_pg_pool_state st;
+  st.version = KOTTE_PG_POOL_STATE_VERSION;
+  uint64_t t0 = uv_hrtime();
+  do {
+    run_for(&f->loop, 1);
+    assert_int_equal(kotte_pg_pool_get_state(f->pool, &st), 0);
+  } while ((st.failures < 8 || st.connecting > 0) && uv_hrtime() - t0 < 5000000000ull);
+  printf("  8 attempts failed together: %u failures, next attempt in %u ms (%s)\n", st.failures,
+         st.retry_in_ms, st.last_error);
+  assert_int_equal(st.failures, 8);
+  assert_int_equal(st.failing, 1);
+  assert_true(st.retry_in_ms <= f->opts.reconnect_min_ms);
+}
+
 static void an_invalid_conninfo_is_refused_without_echoing_it(void **state) {
   F;
   f->opts.conninfo = "host=x password=hunter2 nonsense";
@@ -396,6 +430,108 @@ static void a_lost_connection_retries_idempotent_queries_once(void **state) {
   assert_int_equal(s.connections_lost, 2);
   assert_int_equal(s.retries, 1);
   assert_true(s.reconnects >= 1);
+}
+
+/* Ends the server session of backend @p pid from a connection of its own
+ * and returns once that backend has exited (its FATAL 57P01 and the close
+ * are then on their way to the pool's socket, which the pool, its loop
+ * not running meanwhile, has not read). */
+static void end_session(const char *pid) {
+  PGconn *pg = PQconnectdb(conninfo);
+  assert_int_equal(PQstatus(pg), CONNECTION_OK);
+  const char *v[] = { pid };
+  PGresult *r = PQexecParams(pg, "SELECT pg_terminate_backend($1::int, 5000)", 1, NULL, v, NULL,
+                             NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  assert_string_equal(PQgetvalue(r, 0, 0), "t");
+  PQclear(r);
+  PQfinish(pg);
+  usleep(100 * 1000);
+}
+
+/* A query handed to a connection whose server session already ended (the
+ * backend sent its FATAL and closed, as in a fast shutdown) before the pool
+ * read that. Over TCP its write draws a reset, and libuv reports the socket
+ * error by stopping the connection's poll handle. The query must still end
+ * at once, not after its 30 s timeout (issue 11): as it was sent with its
+ * Sync, an idempotent one runs again on a fresh connection and any other
+ * reports KOTTE_EDB with the server's SQLSTATE 57P01. */
+static void a_query_sent_into_an_ended_session_ends_at_once(void **state) {
+  F;
+  char tcp[256];
+  snprintf(tcp, sizeof tcp, "host=127.0.0.1 port=%s dbname=kotte user=kotte_app",
+           pg_env("KOTTE_TEST_PG_PORT"));
+  f->opts.conninfo = tcp;
+  f->opts.max_size = 1;
+  f->opts.query_timeout_ms = 30000;
+  f->opts.idle_check_ms = 600000; /* no liveness check before reuse: the pool must not know */
+  open_pool(f);
+  /* static: after a failed assertion the teardown's free still calls back */
+  static pg_call calls[2];
+  memset(calls, 0, sizeof calls);
+  for (int idem = 0; idem < 2; idem++) {
+    pg_call pid, *c = &calls[idem];
+    assert_int_equal(pg_run(f->pool, &pid, 0, 0, "SELECT pg_backend_pid()", 0, NULL), 0);
+    end_session(pid.value);
+    kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+    q.sql = "SELECT 42";
+    q.flags = idem ? KOTTE_PG_IDEMPOTENT : 0;
+    assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, c), 0);
+    usleep(100 * 1000); /* the reset comes back before the loop looks */
+    uint64_t t0 = uv_hrtime();
+    while (!c->done && uv_hrtime() - t0 < 5000000000ull) run_for(&f->loop, 10);
+    printf("  %s query into an ended session: %s after %llu ms\n",
+           idem ? "idempotent" : "other", c->done ? kotte_err_name(c->status) : "no answer",
+           (unsigned long long)((uv_hrtime() - t0) / 1000000));
+    assert_int_equal(c->done, 1);
+    if (idem) {
+      assert_int_equal(c->status, 0);
+      assert_string_equal(c->value, "42");
+    } else {
+      assert_int_equal(c->status, KOTTE_EDB);
+      assert_string_equal(c->sqlstate, "57P01");
+    }
+  }
+  kotte_pg_pool_stats s = pg_stats(f->pool);
+  assert_int_equal(s.connections_lost, 2);
+  assert_int_equal(s.retries, 1);
+  assert_int_equal(s.query_timeouts, 0);
+}
+
+/* Two queries share a batch; the server session ends while the second
+ * runs, after the first one's rows came but before the batch's Sync: the
+ * batch never committed and the connection is lost. Neither is idempotent,
+ * so both report KOTTE_EDB at once: the second with the server's 57P01, the
+ * first with no result at all, never with rows that did not count. */
+static void a_lost_batch_reports_edb_without_rows(void **state) {
+  F;
+  f->opts.max_size = 1;
+  f->opts.pipeline_depth = 8;
+  f->opts.query_timeout_ms = 30000;
+  open_pool(f);
+  pg_call pid;
+  assert_int_equal(pg_run(f->pool, &pid, 0, 0, "SELECT pg_backend_pid()", 0, NULL), 0);
+  static pg_call first, second; /* static: see above */
+  memset(&first, 0, sizeof first);
+  memset(&second, 0, sizeof second);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.sql = "SELECT 7";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &first), 0);
+  q.sql = "SELECT pg_sleep(5)";
+  assert_int_equal(kotte_pg_pool_query(f->pool, &q, pg_call_cb, &second), 0);
+  run_for(&f->loop, 300);
+  end_session(pid.value);
+  uint64_t t0 = uv_hrtime();
+  while (second.done == 0 && uv_hrtime() - t0 < 5000000000ull) run_for(&f->loop, 10);
+  assert_int_equal(first.done, 1);
+  assert_int_equal(second.done, 1);
+  assert_int_equal(second.status, KOTTE_EDB);
+  assert_string_equal(second.sqlstate, "57P01");
+  assert_int_equal(first.status, KOTTE_EDB);
+  assert_string_equal(first.sqlstate, "");
+  assert_int_equal(first.ntuples, 0);
+  assert_string_equal(first.value, "");
+  assert_int_equal(pg_stats(f->pool).connections_lost, 1);
 }
 
 /* A server that answers "read-only" did nothing: the query runs once more
@@ -531,12 +667,17 @@ int main(void) {
     T(a_multi_host_conninfo_skips_a_dead_host),
     T(a_silent_first_host_is_passed_over_after_a_connect_timeout),
     T(an_invalid_conninfo_is_refused_without_echoing_it),
+    T(attempts_failing_together_are_one_backoff_step),
     T(a_lost_connection_retries_idempotent_queries_once),
+    T(a_query_sent_into_an_ended_session_ends_at_once),
+    T(a_lost_batch_reports_edb_without_rows),
     T(a_read_only_answer_is_retried_once_on_a_fresh_connection),
     T(connections_retire_after_their_lifetime_and_idle_ones_close),
     T(freeing_the_pool_in_a_callback_cancels_the_rest),
     T(stats_count_connections_and_waits),
     cmocka_unit_test(a_pool_opens_and_frees_on_a_runtime),
   };
+  /* KOTTE_TEST_FILTER=pattern runs only the matching tests (while iterating) */
+  if (getenv("KOTTE_TEST_FILTER")) cmocka_set_test_filter(getenv("KOTTE_TEST_FILTER"));
   return cmocka_run_group_tests_name("pg pool", tests, NULL, NULL);
 }
