@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/journal_queue.h"
-#include "credential/cred_journal.h"
+#include "credential/credential_journal.h"
 
 typedef enum job_kind { J_INSERT, J_GET, J_LIST, J_UPDATE, J_REMOVE, J_SCAN, J_COUNT, J_CHECK } job_kind;
 

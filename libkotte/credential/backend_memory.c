@@ -2,7 +2,7 @@
  * loop thread only. Operations complete synchronously; the store defers
  * the callbacks to the next loop turn. Results are copied before the
  * callback, because the store may call the backend again from inside it. */
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
 typedef struct mem_backend {
   kotte_cred_backend base; /* first: the store sees only this */

@@ -6,14 +6,14 @@
  * jobs, how each one changes the table and the journal, and its callback.
  *
  * Ids never reach the table or the file: the worker keys both by the id's
- * keyed hash and keeps the id only sealed, for lists (session/journal.h);
+ * keyed hash and keeps the id only sealed, for lists (session/session_journal.h);
  * results carry the id the caller passed in (or, for a list, the opened
  * seal). */
 #include <stddef.h>
 #include <string.h>
 
 #include "core/journal_queue.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 typedef enum job_kind {
   J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE, J_CHECK

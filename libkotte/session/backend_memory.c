@@ -1,6 +1,6 @@
 /* The memory backend: the shared index behind a mutex. Operations complete
  * synchronously; the store defers the callbacks to the next loop turn. */
-#include "session/table.h"
+#include "session/session_table.h"
 
 typedef struct mem_backend {
   kotte_session_backend base; /* first: the store sees only this */

@@ -34,7 +34,7 @@
 #include "pg/pg_diag.h"
 #include "session/session_internal.h"
 #include "pg/pg_params.h"
-#include "session/id_keys.h"
+#include "keyring/id_keys.h"
 
 #define HASH_LEN KOTTE__ID_HASH_LEN
 #define SEAL_LEN KOTTE__ID_SEALED_LEN
@@ -159,7 +159,7 @@ typedef struct pg_backend {
   kotte_pg_pool *pool;
   kotte_pg_stmt *stmts[S_COUNT];
   int prepared;
-  /* The row key and the sealed token (session/id_keys.h). The hash key,
+  /* The row key and the sealed token (keyring/id_keys.h). The hash key,
    * used by every request, stays read-only: two mprotect calls per request
    * (and their TLB shootdowns) cost more than the whole client side. */
   kotte__id_keys keys;

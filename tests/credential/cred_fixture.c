@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 #include "credential/credential_internal.h"
 
 static kotte_time test_clock(void *ctx) { return ((cfx *)ctx)->now; }

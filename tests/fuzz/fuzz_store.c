@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/json.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 static char path[64];
 

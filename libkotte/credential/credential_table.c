@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
 void ct_init(ct_table *t) { memset(t, 0, sizeof *t); }
 

@@ -5,13 +5,13 @@
 
 #include "core/internal.h"
 #include "kotte/sys/session_backend.h"
-#include "session/uthash_config.h"
+#include "core/uthash_config.h"
 
 typedef struct kt_user kt_user;
 
 typedef struct kt_entry {
   /* The key: the session id (memory backend) or its keyed hash (json_file,
-   * see session/id_keys.h), both 43 characters. */
+   * see keyring/id_keys.h), both 43 characters. */
   char id[KOTTE_SESSION_ID_LEN + 1];
   /* json_file: the id sealed (KOTTE__ID_SEALED_LEN bytes, kotte__malloc),
    * set by the backend, kept by a rename, freed with the entry. NULL in

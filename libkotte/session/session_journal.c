@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 #define JOURNAL_VERSION 2 /* 1: clear ids (read, then rewritten) */
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "session/table.h"
+#include "session/session_table.h"
 
 _Thread_local int kotte__uthash_oom;
 

@@ -15,7 +15,7 @@
 #define KOTTE_CREDENTIAL_JOURNAL_H
 
 #include "core/journal_file.h"
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
 /* Opens and loads @p path into @p t; the journal stays bound to @p t. */
 int cj_open(kotte__journal *j, const char *path, ct_table *t);

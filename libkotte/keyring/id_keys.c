@@ -1,7 +1,7 @@
 /* Session ids at rest: the keyed hash and the sealed copy (id_keys.h). */
 #include <string.h>
 
-#include "session/id_keys.h"
+#include "keyring/id_keys.h"
 
 #define NPUB crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 

@@ -5,7 +5,7 @@
 #define KOTTE_CREDENTIAL_TABLE_H
 
 #include "credential/credential_internal.h"
-#include "session/uthash_config.h"
+#include "core/uthash_config.h"
 
 typedef struct ct_user ct_user;
 

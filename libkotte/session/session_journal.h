@@ -4,7 +4,7 @@
  *
  * The file never holds a session id: records are keyed by the id's keyed
  * hash "h" and carry the id sealed, "t" (base64url), only so that a list
- * can hand ids back (session/id_keys.h; the postgresql backend stores the
+ * can hand ids back (keyring/id_keys.h; the postgresql backend stores the
  * same two values). The header is {"kotte":"sessions","version":2}. Then,
  * in order:
  *
@@ -22,8 +22,8 @@
 #define KOTTE_SESSION_JOURNAL_H
 
 #include "core/journal_file.h"
-#include "session/id_keys.h"
-#include "session/table.h"
+#include "keyring/id_keys.h"
+#include "session/session_table.h"
 
 typedef struct kj {
   /* Bound to the table given to kj_open(); the json_file backend locks,

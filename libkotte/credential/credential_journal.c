@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "credential/cred_journal.h"
+#include "credential/credential_journal.h"
 
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
 #define ADD(ok, expr) ((ok) = (ok) && (expr) != NULL)

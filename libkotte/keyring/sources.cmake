@@ -1,0 +1,3 @@
+list(APPEND KOTTE_SOURCES
+  libkotte/keyring/id_keys.c
+  libkotte/keyring/keyring.c)
