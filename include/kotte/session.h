@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "kotte/core.h"
+#include "kotte/keyring.h"
 #include "kotte/runtime.h"
 
 #ifdef __cplusplus
@@ -39,7 +40,6 @@ extern "C" {
 
 typedef struct kotte_session_store kotte_session_store;
 typedef struct kotte_session_backend kotte_session_backend;
-typedef struct kotte_keyring kotte_keyring; /* kotte/credential.h */
 
 /** One session, owned by whoever received it; release with kotte_session_free(). */
 typedef struct kotte_session kotte_session;

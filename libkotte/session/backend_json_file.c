@@ -9,6 +9,7 @@
  * keyed hash and keeps the id only sealed, for lists (session/session_journal.h);
  * results carry the id the caller passed in (or, for a list, the opened
  * seal). */
+#include <sodium.h>
 #include <stddef.h>
 #include <string.h>
 

@@ -5,9 +5,9 @@
  *
  * The table never holds a usable token: session_id is a keyed BLAKE2b hash
  * of it (base64url, 43 characters), and token_sealed is the token sealed
- * with XChaCha20-Poly1305 (associated data: the hash), only so that
- * list_user can hand ids back. Both keys are derived from the caller's
- * secret and live in sodium_malloc memory, inaccessible between uses.
+ * by libkotte's one sealer (keyring/aead.h; associated data: the hash),
+ * only so that list_user can hand ids back. Both keys are derived from the
+ * caller's secret (keyring/id_keys.h).
  *
  * Data is jsonb: update merges with `data || patch` inside one UPDATE; the
  * size limit is checked in the same statement on the compact text (jsonb's

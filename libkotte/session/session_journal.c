@@ -1,5 +1,6 @@
 /* The json_file session journal: session records over the shared file
  * journal (core/journal_file.c), keyed by the ids' keyed hashes. */
+#include <sodium.h>
 #include <string.h>
 
 #include "core/json.h"
@@ -22,7 +23,7 @@ static cJSON *op_obj(const char *op) {
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
 #define ADD(ok, expr) ((ok) = (ok) && (expr) != NULL)
 
-unsigned char *kj_seal(const kotte__id_keys *keys, const char *token, const char *hash) {
+unsigned char *kj_seal(kotte__id_keys *keys, const char *token, const char *hash) {
   unsigned char *blob = kotte__malloc(KOTTE__ID_SEALED_LEN);
   if (blob) kotte__id_seal(keys, token, hash, blob);
   return blob;
@@ -216,7 +217,7 @@ static const kotte__journal_ops session_ops = {
   .snapshot = snapshot_cb,
 };
 
-int kj_open(kj *j, const char *path, kt_table *t, const kotte__id_keys *keys) {
+int kj_open(kj *j, const char *path, kt_table *t, kotte__id_keys *keys) {
   j->table = t;
   j->keys = keys;
   return kotte__journal_open(&j->file, path, &session_ops, j);

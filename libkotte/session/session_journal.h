@@ -30,7 +30,7 @@ typedef struct kj {
    * appends and compacts it through core/journal_queue.h. */
   kotte__journal file;
   kt_table *table;
-  const kotte__id_keys *keys;
+  kotte__id_keys *keys;
 } kj;
 
 /* A growable output buffer for journal lines. */
@@ -38,14 +38,13 @@ typedef kotte__journal_buf kj_buf;
 
 /* Opens (creating with mode 0600 if absent) and loads @p path into @p t,
  * with @p keys (borrowed for the journal's life). */
-int kj_open(kj *j, const char *path, kt_table *t, const kotte__id_keys *keys);
+int kj_open(kj *j, const char *path, kt_table *t, kotte__id_keys *keys);
 
 void kj_close(kj *j);
 
 /* A sealed copy of @p token bound to @p hash, in kotte__malloc memory
- * (KOTTE__ID_SEALED_LEN bytes), or NULL. Call on the thread that owns the
- * keys' seal key (the backend's worker). */
-unsigned char *kj_seal(const kotte__id_keys *keys, const char *token, const char *hash);
+ * (KOTTE__ID_SEALED_LEN bytes), or NULL. */
+unsigned char *kj_seal(kotte__id_keys *keys, const char *token, const char *hash);
 
 /* Gives @p *sealed (from kj_seal) to @p e, replacing what it held; never
  * fails. *sealed is NULL afterwards. */

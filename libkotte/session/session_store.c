@@ -9,7 +9,7 @@
 #include "runtime/runtime_internal.h"
 #include "core/json.h"
 #include "pg/pg_diag.h"
-#include "credential/credential_internal.h"
+#include "keyring/keyring_internal.h"
 #include "session/session_internal.h"
 
 typedef enum op_kind {

@@ -5,8 +5,6 @@
 #include "core/json.h"
 #include "session/session_table.h"
 
-_Thread_local int kotte__uthash_oom;
-
 static int alive(const kt_entry *e, kotte_time now) { return now <= e->expires_at; }
 
 static kotte_time cap(kotte_time a, kotte_time b) { return a < b ? a : b; }
