@@ -282,7 +282,7 @@ static void on_raw(int status, const kotte_cred_record *rec, void *ctx) {
   raw *r = ctx;
   r->done = 1;
   r->status = status;
-  if (status == 0) assert_int_equal(ct_records_copy(rec, 1, &r->rec), 0);
+  if (status == 0) assert_int_equal(kotte__cred_records_copy(rec, 1, &r->rec), 0);
 }
 
 static int raw_wait(cfx *f, raw *r, int rc) {
@@ -305,7 +305,7 @@ int cfx_raw_update(cfx *f, const char *user, const char *id, const kotte_cred_pa
   return rc;
 }
 
-void cfx_raw_free(kotte_cred_record *r) { ct_records_free(r, r ? 1 : 0); }
+void cfx_raw_free(kotte_cred_record *r) { kotte__cred_records_free(r, r ? 1 : 0); }
 
 void cfx_report_keys(const kotte_cred_report *r, char *out, size_t cap) {
   size_t w = 0;

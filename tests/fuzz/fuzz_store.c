@@ -27,12 +27,12 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
                            kotte__id_keys_init(&keys, (const unsigned char *)"fuzz-session-secret",
                                                19, "fuzz") != 0))
     abort();
-  kt_table t;
-  kj j;
-  kt_init(&t);
-  int rc = kj_open(&j, path, &t, &keys);
+  kotte__session_table t;
+  kotte__session_journal j;
+  kotte__session_table_init(&t);
+  int rc = kotte__session_journal_open(&j, path, &t, &keys);
   if (rc == 0) {
-    kj_close(&j);
+    kotte__session_journal_close(&j);
   } else if (rc == KOTTE_ECORRUPT) {
     /* refused: must be untouched */
     char *back = malloc(n + 1);
@@ -44,7 +44,7 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
   } else if (rc != KOTTE_ENOMEM && rc != KOTTE_EIO) {
     abort();
   }
-  kt_clear(&t);
+  kotte__session_table_clear(&t);
 }
 
 static void fuzz_json(const uint8_t *d, size_t n) {

@@ -21,6 +21,10 @@ libdir=${libdir%/}
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 check soname bash -c "readelf -d '$libdir/libkotte.so' | grep -q 'SONAME.*libkotte.so.0'"
 check exports-only-api bash -c "! nm -D --defined-only '$libdir/libkotte.so' | awk '{print \$3}' | grep -v '^kotte_[a-z]' | grep -v '^_' | grep -q ."
+# The static archive cannot hide anything: every global symbol in it is
+# either the API or private with the kotte__ prefix, so none collides with
+# a name of the program that links it (tests/packaging/globals.sh).
+check static-globals-prefixed bash "$src/tests/packaging/globals.sh" "$libdir/libkotte.a"
 check pkg-config-shared bash -c "cc '$src/tests/packaging/consumer.c' -o '$work/c1' \$(pkg-config --cflags --libs kotte) \
   -Wl,-rpath,'$libdir' && '$work/c1'"
 # Debian ships no static libpq dependencies (pgcommon, gssapi), so the
