@@ -80,7 +80,7 @@ static int dev_key(const ks_config *cfg, char **out, char *err, size_t errlen) {
   return -1;
 }
 
-static int open_keyring(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
+int ks_keyring_open(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen) {
   const char *key = getenv("MASTER_ENCRYPTION_KEY");
   const char *prev = getenv("MASTER_ENCRYPTION_KEYS_PREVIOUS");
   char *dev = NULL;
@@ -127,7 +127,7 @@ int ks_creds_open(ks_creds **out, uv_loop_t *loop, kotte_pg_pool *pool, const ks
     return -1;
   }
   kotte_keyring *kr;
-  if (open_keyring(cfg, &kr, err, errlen) != 0) {
+  if (ks_keyring_open(cfg, &kr, err, errlen) != 0) {
     kotte_cred_backend_free(be);
     return -1;
   }

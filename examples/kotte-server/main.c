@@ -274,7 +274,14 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
   kotte_session_options opts = KOTTE_SESSION_OPTIONS_INIT;
   opts.idle_timeout_s = srv->cfg.session_idle_timeout;
   opts.max_age_s = srv->cfg.session_max_age;
+  /* Sessions the Python drop-in connected hold a sealed password: without
+   * the key ring every read of them would fail with KOTTE_EKEY. */
+  if (ks_keyring_open(&srv->cfg, &opts.keyring, err, errlen) != 0) {
+    kotte_session_backend_free(be);
+    return -1;
+  }
   rc = kotte_session_store_new(&srv->sessions, srv->loop, be, &opts);
+  kotte_keyring_free(opts.keyring); /* the store holds its own reference */
   if (rc != 0) {
     kotte_session_backend_free(be);
     snprintf(err, errlen, "session store: %s %s", kotte_strerror(rc), kotte_error_detail());

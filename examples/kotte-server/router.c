@@ -211,9 +211,29 @@ static int limit_user(ks_ex *ex) {
 
 /* ---- sessions --------------------------------------------------------- */
 
+/* Wipes and removes every {"$secret": ...} the store opened under @p node
+ * (the drop-in's connection_config password): no handler needs one, and the
+ * parsed copy is freed without wiping. The store's own copy is wiped when
+ * the session is freed. */
+static void drop_secrets(cJSON *node, int depth) {
+  if (depth > 64) return; /* as deep as the store looks for them */
+  cJSON *c = node->child;
+  while (c) {
+    cJSON *next = c->next;
+    if (cJSON_IsObject(c) && cJSON_GetObjectItemCaseSensitive(c, "$secret")) {
+      ks_json_wipe_delete(cJSON_DetachItemViaPointer(node, c));
+    } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+      drop_secrets(c, depth + 1);
+    }
+    c = next;
+  }
+}
+
 static int load_session(ks_ex *ex, kotte_session *s) {
   ex->session = s;
-  ex->sdata = cJSON_Parse(kotte_session_data(s));
+  const char *data = kotte_session_data(s);
+  ex->sdata = cJSON_Parse(data);
+  if (ex->sdata && strstr(data, "\"$secret\"")) drop_secrets(ex->sdata, 0);
   return ex->sdata ? 0 : -1;
 }
 
