@@ -433,18 +433,18 @@ static void restarts_with_queries_in_flight(unsigned int depth) {
          (unsigned long long)st.retries, (unsigned long long)st.query_timeouts);
   size_t late = 0;
   for (size_t i = 0; i < l->n; i++) {
-    op_rec *o = &l->ops[i];
+    op_rec *rec = &l->ops[i];
     /* due PROMPT_MS after it started, or after the end of a restart that
      * began before it ended, whichever is later */
-    uint64_t from = o->start;
+    uint64_t from = rec->start;
     for (int k = 0; k < RESTARTS; k++)
-      if (ms_since(l, b.step_start[k]) <= o->end && ms_since(l, b.step_end[k]) > from)
+      if (ms_since(l, b.step_start[k]) <= rec->end && ms_since(l, b.step_end[k]) > from)
         from = ms_since(l, b.step_end[k]);
-    if (o->end > from + PROMPT_MS && late++ < 5)
+    if (rec->end > from + PROMPT_MS && late++ < 5)
       printf("  LATE: %s started at %llu ms, ended at %llu ms (%s), %llu ms after its bound\n",
-             o->is_create ? "create" : "get", (unsigned long long)o->start,
-             (unsigned long long)o->end, o->status ? kotte_err_name(o->status) : "ok",
-             (unsigned long long)(o->end - from - PROMPT_MS));
+             rec->is_create ? "create" : "get", (unsigned long long)rec->start,
+             (unsigned long long)rec->end, rec->status ? kotte_err_name(rec->status) : "ok",
+             (unsigned long long)(rec->end - from - PROMPT_MS));
   }
   /* back by itself after each restart: a query succeeded soon after it */
   size_t slow_back = 0;
