@@ -93,11 +93,14 @@ struct kotte__op {
   void (*then)(kotte__op *o); /* what the deferred queue does with it */
 };
 
-/* The check at the top of every asynchronous store call: KOTTE_EINVAL for a
- * NULL store or callback, KOTTE_ECLOSED once the store is being freed.
- * @p st is the outer store (its kotte__store is named base). */
-#define KOTTE__STORE_CHECK(st, cb)                                           \
+/* The top of every asynchronous store call: clears this thread's
+ * kotte_error_detail() (a detail left by an earlier call must not describe
+ * this one), then returns KOTTE_EINVAL for a NULL store or callback and
+ * KOTTE_ECLOSED once the store is being freed. @p st is the outer store
+ * (its kotte__store is named base). */
+#define KOTTE__STORE_ENTER(st, cb)                                           \
   do {                                                                       \
+    kotte__clear_detail();                                                   \
     if ((st) == NULL || (cb) == NULL) return KOTTE_EINVAL;                   \
     if ((st)->base.closing) return KOTTE_ECLOSED;                            \
   } while (0)

@@ -276,7 +276,7 @@ static void count_start(cred_op *o) {
 
 static int start_report(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata,
                         int rewrap) {
-  KOTTE__STORE_CHECK(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   if (st->be->count_keys == NULL || (rewrap && st->be->scan_stale == NULL))
     return kotte__fail(KOTTE_ENOTSUP, "the %s credential backend cannot %s", st->be->name,
                        rewrap ? "rewrap" : "count keys");
@@ -291,11 +291,9 @@ static int start_report(kotte_cred_store *st, kotte_cred_report_cb cb, void *use
 }
 
 int kotte_cred_rewrap(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
-  kotte__clear_detail();
   return start_report(st, cb, userdata, 1);
 }
 
 int kotte_cred_key_usage(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
-  kotte__clear_detail();
   return start_report(st, cb, userdata, 0);
 }

@@ -199,8 +199,6 @@ kotte_time kotte__cred_now(const kotte_cred_store *st) {
 
 /* ---- argument checks ---------------------------------------------------- */
 
-#define CHECK_STORE KOTTE__STORE_CHECK
-
 static int check_user(const char *user_id) { return kotte__user_id_check(user_id); }
 
 /* Not a UUID is "not found": such a record cannot exist. */
@@ -224,6 +222,18 @@ static cred_op *op_for(kotte_cred_store *st, void (*call)(kotte__op *), kotte__o
   return o;
 }
 
+/* The start of a call on one connection of one user: checks both and
+ * makes its op (*out), or returns the refusal. */
+static int op_for_one(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb, void *ud,
+                      const char *user_id, const char *id, cred_op **out) {
+  char canon[KOTTE_CRED_ID_LEN + 1];
+  int rc = check_user(user_id);
+  if (rc == 0) rc = check_id(id, canon);
+  if (rc != 0) return rc;
+  *out = op_for(st, call, cb, ud, user_id, canon);
+  return *out ? 0 : KOTTE_ENOMEM;
+}
+
 /* ---- save --------------------------------------------------------------- */
 
 static void on_inserted(int status, void *ctx) {
@@ -233,8 +243,7 @@ static void on_inserted(int status, void *ctx) {
 
 int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_input *in,
                     kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc == 0) rc = kotte__cred_input_check(in, KOTTE_CRED_ALL);
   if (rc != 0) return rc;
@@ -305,14 +314,10 @@ static void on_get(int status, const kotte_cred_record *rec, void *ctx) {
 
 int kotte_cred_get(kotte_cred_store *st, const char *user_id, const char *id,
                    kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  char canon[KOTTE_CRED_ID_LEN + 1];
-  int rc = check_user(user_id);
-  if (rc == 0) rc = check_id(id, canon);
+  KOTTE__STORE_ENTER(st, cb);
+  cred_op *o;
+  int rc = op_for_one(st, call_cred, (kotte__op_cb)cb, userdata, user_id, id, &o);
   if (rc != 0) return rc;
-  cred_op *o = op_for(st, call_cred, (kotte__op_cb)cb, userdata, user_id, canon);
-  if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->get(st->be, o->user_id, o->id, on_get, o));
 }
 
@@ -328,8 +333,7 @@ static void on_list(int status, const kotte_cred_record *recs, size_t n, void *c
 
 int kotte_cred_list_user(kotte_cred_store *st, const char *user_id, kotte_cred_list_cb cb,
                          void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   cred_op *o = op_for(st, call_list, (kotte__op_cb)cb, userdata, user_id, NULL);
@@ -348,7 +352,7 @@ static void on_probe_list(int status, const kotte_cred_record *recs, size_t n, v
 }
 
 int kotte_cred_store_check(kotte_cred_store *st, kotte_cred_status_cb cb, void *userdata) {
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   cred_op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   if (st->be->version >= 2 && st->be->check) return started(o, st->be->check(st->be, on_checked, o));
@@ -366,14 +370,10 @@ static void on_removed(int status, uint64_t count, void *ctx) {
 
 int kotte_cred_delete(kotte_cred_store *st, const char *user_id, const char *id,
                       kotte_cred_status_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  char canon[KOTTE_CRED_ID_LEN + 1];
-  int rc = check_user(user_id);
-  if (rc == 0) rc = check_id(id, canon);
+  KOTTE__STORE_ENTER(st, cb);
+  cred_op *o;
+  int rc = op_for_one(st, call_status, (kotte__op_cb)cb, userdata, user_id, id, &o);
   if (rc != 0) return rc;
-  cred_op *o = op_for(st, call_status, (kotte__op_cb)cb, userdata, user_id, canon);
-  if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->remove(st->be, o->user_id, o->id, on_removed, o));
 }
 
@@ -487,8 +487,7 @@ static int dup_field(char **dst, const char *src) {
 
 int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
                       const kotte_cred_input *in, kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   char canon[KOTTE_CRED_ID_LEN + 1];
   int rc = check_user(user_id);
   if (rc != 0) return rc;

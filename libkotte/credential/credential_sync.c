@@ -9,25 +9,19 @@ typedef enum sync_op { S_SAVE, S_GET, S_LIST, S_UPDATE, S_DELETE, S_REWRAP, S_US
 
 typedef struct cred_call {
   kotte__sync base; /* first */
-  kotte_cred_store *store;
-  sync_op op;
   char *user_id, *id;
   kotte_cred_input in; /* its strings are the call's copies (kotte__sync_copy) */
 } cred_call;
 
-static void on_cred(int status, kotte_cred *c, void *ud) { kotte__sync_complete(ud, status, c, 0); }
+KOTTE__SYNC_ON_RESULT(on_cred, kotte_cred)
+KOTTE__SYNC_ON_RESULT(on_list, kotte_cred_list)
+KOTTE__SYNC_ON_RESULT(on_report, kotte_cred_report)
 #define on_status kotte__sync_on_status
-static void on_list(int status, kotte_cred_list *l, void *ud) {
-  kotte__sync_complete(ud, status, l, 0);
-}
-static void on_report(int status, kotte_cred_report *r, void *ud) {
-  kotte__sync_complete(ud, status, r, 0);
-}
 
 static int start(kotte__sync *base) {
   cred_call *c = (cred_call *)base;
-  kotte_cred_store *st = c->store;
-  switch (c->op) {
+  kotte_cred_store *st = base->target;
+  switch ((sync_op)base->op) {
   case S_SAVE: return kotte_cred_save(st, c->user_id, &c->in, on_cred, c);
   case S_GET: return kotte_cred_get(st, c->user_id, c->id, on_cred, c);
   case S_LIST: return kotte_cred_list_user(st, c->user_id, on_list, c);
@@ -59,10 +53,8 @@ static int call(kotte_cred_store *st, sync_op op, const char *user_id, const cha
   if (id && kotte__uuid_canonical(id, canon) != 0)
     return kotte__fail(KOTTE_ENOTFOUND, "no such connection (not a UUID)");
   kotte_runtime *rt = kotte__cred_store_runtime(st);
-  cred_call *c = kotte__sync_call_new(rt, sizeof *c, start, &rc);
+  cred_call *c = kotte__sync_call_new(rt, sizeof *c, start, st, op, &rc);
   if (c == NULL) return rc;
-  c->store = st;
-  c->op = op;
   c->user_id = kotte__sync_copy(&c->base, user_id, 0);
   c->id = kotte__sync_copy(&c->base, id, 0);
   if (in) {

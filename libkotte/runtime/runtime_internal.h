@@ -27,6 +27,10 @@ struct kotte__sync {
   /* Runs on the loop thread: starts the operation, which must end in one
    * kotte__sync_complete(); or returns a negative code. */
   int (*start)(kotte__sync *s);
+  /* What start() works on, for the store facades (kotte__sync_call_new()):
+   * the store and which of its operations to start. */
+  void *target;
+  int op;
   /* Frees an untaken result (e.g. kotte_session_free). May be NULL. */
   void (*result_free)(void *result);
   /* Frees what the embedding struct holds besides the copies below; then
@@ -66,18 +70,19 @@ void kotte__sync_discard(kotte__sync *s);
 /*
  * A store's blocking call in three steps (session_sync.c, credential_sync.c):
  *
- *     c = kotte__sync_call_new(rt, sizeof *c, start, &rc);
+ *     c = kotte__sync_call_new(rt, sizeof *c, start, store, op, &rc);
  *     c->arg = kotte__sync_copy(&c->base, arg, 0);  // each string argument
  *     return kotte__sync_call_run(rt, &c->base, timeout_ms, result, count);
  *
  * kotte__sync_call_new() refuses a store that was not opened on a runtime
  * (@p rt NULL: KOTTE_EINVAL, with a detail), else returns a zeroed struct of
- * @p size (NULL and *rc = KOTTE_ENOMEM when out of memory).
+ * @p size with @p target and @p op set (NULL and *rc = KOTTE_ENOMEM when
+ * out of memory).
  * kotte__sync_call_run() runs it (kotte__sync_run()), or discards it and
  * returns KOTTE_ENOMEM when an argument could not be copied.
  */
 void *kotte__sync_call_new(kotte_runtime *rt, size_t size, int (*start)(kotte__sync *s),
-                           int *rc);
+                           void *target, int op, int *rc);
 int kotte__sync_call_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **result,
                          uint64_t *count);
 
@@ -89,6 +94,14 @@ char *kotte__sync_copy(kotte__sync *s, const char *str, int wipe);
 /* The asynchronous callback of an operation that reports only a status
  * (userdata: the kotte__sync). */
 void kotte__sync_on_status(int status, void *userdata);
+
+/* Defines `static void name(int status, type *result, void *userdata)`,
+ * the asynchronous callback of an operation with a result, which hands it
+ * to the blocking caller (userdata: the kotte__sync). */
+#define KOTTE__SYNC_ON_RESULT(name, type)                                    \
+  static void name(int status, type *result, void *userdata) {              \
+    kotte__sync_complete(userdata, status, result, 0);                       \
+  }
 
 /* Clears a blocking call's out-parameter, if given. */
 #define KOTTE__OUT_INIT(out)                                                 \

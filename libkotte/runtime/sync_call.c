@@ -121,13 +121,17 @@ char *kotte__sync_copy(kotte__sync *s, const char *str, int wipe) {
 }
 
 void *kotte__sync_call_new(kotte_runtime *rt, size_t size, int (*start)(kotte__sync *s),
-                           int *rc) {
+                           void *target, int op, int *rc) {
   if (rt == NULL) {
     *rc = kotte__fail(KOTTE_EINVAL, "blocking call on a store not opened on a runtime");
     return NULL;
   }
   kotte__sync *s = kotte__sync_new(size, start);
   *rc = s ? 0 : KOTTE_ENOMEM;
+  if (s) {
+    s->target = target;
+    s->op = op;
+  }
   return s;
 }
 

@@ -193,8 +193,6 @@ kotte_runtime *kotte__session_store_runtime(kotte_session_store *st) { return st
 
 /* ---- operations --------------------------------------------------------- */
 
-#define CHECK_STORE KOTTE__STORE_CHECK
-
 static int check_id(const char *id) {
   if (id == NULL) return KOTTE_EINVAL;
   return kotte_token_is_valid(id) ? 0 : KOTTE_EBADID;
@@ -240,8 +238,7 @@ static int put_new(kotte_session_store *st, op *o, const char *id, const char *u
 
 int kotte_session_create(kotte_session_store *st, const char *user_id, const char *data_json,
                          kotte_session_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   char id[KOTTE_SESSION_ID_LEN + 1];
@@ -254,8 +251,7 @@ int kotte_session_create(kotte_session_store *st, const char *user_id, const cha
 int kotte_session_set(kotte_session_store *st, const char *id, const char *user_id,
                       const char *data_json, int64_t ttl_s, kotte_session_cb cb,
                       void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc == 0) rc = check_user(user_id);
   if (rc == 0 && (ttl_s < 0 || ttl_s > INT64_MAX / 2000000)) rc = KOTTE_EINVAL;
@@ -276,22 +272,19 @@ static int get_common(kotte_session_store *st, const char *id, void (*call)(kott
 
 int kotte_session_get(kotte_session_store *st, const char *id, kotte_session_cb cb,
                       void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   return get_common(st, id, call_session, (kotte__op_cb)cb, userdata);
 }
 
 int kotte_session_touch(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                         void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   return get_common(st, id, call_status, (kotte__op_cb)cb, userdata);
 }
 
 int kotte_session_update(kotte_session_store *st, const char *id, const char *patch_json,
                          kotte_session_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
   if (patch_json == NULL) return KOTTE_EINVAL;
@@ -313,8 +306,7 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
 
 int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                          void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
   op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
@@ -325,8 +317,7 @@ int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_
 
 int kotte_session_regenerate(kotte_session_store *st, const char *id, kotte_session_cb cb,
                              void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
   char new_id[KOTTE_SESSION_ID_LEN + 1];
@@ -338,8 +329,7 @@ int kotte_session_regenerate(kotte_session_store *st, const char *id, kotte_sess
 
 int kotte_session_list_user(kotte_session_store *st, const char *user_id,
                             kotte_session_list_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   if (st->be->list_user == NULL) return KOTTE_ENOTSUP;
@@ -350,8 +340,7 @@ int kotte_session_list_user(kotte_session_store *st, const char *user_id,
 
 int kotte_session_delete_user(kotte_session_store *st, const char *user_id,
                               kotte_session_count_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   if (st->be->remove_user == NULL) return KOTTE_ENOTSUP;
@@ -395,7 +384,7 @@ static void on_probe(int status, const kotte_session_record *rec, void *ctx) {
 
 int kotte_session_store_check(kotte_session_store *st, kotte_session_status_cb cb,
                               void *userdata) {
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   if (st->be->version >= 2 && st->be->check)
@@ -408,8 +397,7 @@ int kotte_session_store_check(kotte_session_store *st, kotte_session_status_cb c
 
 int kotte_session_purge_expired(kotte_session_store *st, kotte_session_count_cb cb,
                                 void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   if (st->be->purge == NULL) return KOTTE_ENOTSUP;
   op *o = op_new(st, call_count, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;

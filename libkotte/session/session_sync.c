@@ -11,25 +11,19 @@ typedef enum sync_op {
 
 typedef struct session_call {
   kotte__sync base; /* first */
-  kotte_session_store *store;
-  sync_op op;
   char *a, *b, *c; /* the call's copies of its string arguments (kotte__sync_copy) */
   int64_t ttl_s;
 } session_call;
 
-static void on_session(int status, kotte_session *s, void *ud) {
-  kotte__sync_complete(ud, status, s, 0);
-}
+KOTTE__SYNC_ON_RESULT(on_session, kotte_session)
+KOTTE__SYNC_ON_RESULT(on_list, kotte_session_list)
 #define on_status kotte__sync_on_status
 static void on_count(int status, uint64_t n, void *ud) { kotte__sync_complete(ud, status, NULL, n); }
-static void on_list(int status, kotte_session_list *l, void *ud) {
-  kotte__sync_complete(ud, status, l, 0);
-}
 
 static int start(kotte__sync *base) {
   session_call *c = (session_call *)base;
-  kotte_session_store *st = c->store;
-  switch (c->op) {
+  kotte_session_store *st = base->target;
+  switch ((sync_op)base->op) {
   case S_CREATE: return kotte_session_create(st, c->a, c->b, on_session, c);
   case S_GET: return kotte_session_get(st, c->a, on_session, c);
   case S_UPDATE: return kotte_session_update(st, c->a, c->b, on_session, c);
@@ -53,10 +47,8 @@ static int call(kotte_session_store *st, sync_op op, const char *a, const char *
   if (st == NULL) return KOTTE_EINVAL;
   kotte_runtime *rt = kotte__session_store_runtime(st);
   int rc;
-  session_call *sc = kotte__sync_call_new(rt, sizeof *sc, start, &rc);
+  session_call *sc = kotte__sync_call_new(rt, sizeof *sc, start, st, op, &rc);
   if (sc == NULL) return rc;
-  sc->store = st;
-  sc->op = op;
   sc->a = kotte__sync_copy(&sc->base, a, 0);
   sc->b = kotte__sync_copy(&sc->base, b, 0);
   sc->c = kotte__sync_copy(&sc->base, c, 0);

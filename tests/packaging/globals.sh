@@ -18,4 +18,6 @@ if [ -n "$bad" ]; then
   exit 1
 fi
 n=$(printf '%s\n' "$syms" | awk 'NF == 3' | wc -l)
+# nothing read is no proof: the library must at least define the API
+[ "$n" -gt 0 ] || { echo "no global symbols read from $lib"; exit 1; }
 echo "$lib: $n global symbols, all kotte_ or kotte__"

@@ -23,8 +23,11 @@ check soname bash -c "readelf -d '$libdir/libkotte.so' | grep -q 'SONAME.*libkot
 check exports-only-api bash -c "! nm -D --defined-only '$libdir/libkotte.so' | awk '{print \$3}' | grep -v '^kotte_[a-z]' | grep -v '^_' | grep -q ."
 # The static archive cannot hide anything: every global symbol in it is
 # either the API or private with the kotte__ prefix, so none collides with
-# a name of the program that links it (tests/packaging/globals.sh).
+# a name of the program that links it (tests/packaging/globals.sh). The
+# same rule on the shared object (where exports-only-api above is stricter
+# still: not even kotte__ is exported).
 check static-globals-prefixed bash "$src/tests/packaging/globals.sh" "$libdir/libkotte.a"
+check shared-globals-prefixed bash "$src/tests/packaging/globals.sh" "$libdir/libkotte.so"
 check pkg-config-shared bash -c "cc '$src/tests/packaging/consumer.c' -o '$work/c1' \$(pkg-config --cflags --libs kotte) \
   -Wl,-rpath,'$libdir' && '$work/c1'"
 # Debian ships no static libpq dependencies (pgcommon, gssapi), so the
