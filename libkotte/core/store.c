@@ -2,6 +2,7 @@
 #include "core/store.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* ---- delivery ----------------------------------------------------------- */
 
@@ -85,15 +86,32 @@ int kotte__op_started(kotte__op *o, int rc) {
   return 0;
 }
 
+/* ---- backends ------------------------------------------------------------ */
+
+int kotte__backend_version_check(const char *kind, unsigned int version,
+                                 unsigned int max_version) {
+  if (version >= 1 && version <= max_version) return 0;
+  return kotte__fail(KOTTE_EVERSION, "%s backend version %u is not supported (1 to %u)", kind,
+                     version, max_version);
+}
+
+int kotte__backend_init(void *be, const char *kind, unsigned int version,
+                        unsigned int max_version, const size_t *sizes) {
+  kotte__clear_detail();
+  if (be == NULL) return KOTTE_EINVAL;
+  int rc = kotte__backend_version_check(kind, version, max_version);
+  if (rc != 0) return rc;
+  memset(be, 0, sizes[version - 1]);
+  *(unsigned int *)be = version;
+  return 0;
+}
+
 /* ---- lifecycle ---------------------------------------------------------- */
 
 void *kotte__store_new(size_t size, const kotte__store_type *type, const char *kind,
                        unsigned int version, unsigned int max_version, int has_required,
                        int *rc) {
-  if (version < 1 || version > max_version) {
-    *rc = kotte__fail(KOTTE_EVERSION, "%s backend version %u is not supported", kind, version);
-    return NULL;
-  }
+  if ((*rc = kotte__backend_version_check(kind, version, max_version)) != 0) return NULL;
   if (!has_required) {
     *rc = kotte__fail(KOTTE_EINVAL, "%s backend lacks a required method", kind);
     return NULL;

@@ -105,6 +105,18 @@ struct kotte__op {
     if ((st)->base.closing) return KOTTE_ECLOSED;                            \
   } while (0)
 
+/* The check of a backend struct's version: KOTTE_EVERSION, with a detail
+ * naming the @p kind of backend ("session"), outside 1..@p max_version. */
+int kotte__backend_version_check(const char *kind, unsigned int version,
+                                 unsigned int max_version);
+
+/* kotte_*_backend_init(): @p be is a backend struct whose first member is
+ * its `unsigned int version`; @p sizes[v - 1] is the size of version v of
+ * the struct (fields are only appended), for v in 1..@p max_version.
+ * Zeroes sizes[version - 1] bytes and sets the version. */
+int kotte__backend_init(void *be, const char *kind, unsigned int version,
+                        unsigned int max_version, const size_t *sizes);
+
 /* The common part of every kotte_*_store_new() and _open(), after their
  * own argument checks: refuses a backend struct of a version outside
  * 1..@p max_version (KOTTE_EVERSION) or without its required methods

@@ -325,19 +325,21 @@ static void jf_destroy(void *ctx) {
 
 static void jf_free(kotte_cred_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
-static const kotte_cred_backend jf_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "json_file",
-  .insert = jf_insert,
-  .get = jf_get,
-  .list = jf_list,
-  .update = jf_update,
-  .remove = jf_remove,
-  .scan_stale = jf_scan_stale,
-  .count_keys = jf_count_keys,
-  .free = jf_free,
-  .check = jf_check,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void jf_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "json_file";
+  be->insert = jf_insert;
+  be->get = jf_get;
+  be->list = jf_list;
+  be->update = jf_update;
+  be->remove = jf_remove;
+  be->scan_stale = jf_scan_stale;
+  be->count_keys = jf_count_keys;
+  be->free = jf_free;
+  be->check = jf_check;
+}
 
 static const kotte__journal_queue_ops jf_queue_ops = {
   .run = run_job,
@@ -365,7 +367,7 @@ int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
     jf_destroy(jf);
     return rc;
   }
-  jf->base = jf_vtable;
+  jf_init(&jf->base);
   *out = &jf->base;
   return 0;
 }

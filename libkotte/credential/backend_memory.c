@@ -93,18 +93,20 @@ static void mem_free(kotte_cred_backend *be) {
   kotte__free(be);
 }
 
-static const kotte_cred_backend mem_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "memory",
-  .insert = mem_insert,
-  .get = mem_get,
-  .list = mem_list,
-  .update = mem_update,
-  .remove = mem_remove,
-  .scan_stale = mem_scan_stale,
-  .count_keys = mem_count_keys,
-  .free = mem_free,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void mem_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "memory";
+  be->insert = mem_insert;
+  be->get = mem_get;
+  be->list = mem_list;
+  be->update = mem_update;
+  be->remove = mem_remove;
+  be->scan_stale = mem_scan_stale;
+  be->count_keys = mem_count_keys;
+  be->free = mem_free;
+}
 
 int kotte_cred_backend_memory_new(kotte_cred_backend **out) {
   kotte__clear_detail();
@@ -112,7 +114,7 @@ int kotte_cred_backend_memory_new(kotte_cred_backend **out) {
   *out = NULL;
   mem_backend *m = kotte__calloc(1, sizeof *m);
   if (m == NULL) return KOTTE_ENOMEM;
-  m->base = mem_vtable;
+  mem_init(&m->base);
   kotte__cred_table_init(&m->table);
   *out = &m->base;
   return 0;

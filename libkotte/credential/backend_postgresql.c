@@ -309,21 +309,23 @@ static int pgc_count_keys(kotte_cred_backend *be, kotte_cred_backend_keys_cb cb,
 
 static void pgc_free(kotte_cred_backend *be) { kotte__free(be); }
 
-static const kotte_cred_backend pgc_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "postgresql",
-  .insert = pgc_insert,
-  .get = pgc_get,
-  .list = pgc_list,
-  .update = pgc_update,
-  .remove = pgc_remove,
-  .scan_stale = pgc_scan_stale,
-  .count_keys = pgc_count_keys,
-  .free = pgc_free,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void pgc_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "postgresql";
+  be->insert = pgc_insert;
+  be->get = pgc_get;
+  be->list = pgc_list;
+  be->update = pgc_update;
+  be->remove = pgc_remove;
+  be->scan_stale = pgc_scan_stale;
+  be->count_keys = pgc_count_keys;
+  be->free = pgc_free;
+}
 
 kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be) {
-  return be && be->free == pgc_vtable.free ? ((const pg_cred_backend *)be)->pool : NULL;
+  return be && be->free == pgc_free ? ((const pg_cred_backend *)be)->pool : NULL;
 }
 
 int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *pool) {
@@ -333,7 +335,7 @@ int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *p
   if (pool == NULL) return kotte__fail(KOTTE_EINVAL, "postgresql credential backend: no pool");
   pg_cred_backend *b = kotte__calloc(1, sizeof *b);
   if (b == NULL) return KOTTE_ENOMEM;
-  b->base = pgc_vtable;
+  pgc_init(&b->base);
   b->pool = pool;
   *out = &b->base;
   return 0;

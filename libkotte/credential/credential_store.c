@@ -130,6 +130,18 @@ static int check_options(const kotte_cred_options *opts) {
   return 0;
 }
 
+/* The size of each version of the backend struct: a backend built against
+ * an older header has only the fields up to the first one added later. */
+static const size_t backend_sizes[KOTTE_CRED_BACKEND_VERSION] = {
+  offsetof(kotte_cred_backend, check), /* 1 */
+  sizeof(kotte_cred_backend),          /* 2 */
+};
+_Static_assert(KOTTE_CRED_BACKEND_VERSION == 2, "a new backend version: add its size above");
+
+int kotte_cred_backend_init(kotte_cred_backend *be, unsigned int version) {
+  return kotte__backend_init(be, "credential", version, KOTTE_CRED_BACKEND_VERSION, backend_sizes);
+}
+
 /* kotte_cred_store_new() on @p loop, or _open() on @p rt's loop. */
 static int store_make(kotte_cred_store **out, uv_loop_t *loop, kotte_runtime *rt,
                       kotte_cred_backend *be, kotte_keyring *kr, const kotte_cred_options *opts) {

@@ -399,20 +399,22 @@ static void jf_destroy(void *ctx) {
 
 static void jf_free(kotte_session_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
-static const kotte_session_backend jf_vtable = {
-  .version = KOTTE_SESSION_BACKEND_VERSION,
-  .name = "json_file",
-  .put = jf_put,
-  .get = jf_get,
-  .update = jf_update,
-  .remove = jf_remove,
-  .rename = jf_rename,
-  .list_user = jf_list_user,
-  .remove_user = jf_remove_user,
-  .purge = jf_purge,
-  .free = jf_free,
-  .check = jf_check,
-};
+/* Zeroes the struct, sets the version (kotte_session_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void jf_init(kotte_session_backend *be) {
+  (void)kotte_session_backend_init(be, KOTTE_SESSION_BACKEND_VERSION);
+  be->name = "json_file";
+  be->put = jf_put;
+  be->get = jf_get;
+  be->update = jf_update;
+  be->remove = jf_remove;
+  be->rename = jf_rename;
+  be->list_user = jf_list_user;
+  be->remove_user = jf_remove_user;
+  be->purge = jf_purge;
+  be->free = jf_free;
+  be->check = jf_check;
+}
 
 static const kotte__journal_queue_ops jf_queue_ops = {
   .run = run_job,
@@ -447,7 +449,7 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
     jf_destroy(jf);
     return rc;
   }
-  jf->base = jf_vtable;
+  jf_init(&jf->base);
   *out = &jf->base;
   return 0;
 }

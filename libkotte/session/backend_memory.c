@@ -100,19 +100,21 @@ static void mem_free(kotte_session_backend *be) {
   kotte__free(be);
 }
 
-static const kotte_session_backend mem_vtable = {
-  .version = KOTTE_SESSION_BACKEND_VERSION,
-  .name = "memory",
-  .put = mem_put,
-  .get = mem_get,
-  .update = mem_update,
-  .remove = mem_remove,
-  .rename = mem_rename,
-  .list_user = mem_list_user,
-  .remove_user = mem_remove_user,
-  .purge = mem_purge,
-  .free = mem_free,
-};
+/* Zeroes the struct, sets the version (kotte_session_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void mem_init(kotte_session_backend *be) {
+  (void)kotte_session_backend_init(be, KOTTE_SESSION_BACKEND_VERSION);
+  be->name = "memory";
+  be->put = mem_put;
+  be->get = mem_get;
+  be->update = mem_update;
+  be->remove = mem_remove;
+  be->rename = mem_rename;
+  be->list_user = mem_list_user;
+  be->remove_user = mem_remove_user;
+  be->purge = mem_purge;
+  be->free = mem_free;
+}
 
 int kotte_session_backend_memory_new(kotte_session_backend **out) {
   kotte__clear_detail();
@@ -125,7 +127,7 @@ int kotte_session_backend_memory_new(kotte_session_backend **out) {
     return KOTTE_EINTERNAL;
   }
   kotte__session_table_init(&m->table);
-  m->base = mem_vtable;
+  mem_init(&m->base);
   *out = &m->base;
   return 0;
 }

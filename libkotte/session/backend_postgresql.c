@@ -610,7 +610,7 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   }
   b->keys = keys;
   b->pool = pool;
-  b->base.version = KOTTE_SESSION_BACKEND_VERSION;
+  (void)kotte_session_backend_init(&b->base, KOTTE_SESSION_BACKEND_VERSION);
   b->base.name = "postgresql";
   b->base.put = pg_put;
   b->base.get = pg_get;

@@ -134,6 +134,18 @@ static int check_options(const kotte_session_options *opts) {
   return 0;
 }
 
+/* The size of each version of the backend struct: a backend built against
+ * an older header has only the fields up to the first one added later. */
+static const size_t backend_sizes[KOTTE_SESSION_BACKEND_VERSION] = {
+  offsetof(kotte_session_backend, check), /* 1 */
+  sizeof(kotte_session_backend),          /* 2 */
+};
+_Static_assert(KOTTE_SESSION_BACKEND_VERSION == 2, "a new backend version: add its size above");
+
+int kotte_session_backend_init(kotte_session_backend *be, unsigned int version) {
+  return kotte__backend_init(be, "session", version, KOTTE_SESSION_BACKEND_VERSION, backend_sizes);
+}
+
 /* kotte_session_store_new() on @p loop, or _open() on @p rt's loop. */
 static int store_make(kotte_session_store **out, uv_loop_t *loop, kotte_runtime *rt,
                       kotte_session_backend *be, const kotte_session_options *opts) {
