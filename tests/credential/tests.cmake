@@ -2,7 +2,7 @@
 # credential_* also run under ThreadSanitizer (tests/suites.d/10-credential.sh).
 set(KOTTE_CRED_TESTS ${CMAKE_CURRENT_LIST_DIR})
 function(kotte_cred_test name)
-  kotte_test(${name} ${ARGN} credential/cred_fixture.c)
+  kotte_test(${name} ${ARGN} credential/cred_fixture.c backend/backend_helpers.c)
   target_include_directories(${name} PRIVATE ${KOTTE_CRED_TESTS})
 endfunction()
 
@@ -44,6 +44,6 @@ endif()
 
 # SIGKILL at random moments while writing and rewrapping (ASan run only: the
 # name does not start with credential_).
-kotte_test(crash_cred_json_file credential/crash_cred_json_file.c)
+kotte_test(crash_cred_json_file credential/crash_cred_json_file.c backend/crash_harness.c)
 add_test(NAME crash_credential_json_file COMMAND crash_cred_json_file 100)
 set_tests_properties(crash_credential_json_file PROPERTIES TIMEOUT 600)
