@@ -14,44 +14,25 @@
 
 #include <kotte.h>
 
+#include "json_file_helpers.h"
 #include "test_files.h"
 #include "test_log.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
 
-typedef struct env {
-  kotte_runtime *rt;
-  kotte_keyring *kr;
-  kotte_cred_store *st; /* a store a failed test left open (freed by teardown) */
-  char dir[64];
-  char path[128];
-} env;
+typedef jf_env env; /* ->st: a kotte_cred_store a failed test left open */
+
+static void free_store(void *st) { kotte_cred_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
+  env *e = jf_env_new("credentials.journal", free_store);
   assert_int_equal(kotte_keyring_new(&e->kr, KEY_A, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-cjf-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/credentials.journal", e->dir);
   *state = e;
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  set_immutable(e->path, 0); /* a failed test may leave it so */
-  test_log_stop();
-  kotte_cred_store_free(e->st);
-  kotte_runtime_free(e->rt);
-  kotte_keyring_free(e->kr);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 static int open_store(env *e, kotte_cred_store **st) {
   kotte_cred_backend *be;
@@ -266,10 +247,7 @@ static int child_main(const char *path) {
 static void two_processes_write_one_file_without_losing_anything(void **state) {
   env *e = *state;
   enum { N = CHILD_WRITES };
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "/proc/%d/exe --child '%s'", (int)getpid(), e->path);
-  FILE *child = popen(cmd, "r");
-  assert_non_null(child);
+  FILE *child = jf_child_start(e->path);
   kotte_cred_store *st;
   assert_int_equal(open_store(e, &st), 0);
   static char ids[N][37], child_ids[N][37];
@@ -279,11 +257,7 @@ static void two_processes_write_one_file_without_losing_anything(void **state) {
     snprintf(pass, sizeof pass, "parent-pw-%d", i);
     save(st, "shared", name, pass, ids[i]);
   }
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(fread(child_ids[i], 1, 36, child), 36);
-    child_ids[i][36] = '\0';
-  }
-  assert_int_equal(pclose(child), 0);
+  jf_child_ids(child, child_ids[0], sizeof child_ids[0], 36, N);
   for (int i = 0; i < N; i++) {
     char pass[32];
     snprintf(pass, sizeof pass, "child-pw-%d", i);

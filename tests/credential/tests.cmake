@@ -19,7 +19,7 @@ kotte_cred_test(test_cred_tamper credential/test_cred_tamper.c)
 add_test(NAME credential_tamper COMMAND test_cred_tamper)
 set_tests_properties(credential_tamper PROPERTIES TIMEOUT 300 RESOURCE_LOCK kotte_postgresql)
 
-kotte_cred_test(test_cred_json_file credential/test_cred_json_file.c)
+kotte_cred_test(test_cred_json_file credential/test_cred_json_file.c backend/json_file_helpers.c)
 add_test(NAME credential_json_file COMMAND test_cred_json_file)
 set_tests_properties(credential_json_file PROPERTIES TIMEOUT 300)
 
@@ -27,7 +27,7 @@ kotte_cred_test(test_cred_rotation credential/test_cred_rotation.c)
 add_test(NAME credential_rotation COMMAND test_cred_rotation)
 set_tests_properties(credential_rotation PROPERTIES TIMEOUT 600)
 
-kotte_cred_test(test_cred_sync credential/test_cred_sync.c)
+kotte_cred_test(test_cred_sync credential/test_cred_sync.c backend/json_file_helpers.c)
 add_test(NAME credential_sync COMMAND test_cred_sync)
 set_tests_properties(credential_sync PROPERTIES TIMEOUT 300)
 

@@ -16,38 +16,20 @@
 
 #include <kotte.h>
 
+#include "json_file_helpers.h"
 #include "test_files.h"
 #include "test_log.h"
 
-typedef struct env {
-  kotte_runtime *rt;
-  kotte_session_store *st; /* a store a failed test left open (freed by teardown) */
-  char dir[64];
-  char path[128];
-} env;
+typedef jf_env env; /* ->st: a kotte_session_store a failed test left open */
+
+static void free_store(void *st) { kotte_session_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-jf-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/sessions.journal", e->dir);
-  *state = e;
+  *state = jf_env_new("sessions.journal", free_store);
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  set_immutable(e->path, 0); /* a failed test may leave it so */
-  test_log_stop();
-  kotte_session_store_free(e->st);
-  kotte_runtime_free(e->rt);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 /* The secret the journal's keys come from (SESSION_SECRET_KEY). */
 static const unsigned char secret[] = "json-file-suite-session-secret";
@@ -280,10 +262,7 @@ static int child_main(const char *path) {
 static void two_processes_write_one_file_without_losing_anything(void **state) {
   env *e = *state;
   enum { N = CHILD_WRITES };
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "/proc/%d/exe --child '%s'", (int)getpid(), e->path);
-  FILE *child = popen(cmd, "r");
-  assert_non_null(child);
+  FILE *child = jf_child_start(e->path);
   kotte_session_store *st;
   assert_int_equal(open_store(e, &st), 0);
   static char ids[N][44];
@@ -293,11 +272,7 @@ static void two_processes_write_one_file_without_losing_anything(void **state) {
     create(st, "parent", data, ids[i]);
   }
   static char child_ids[N][44];
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(fread(child_ids[i], 1, 43, child), 43);
-    child_ids[i][43] = '\0';
-  }
-  assert_int_equal(pclose(child), 0);
+  jf_child_ids(child, child_ids[0], sizeof child_ids[0], 43, N);
   for (int i = 0; i < N; i++) {
     char data[32];
     snprintf(data, sizeof data, "{\"child\":%d}", i);

@@ -9,11 +9,12 @@ endfunction()
 
 kotte_session_test(test_session_conformance session/test_session_conformance.c
                    session/session_fixture.c backend/backend_helpers.c)
-kotte_session_test(test_session_json_file session/test_session_json_file.c)
+kotte_session_test(test_session_json_file session/test_session_json_file.c
+                   backend/json_file_helpers.c)
 # the journal libkotte 0.1 wrote (fixtures/make_sessions_v1.c)
 target_compile_definitions(test_session_json_file PRIVATE
   KOTTE_TEST_FIXTURES="${KOTTE_SESSION_TESTS}/fixtures")
-kotte_session_test(test_session_secrets session/test_session_secrets.c)
+kotte_session_test(test_session_secrets session/test_session_secrets.c backend/json_file_helpers.c)
 kotte_session_test(crash_session_json_file session/crash_session_json_file.c backend/crash_harness.c)
 
 add_test(NAME session_conformance COMMAND test_session_conformance)
