@@ -37,4 +37,44 @@ FILE *jf_child_start(const char *path);
  * ids[i * stride] (NUL-terminated), and waits for it to end with 0. */
 void jf_child_ids(FILE *child, char *ids, size_t stride, size_t len, int n);
 
+/* ---- behaviour both stores' journals must show -------------------------- */
+
+/* A store as the shared json_file tests see it: records of an owner that
+ * hold one number (a session's {"v":N}, a connection's password "pw-N"). */
+typedef struct jf_ops {
+  const char *file; /* the journal's name, e.g. "sessions.journal" */
+  /* opens a store on e->path (a kotte_*_store on e->rt): 0 or the error */
+  int (*open)(jf_env *e, void **st);
+  void (*close)(void *st);
+  /* writes a new record of @p owner holding @p v: 0 or the error; its id
+   * (up to 47 characters) into @p id */
+  int (*put)(void *st, const char *owner, int v, char *id);
+  /* the number record @p id holds (0), or the error (KOTTE_ENOTFOUND) */
+  int (*value)(void *st, const char *owner, const char *id, int *v);
+  int (*change)(void *st, const char *owner, const char *id, int v);
+  int (*remove)(void *st, const char *owner, const char *id);
+  int (*check)(void *st); /* kotte_*_store_check_sync() */
+  /* optional: after damage_while_open()'s writes, what else the store's
+   * indexes must still know (the credential store's unique names) */
+  void (*still_indexed)(void *st);
+} jf_ops;
+
+/* Records written (one changed, one deleted), then the journal is damaged
+ * (test_files.h's damage_file(): DAMAGE_EMPTY, _HALF or _REMOVE) behind
+ * the open store's back: every operation goes on as if nothing happened,
+ * an ERROR names the damage (and no talk of unacknowledged writes), and
+ * after a reopen everything acknowledged is there, in a file of mode 0600. */
+void jf_test_damage_while_open(jf_env *e, const jf_ops *ops, int how);
+
+/* Readiness: a healthy store's check answers 0 and does not grow the
+ * journal; while the journal cannot be written (chattr +i; skipped where
+ * that is not possible) writes and checks fail with KOTTE_EIO and nothing
+ * grows; once writable the check alone makes it ready again (one nop
+ * record, once), and everything reads back after a reopen. */
+void jf_test_unwritable_journal(jf_env *e, const jf_ops *ops);
+
+/* A journal in a folder that does not exist: KOTTE_EIO, the detail naming
+ * the folder. */
+void jf_test_unwritable_location(jf_env *e, const jf_ops *ops);
+
 #endif

@@ -338,102 +338,68 @@ static void a_rewrap_is_durable(void **state) {
   kotte_cred_store_free(st);
 }
 
-/* ---- a journal damaged while the store has it open ---------------------- */
+/* ---- what both stores' journals must do (json_file_helpers.h) ------------ */
 
-/* Saved connections written (one updated, one deleted), then the file is
- * damaged (damage_file()) behind the open store's back: nothing
- * acknowledged is lost, and an ERROR says why. */
-static void damage_while_open(env *e, int how) {
-  kotte_cred_store *st;
-  char a[37], b[37], c[37], d[37];
-  test_log_start();
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  save(st, "alice", "prod", "pw-a", a);
-  save(st, "alice", "test", "pw-b", b);
-  save(st, "bob", "prod", "pw-c", c);
+static int ops_open(jf_env *e, void **st) { return open_store(e, (kotte_cred_store **)st); }
+static void ops_close(void *st) { kotte_cred_store_free(st); }
+static int ops_put(void *st, const char *owner, int v, char *id) {
+  char name[32], pass[32];
+  snprintf(name, sizeof name, "n%d", v);
+  snprintf(pass, sizeof pass, "pw-%d", v);
+  kotte_cred_input in = input(name, "reader", pass);
+  kotte_cred *c;
+  int rc = kotte_cred_save_sync(st, owner, &in, &c, -1);
+  if (rc == 0) memcpy(id, kotte_cred_id(c), 37);
+  kotte_cred_free(c);
+  return rc;
+}
+static int ops_value(void *st, const char *owner, const char *id, int *v) {
+  kotte_cred *c;
+  int rc = kotte_cred_get_sync(st, owner, id, &c, -1);
+  if (rc != 0) return rc;
+  assert_int_equal(sscanf(kotte_cred_password(c), "pw-%d", v), 1);
+  kotte_cred_free(c);
+  return 0;
+}
+static int ops_change(void *st, const char *owner, const char *id, int v) {
+  char pass[32];
+  snprintf(pass, sizeof pass, "pw-%d", v);
   kotte_cred_input up = KOTTE_CRED_INPUT_INIT;
   up.fields = KOTTE_CRED_PASSWORD;
-  up.password = "pw-a2";
-  assert_int_equal(kotte_cred_update_sync(st, "alice", a, &up, NULL, -1), 0);
-  assert_int_equal(kotte_cred_delete_sync(st, "alice", b, -1), 0);
-  long long before = damage_file(e->path, how);
-
-  expect_password(st, "alice", a, "pw-a2");
-  expect_password(st, "bob", c, "pw-c");
-  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
-  save(st, "carol", "prod", "pw-d", d);
-  kotte_cred_input dup = input("prod", "x", "y"); /* the unique names are all there */
+  up.password = pass;
+  return kotte_cred_update_sync(st, owner, id, &up, NULL, -1);
+}
+static int ops_remove(void *st, const char *owner, const char *id) {
+  return kotte_cred_delete_sync(st, owner, id, -1);
+}
+static int ops_check(void *st) { return kotte_cred_store_check_sync(st, -1); }
+/* the unique names are all there: bob's "n3" survived the damage */
+static void ops_still_indexed(void *st) {
+  kotte_cred_input dup = input("n3", "x", "y");
   assert_int_equal(kotte_cred_save_sync(st, "bob", &dup, NULL, -1), KOTTE_EEXISTS);
-
-  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
-  kotte_cred_store_free(st);
-  e->st = NULL;
-  test_log_stop();
-
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  expect_password(st, "alice", a, "pw-a2");
-  expect_password(st, "bob", c, "pw-c");
-  expect_password(st, "carol", d, "pw-d");
-  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
-  kotte_cred_store_free(st);
-  e->st = NULL;
 }
 
+static const jf_ops ops = { "credentials.journal", ops_open, ops_close, ops_put, ops_value,
+                            ops_change, ops_remove, ops_check, ops_still_indexed };
+
 static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_EMPTY);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_EMPTY);
 }
 
 static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_HALF);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_HALF);
 }
 
 static void a_journal_removed_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_REMOVE);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_REMOVE);
 }
 
-/* ---- readiness: a journal that cannot be written ------------------------ */
-
 static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
-  env *e = *state;
-  kotte_cred_store *st;
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  char a[37], b[37];
-  save(st, "alice", "prod", "pw-a", a);
-  struct stat sb;
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(stat(e->path, &sb), 0);
-  off_t healthy = sb.st_size;
-  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here */
-  kotte_cred_input in = input("test", "reader", "pw-b");
-  int rc = kotte_cred_save_sync(st, "alice", &in, NULL, -1);
-  if (rc == 0) set_immutable(e->path, 0);
-  assert_int_equal(rc, KOTTE_EIO);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), KOTTE_EIO);
-  assert_int_equal(set_immutable(e->path, 0), 0);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(stat(e->path, &sb), 0);
-  assert_true(sb.st_size > healthy + 4096 && sb.st_size < healthy + 4096 + 64); /* one nop, once */
-  save(st, "alice", "test", "pw-b", b);
-  kotte_cred_store_free(st);
-  e->st = NULL;
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  expect_password(st, "alice", a, "pw-a");
-  expect_password(st, "alice", b, "pw-b");
-  kotte_cred_store_free(st);
-  e->st = NULL;
+  jf_test_unwritable_journal(*state, &ops);
 }
 
 static void an_unwritable_location_gives_an_io_error(void **state) {
-  env *e = *state;
-  snprintf(e->path, sizeof e->path, "%s/missing/dir/credentials.journal", e->dir);
-  kotte_cred_store *st;
-  assert_int_equal(open_store(e, &st), KOTTE_EIO);
-  assert_non_null(strstr(kotte_error_detail(), "missing/dir"));
+  jf_test_unwritable_location(*state, &ops);
 }
 
 int main(int argc, char **argv) {
