@@ -78,6 +78,9 @@ class KotteReplica(Replica):
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def signal(self, sig) -> None:
+        self.proc.send_signal(sig)
+
     def stop(self) -> str:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
@@ -263,12 +266,29 @@ class Run:
     def graph_connections(self) -> int:
         return int(self.psql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{GRAPH_ROLE}'"))
 
+    def rollback_keeps_login(self, b: Browser, cfg: dict) -> None:
+        """The rollback to the Python-only overlay sends kotte-server's paths
+        to the Python replicas (k8s/README.md, "Rollback"): the cookie
+        kotte-server issued must still be a login there, connected as before."""
+        for r in self.py:
+            direct = Browser(r.port)
+            direct.cookie = b.cookie
+            status, me, _ = direct.call("GET", "/api/v1/auth/me")
+            # user_id: the stand-in's me has no username; Kotte's has both
+            self.check(status == 200 and isinstance(me, dict) and me.get("user_id") == self.user_id,
+                       f"after a rollback {r.name} answers me for kotte-server's cookie: {status} {me}")
+            status, st, _ = direct.call("GET", "/api/v1/session/status")
+            self.check(status == 200 and isinstance(st, dict) and st.get("connected") is True
+                       and st.get("host") == cfg["host"],
+                       f"after a rollback {r.name}'s session/status: {status} {st}")
+
     def walk(self) -> None:
         b = Browser(self.port)
         js = self.call(b, "POST", "/api/v1/auth/login", 200, {"username": USER, "password": PASSWORD})
         csrf = (js or {}).get("csrf_token") if isinstance(js, dict) else None
         me = self.call(b, "GET", "/api/v1/auth/me", 200)
         self.check(isinstance(me, dict) and me.get("username") == USER, f"me is {USER}: {me}")
+        self.user_id = me.get("user_id") if isinstance(me, dict) else None
         tok = self.call(b, "GET", "/api/v1/auth/csrf-token", 200)
         self.check(isinstance(tok, dict) and tok.get("csrf_token") == csrf, "csrf-token is the login's")
         st = self.call(b, "GET", "/api/v1/session/status", 200)
@@ -306,6 +326,7 @@ class Run:
                    "saved connection read back with its password")
         self.call(b, "DELETE", f"/api/v1/connections/{cid}", 204, csrf=csrf)
         self.call(b, "GET", f"/api/v1/connections/{cid}", 404)
+        self.rollback_keeps_login(b, cfg)
         cookie = b.cookie
         self.call(b, "POST", "/api/v1/auth/logout", 200, csrf=csrf)
         b.cookie = cookie  # the old cookie, replayed
