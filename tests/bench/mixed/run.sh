@@ -4,7 +4,7 @@
 # requests per second, latency and the ratio. The figures in k8s/README.md
 # ("The mixed overlays") come from it.
 #
-#   KOTTE_SUITE_DIR=/tmp/kotte-suite-x bash tests/bench/mixed/run.sh [--duration 10s --connections 16]
+#   KOTTE_SUITE_DIR=/tmp/kotte-suite-x bash tests/bench/mixed/run.sh [--rounds 3 --duration 5s --connections 16]
 #
 # Builds a Release kotte-server in build-release unless KOTTE_SERVER_BIN
 # names one, and the SWIG module in build-py unless KOTTE_BUILD_PY names a
