@@ -50,46 +50,18 @@ CONN = {"name": "mixed-saved", "host": "db1.internal", "port": 5433, "database":
         "username": "graph_reader", "password": "s3cret-Mixed-Passw0rd"}
 
 
-class KotteReplica(Replica):
+class KotteReplica(PyReplica):
     """uvicorn libkotte.kotte.asgi:app over Kotte's real backend, as
-    k8s/Dockerfile.backend runs it (the interpreter and libraries of the
-    kotte-suite.sh cache)."""
-
-    kind = "py"
+    k8s/Dockerfile.backend runs it: PyReplica (tests/fault/stack.py) with
+    the interpreter and libraries of the kotte-suite.sh cache instead of
+    Debian's and the stand-in."""
 
     def __init__(self, name, workdir, env, state, kotte: dict):
-        super().__init__(name, workdir, env, state)
+        Replica.__init__(self, name, workdir, env, state)
         self.python = kotte["python"]
         self.env = dict(env, PYTHONPATH=kotte["pythonpath"], KOTTE_BACKEND_DIR=kotte["backend"],
                         USE_UVLOOP="false")
         self.proc = None
-
-    def start(self) -> None:
-        log = open(self.dir / "uvicorn.log", "wb")
-        self.proc = subprocess.Popen(
-            [self.python, "-m", "uvicorn", "libkotte.kotte.asgi:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--proxy-headers", "--forwarded-allow-ips", "*",
-             "--timeout-keep-alive", "75", "--log-level", "warning"],
-            env=self.env, cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.state.add("pid", self.proc.pid)
-        self.wait_listening()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig) -> None:
-        self.proc.send_signal(sig)
-
-    def stop(self) -> str:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return f"{self.name} did not stop on SIGTERM"
-        return ""
 
 
 def kotte_backend(build_py: str) -> tuple[dict | None, str]:
@@ -347,9 +319,7 @@ class Run:
         except (AttributeError, ProcessLookupError):
             pass
         for r in getattr(self, "py", []):
-            if isinstance(r, KotteReplica):
-                self.check(not r.stop(), f"{r.name} stopped on SIGTERM")
-            elif r.alive():
+            if r.alive():
                 r.signal(signal.SIGTERM)
                 code, problem = r.wait_exit(20)
                 self.check(not problem, f"{r.name} stopped on SIGTERM {problem}")

@@ -30,21 +30,8 @@ done
 
 work=$(mktemp -d /tmp/kotte-mixed-XXXXXX)
 chmod 755 "$work"
-cleanup() {
-  local kind value
-  [ -f "$work/state" ] || return 0
-  # only what this run started: pids whose cwd or command line is in the work dir
-  while read -r kind value; do
-    [ "$kind" = pid ] && [ -e "/proc/$value" ] || continue
-    case "$(readlink "/proc/$value/cwd" 2>/dev/null) $(tr '\0' ' ' <"/proc/$value/cmdline" 2>/dev/null)" in
-      *"$work"*) kill -KILL "$value" 2>/dev/null ;;
-    esac
-  done <"$work/state"
-  while read -r kind value; do
-    [ "$kind" = pgdir ] && [ -d "$value" ] && bash tests/pg/pg.sh stop "$value" 2>/dev/null
-  done <"$work/state"
-  return 0
-}
+. tests/fault/stop_started.sh
+cleanup() { stop_started "$work"; }
 trap cleanup EXIT
 echo "mixed run: work dir $work"
 /usr/bin/python3 tests/mixed/mixed_run.py --workdir "$work" --server-bin "$server_bin" \

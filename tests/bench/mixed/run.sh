@@ -31,19 +31,8 @@ if ! ls "$build_py"/bindings/python/libkotte/*.so >/dev/null 2>&1; then
 fi
 work=$(mktemp -d /var/tmp/kotte-bench-mixed-XXXXXX)
 chmod 755 "$work"
-cleanup() {
-  local kind value
-  while read -r kind value; do
-    [ "$kind" = pid ] && [ -e "/proc/$value" ] || continue
-    case "$(readlink "/proc/$value/cwd" 2>/dev/null) $(tr '\0' ' ' <"/proc/$value/cmdline" 2>/dev/null)" in
-      *"$work"*) kill -KILL "$value" 2>/dev/null ;;
-    esac
-  done <"$work/state" 2>/dev/null
-  while read -r kind value; do
-    [ "$kind" = pgdir ] && [ -d "$value" ] && bash tests/pg/pg.sh stop "$value" >/dev/null 2>&1
-  done <"$work/state" 2>/dev/null
-  rm -rf "$work"
-}
+. tests/fault/stop_started.sh
+cleanup() { stop_started "$work"; rm -rf "$work"; }
 trap cleanup EXIT
 /usr/bin/python3 tests/bench/mixed/compare.py --workdir "$work" --server-bin "$bin" \
   --build-py "$build_py" "$@"
