@@ -180,7 +180,7 @@ enum {
 };
 
 typedef struct {
-  const char *name;
+  const char *name; /* for the reader: the table below is the order */
   int (*run)(ks_ex *ex);
 } step;
 
@@ -238,7 +238,7 @@ static int step_cors(ks_ex *ex) {
   return cors(ex) ? STEP_DONE : STEP_NEXT;
 }
 
-/* The client (as uvicorn's proxy headers make it), the cookie, the route. */
+/* The session cookie, and the route entry of the method and path. */
 static int step_route(ks_ex *ex) {
   ks_request *req = ex->req;
   ks_session_cookie_read(ex);

@@ -14,7 +14,8 @@
 # stand-in otherwise (as on CI), or a failure with --require-kotte.
 # Binaries: KOTTE_SERVER_BIN (default build-asan/examples/kotte-server/kotte-server)
 # and KOTTE_BUILD_PY (default build-py, the CMake build with the SWIG module).
-# Needs nginx, kubectl, python3-yaml, python3-uvicorn (tests/deps.d). Stops
+# Needs nginx, python3-yaml, python3-uvicorn (tests/deps.d) and kubectl
+# (tests/k8s/run.sh installs Debian's when there is none). Stops
 # what it started by pid; keeps the work dir when the run fails.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,9 +25,10 @@ build_py=${KOTTE_BUILD_PY:-$root/build-py}
 [ -x "$server_bin" ] || { echo "mixed run: no kotte-server at $server_bin (set KOTTE_SERVER_BIN)"; exit 1; }
 ls "$build_py"/bindings/python/libkotte/*.so >/dev/null 2>&1 ||
   { echo "mixed run: no SWIG module under $build_py (set KOTTE_BUILD_PY)"; exit 1; }
-for tool in nginx kubectl /usr/bin/python3; do
+for tool in nginx /usr/bin/python3; do
   command -v "$tool" >/dev/null || { echo "mixed run: $tool missing (bash tests/deps.sh)"; exit 1; }
 done
+command -v kubectl >/dev/null || { echo "mixed run: kubectl missing (bash tests/k8s/run.sh installs it)"; exit 1; }
 
 work=$(mktemp -d /tmp/kotte-mixed-XXXXXX)
 chmod 755 "$work"
