@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stack-level fault run (tests/fault/run.sh starts it; see README "Fault run").
+"""Stack-level fault run (tests/fault/run.sh starts it; see docs/testing.md#fault-run).
 
 Two kotte-server and two uvicorn replicas of the drop-in on one PostgreSQL
 (primary + streaming standby) behind nginx, under a bounded load of logins,
@@ -75,7 +75,7 @@ class Run:
             # (as Kotte's kotte_users table does), which the stand-in does
             # not read.
             env.update(KOTTE_USERS_STORE="file", KOTTE_USERS_FILE=str(self.work / "users"))
-        for user, pw in USERS.items():  # as an operator adds them (README: Users)
+        for user, pw in USERS.items():  # as an operator adds them (docs/server.md#users)
             p = subprocess.run([a.server_bin, "user", "add", user], input=pw + "\n", text=True,
                                env=dict(os.environ, **env), capture_output=True, timeout=60)
             if p.returncode != 0:
