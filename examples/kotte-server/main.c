@@ -4,6 +4,7 @@
  *   kotte-server user add|passwd NAME            password from stdin
  *   kotte-server user del NAME
  *   kotte-server user list
+ *   kotte-server routes                          the route table as JSON
  *
  * The loop thread owns everything: connections, the session store (async
  * API), the users store and the metrics. SIGTERM/SIGINT stop accepting,
@@ -39,6 +40,7 @@ static void usage(FILE *out) {
       "       kotte-server user add|passwd NAME   (reads the password from stdin)\n"
       "       kotte-server user del NAME\n"
       "       kotte-server user list\n"
+      "       kotte-server routes                 (the route table as JSON)\n"
       "\n"
       "Serves Kotte's /api/v1 auth, session and saved-connection endpoints.\n"
       "Configured by the environment: KOTTE_SERVER_HOST (0.0.0.0), KOTTE_SERVER_PORT (8000),\n"
@@ -469,6 +471,19 @@ static int serve(int argc, char **argv) {
   return 0;
 }
 
+/* `kotte-server routes`: what a deployment may route here (routes.h). No
+ * configuration is read: the table is the binary's. */
+static int routes_command(void) {
+  char *text = ks_routes_json();
+  if (text == NULL) {
+    fprintf(stderr, "kotte-server: out of memory\n");
+    return 1;
+  }
+  int ok = puts(text) >= 0 && fflush(stdout) == 0;
+  cJSON_free(text);
+  return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
     usage(stdout);
@@ -479,5 +494,6 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc > 1 && strcmp(argv[1], "user") == 0) return user_command(argc, argv);
+  if (argc == 2 && strcmp(argv[1], "routes") == 0) return routes_command();
   return serve(argc, argv);
 }

@@ -1,5 +1,10 @@
-/* Routing: the route table, Kotte's rate limits and CSRF rule, session
- * loading, and the answers to requests no route takes. */
+/* The request pipeline: each request runs through the steps of `pipeline`
+ * below, in order, as Kotte's middleware stack orders them (CORS, then the
+ * rate limit, CSRF, the session, the route). What a step does for a
+ * request comes from its route entry (routes.h: auth, csrf_exempt, rate
+ * limit class), never from its path. The last stage, the access log line
+ * and the metrics, runs on every answer (responses.c), also on an answer a
+ * step gives early, as h2o's loggers run after whichever handler answered. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,49 +14,8 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "routes.h"
 #include "server.h"
-
-/* R_UNLIMITED: probes and scraping, never rate-limited or counted. Kotte
- * limits every path; a probe refused with 429 gets a healthy pod restarted
- * or taken out of its Service, a refused scrape loses the metrics. */
-enum { R_PUBLIC = 0, R_SESSION = 1, R_UNLIMITED = 2 };
-
-struct ks_route {
-  enum http_method method;
-  const char *pattern; /* a trailing "{id}" matches one non-empty segment */
-  void (*fn)(ks_ex *ex);
-  int flags;
-};
-
-static const ks_route routes[] = {
-    {HTTP_GET, "/api/v1/health", ks_h_health, R_PUBLIC | R_UNLIMITED},
-    {HTTP_GET, "/api/v1/ready", ks_h_ready, R_PUBLIC | R_UNLIMITED},
-    {HTTP_GET, "/metrics", ks_h_metrics, R_PUBLIC | R_UNLIMITED},
-    {HTTP_GET, "/api/v1/metrics", ks_h_metrics, R_PUBLIC | R_UNLIMITED},
-    {HTTP_POST, "/api/v1/auth/login", ks_h_login, R_PUBLIC},
-    {HTTP_POST, "/api/v1/auth/logout", ks_h_logout, R_SESSION},
-    {HTTP_GET, "/api/v1/auth/me", ks_h_me, R_SESSION},
-    {HTTP_GET, "/api/v1/auth/csrf-token", ks_h_csrf_token, R_SESSION},
-    {HTTP_GET, "/api/v1/session/status", ks_h_session_status, R_SESSION},
-    {HTTP_GET, "/api/v1/connections", ks_h_connections_list, R_SESSION},
-    {HTTP_POST, "/api/v1/connections", ks_h_connections_create, R_SESSION},
-    {HTTP_GET, "/api/v1/connections/{id}", ks_h_connection_get, R_SESSION},
-    {HTTP_DELETE, "/api/v1/connections/{id}", ks_h_connection_delete, R_SESSION},
-};
-#define NROUTES (sizeof routes / sizeof routes[0])
-
-/* 1 if @p path matches @p pattern; copies a {id} segment into @p param. */
-static int match(const char *pattern, const char *path, char *param, size_t cap) {
-  const char *brace = strstr(pattern, "{id}");
-  if (brace == NULL) return strcmp(pattern, path) == 0;
-  size_t pre = (size_t)(brace - pattern);
-  if (strncmp(pattern, path, pre) != 0) return 0;
-  const char *seg = path + pre;
-  size_t n = strlen(seg);
-  if (n == 0 || n >= cap || strchr(seg, '/')) return 0;
-  memcpy(param, seg, n + 1);
-  return 1;
-}
 
 static int valid_request_id(const char *s, size_t n) {
   if (n == 0 || n > 128) return 0;
@@ -139,7 +103,7 @@ static void set_rl_headers(ks_ex *ex, unsigned limit, unsigned count) {
 /* The client's limit. 1 if the request goes on; else it was answered. */
 static int limit_client(ks_ex *ex) {
   ks_server *srv = ex->srv;
-  if (srv->rl_client == NULL || (ex->route && (ex->route->flags & R_UNLIMITED))) return 1;
+  if (srv->rl_client == NULL || (ex->route && ex->route->rl == KS_RL_NONE)) return 1;
   if (ex->client.ip.family)
     ks_rl_key_ip(&ex->rl_key, &ex->client.ip, srv->cfg.rate_limit_ipv6_prefix);
   else /* a name a trusted proxy sent that is no address */
@@ -206,41 +170,21 @@ static int load_session(ks_ex *ex, kotte_session *s) {
   return ex->sdata ? 0 : -1;
 }
 
-static void on_session(int status, kotte_session *s, void *ud) {
-  ks_ex *ex = ud;
-  if (status == KOTTE_ENOTFOUND)
-    ks_reply_session_expired(ex);
-  else if (status != 0)
-    ks_reply_store_error(ex, status, "Session store");
-  else if (load_session(ex, s) != 0)
-    ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
-  else if (limit_user(ex))
-    ex->next(ex);
-}
+/* ---- the chain -------------------------------------------------------- */
 
-void ks_with_session(ks_ex *ex, void (*next)(ks_ex *ex)) {
-  if (ex->session) {
-    next(ex);
-    return;
-  }
-  /* no cookie, or one that cannot be ours: as Starlette, whose cookie
-   * fails its signature check, this is "not logged in" */
-  if (ex->cookie_state != 1) {
-    ks_reply_auth_required(ex);
-    return;
-  }
-  if (ex->srv->sessions == NULL) {
-    ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
-    return;
-  }
-  ex->next = next;
-  int rc = kotte_session_get(ex->srv->sessions, ex->cookie_id, on_session, ex);
-  if (rc != 0) ks_reply_store_error(ex, rc, "Session store");
-}
+/* What a step returns. */
+enum {
+  STEP_NEXT,  /* go on with the next step */
+  STEP_DONE,  /* the request was answered (ex is gone) */
+  STEP_PAUSED /* waiting for the session store; the step runs again when it answers */
+};
 
-/* ---- CSRF: Kotte's CSRFMiddleware ------------------------------------- */
+typedef struct {
+  const char *name; /* for the reader: the table below is the order */
+  int (*run)(ks_ex *ex);
+} step;
 
-static void route(ks_ex *ex);
+static void run_pipeline(ks_ex *ex);
 
 static void csrf_fail(ks_ex *ex) {
   cJSON *f = cJSON_CreateObject();
@@ -254,33 +198,99 @@ static void csrf_fail(ks_ex *ex) {
   ks_reply_error(ex, 403, "INTERNAL_ERROR", "validation", "CSRF token validation failed", NULL, 0);
 }
 
-static void on_csrf_session(int status, kotte_session *s, void *ud) {
+/* The session named by the cookie, for the step that needs it first (CSRF
+ * or the route's auth). Loaded once; the user's rate limit is checked as
+ * soon as it is known (Kotte limits before it checks CSRF). */
+static void on_session(int status, kotte_session *s, void *ud) {
   ks_ex *ex = ud;
-  if (status == KOTTE_ENOTFOUND) {
-    csrf_fail(ex);
-    return;
-  }
-  if (status != 0) {
+  if (status == KOTTE_ENOTFOUND)
+    ex->no_session(ex);
+  else if (status != 0)
     ks_reply_store_error(ex, status, "Session store");
-    return;
-  }
-  if (load_session(ex, s) != 0) {
+  else if (load_session(ex, s) != 0)
     ks_reply_store_error(ex, KOTTE_EBADJSON, "Session store");
-    return;
+  else if (limit_user(ex))
+    run_pipeline(ex); /* the step that asked runs again, now with the session */
+}
+
+static int fetch_session(ks_ex *ex, void (*no_session)(ks_ex *ex)) {
+  if (ex->srv->sessions == NULL) {
+    ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
+    return STEP_DONE;
   }
-  if (!limit_user(ex)) return; /* Kotte limits before it checks CSRF */
-  if (!ks_csrf_token_matches(ex->req, ex->sdata)) {
-    csrf_fail(ex);
-    return;
+  ex->no_session = no_session;
+  int rc = kotte_session_get(ex->srv->sessions, ex->cookie_id, on_session, ex);
+  if (rc != 0) {
+    ks_reply_store_error(ex, rc, "Session store");
+    return STEP_DONE;
   }
-  route(ex);
+  return STEP_PAUSED;
 }
 
 static int state_changing(enum http_method m) {
   return m == HTTP_POST || m == HTTP_PUT || m == HTTP_PATCH || m == HTTP_DELETE;
 }
 
-/* ---- dispatch --------------------------------------------------------- */
+static int cors(ks_ex *ex);
+
+/* CORS: preflights are answered first, as Kotte's CORS middleware does. */
+static int step_cors(ks_ex *ex) {
+  return cors(ex) ? STEP_DONE : STEP_NEXT;
+}
+
+/* The session cookie, and the route entry of the method and path. */
+static int step_route(ks_ex *ex) {
+  ks_request *req = ex->req;
+  ks_session_cookie_read(ex);
+  ks_route_match m;
+  ks_routes_match(req->method, req->path, ex->param, sizeof ex->param, &m);
+  ex->route = m.route;
+  ex->csrf_exempt = m.csrf_exempt;
+  if (m.pattern) ex->endpoint = m.pattern; /* path known: 405 unless a method matches */
+  return STEP_NEXT;
+}
+
+/* Kotte's RateLimitMiddleware: the client's limit, counted as soon as the
+ * request is routed, before CSRF and before any store is asked, so a flood
+ * is refused for the price of a table lookup. The user's limit needs the
+ * session: it is checked when the session is loaded (on_session), and a
+ * request it refuses is taken off the client's count, since Kotte counts
+ * no refused request. A request that never loads its session (login, an
+ * unknown path) is counted against its client only. */
+static int step_rate_limit(ks_ex *ex) {
+  return limit_client(ex) ? STEP_NEXT : STEP_DONE;
+}
+
+/* Kotte's CSRFMiddleware: before routing, for every state-changing method
+ * on every path but those its route entries exempt. */
+static int step_csrf(ks_ex *ex) {
+  if (!state_changing(ex->req->method) || ex->csrf_exempt) return STEP_NEXT;
+  if (ex->session == NULL) {
+    const ks_header *h = ks_request_header(ex->req, "x-csrf-token");
+    if (h == NULL || h->value_len == 0 || ex->cookie_state != 1) {
+      csrf_fail(ex);
+      return STEP_DONE;
+    }
+    return fetch_session(ex, csrf_fail);
+  }
+  if (!ks_csrf_token_matches(ex->req, ex->sdata)) {
+    csrf_fail(ex);
+    return STEP_DONE;
+  }
+  return STEP_NEXT;
+}
+
+/* The route's auth: a live session, or 401. */
+static int step_session(ks_ex *ex) {
+  if (ex->route == NULL || !ex->route->auth || ex->session) return STEP_NEXT;
+  /* no cookie, or one that cannot be ours: as Starlette, whose cookie
+   * fails its signature check, this is "not logged in" */
+  if (ex->cookie_state != 1) {
+    ks_reply_auth_required(ex);
+    return STEP_DONE;
+  }
+  return fetch_session(ex, ks_reply_session_expired);
+}
 
 static void reply_detail(ks_ex *ex, int status, const char *detail) {
   /* FastAPI's own answer for unknown paths and methods */
@@ -289,16 +299,27 @@ static void reply_detail(ks_ex *ex, int status, const char *detail) {
   ks_reply_json(ex, status, b);
 }
 
-static void route(ks_ex *ex) {
+static int step_handler(ks_ex *ex) {
   if (ex->route == NULL) {
-    reply_detail(ex, ex->endpoint[0] == '/' ? 405 : 404,
-                 ex->endpoint[0] == '/' ? "Method Not Allowed" : "Not Found");
-    return;
-  }
-  if (ex->route->flags & R_SESSION)
-    ks_with_session(ex, ex->route->fn);
-  else
+    int known = ex->endpoint[0] == '/';
+    reply_detail(ex, known ? 405 : 404, known ? "Method Not Allowed" : "Not Found");
+  } else {
     ex->route->fn(ex);
+  }
+  return STEP_DONE;
+}
+
+static const step pipeline[] = {
+    {"cors", step_cors},       {"route", step_route},     {"rate_limit", step_rate_limit},
+    {"csrf", step_csrf},       {"session", step_session}, {"handler", step_handler},
+};
+
+static void run_pipeline(ks_ex *ex) {
+  while (ex->step < sizeof pipeline / sizeof pipeline[0]) {
+    int r = pipeline[ex->step].run(ex);
+    if (r != STEP_NEXT) return; /* answered (ex is gone), or paused at this step */
+    ex->step++;
+  }
 }
 
 static ks_ex *new_ex(ks_server *srv, ks_conn *c, ks_request *req) {
@@ -385,36 +406,7 @@ void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx) {
   const ks_header *xff = ks_request_header_last(req, "x-forwarded-for");
   ks_client_resolve(&ex->client, &srv->cfg.forwarded_allow, &peer, req->remote,
                     xff ? xff->value : NULL, xff ? xff->value_len : 0);
-  if (cors(ex)) return; /* preflights: answered first, as Kotte's CORS middleware does */
-  ks_session_cookie_read(ex);
-  for (size_t i = 0; i < NROUTES; i++) {
-    char param[sizeof ex->param];
-    if (!match(routes[i].pattern, req->path, param, sizeof param)) continue;
-    ex->endpoint = routes[i].pattern; /* path known: 405 unless a method matches */
-    if (routes[i].method == req->method) {
-      ex->route = &routes[i];
-      memcpy(ex->param, param, sizeof param);
-      break;
-    }
-  }
-  if (!limit_client(ex)) return;
-  /* As Kotte's middleware, CSRF comes before routing, for every
-   * state-changing method on every path but login. */
-  if (state_changing(req->method) && strcmp(req->path, "/api/v1/auth/login") != 0) {
-    const ks_header *h = ks_request_header(req, "x-csrf-token");
-    if (h == NULL || h->value_len == 0 || ex->cookie_state != 1) {
-      csrf_fail(ex);
-      return;
-    }
-    if (srv->sessions == NULL) {
-      ks_reply_store_error(ex, KOTTE_ECLOSED, "Session store");
-      return;
-    }
-    int rc = kotte_session_get(srv->sessions, ex->cookie_id, on_csrf_session, ex);
-    if (rc != 0) ks_reply_store_error(ex, rc, "Session store");
-    return;
-  }
-  route(ex);
+  run_pipeline(ex);
 }
 
 void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx) {

@@ -16,11 +16,11 @@
 #include "http.h"
 #include "ratelimit.h"
 #include "request.h"
+#include "routes.h"
 #include "signals.h"
 
 typedef struct ks_users ks_users;
 typedef struct ks_metrics ks_metrics;
-typedef struct ks_route ks_route;
 typedef struct ks_creds ks_creds;
 
 typedef struct ks_server {
@@ -54,8 +54,10 @@ typedef struct ks_ex {
   ks_server *srv;
   ks_conn *conn;
   ks_request *req;
-  const ks_route *route;
-  const char *endpoint; /* metrics label: the route's template or "other" */
+  const ks_route *route; /* the entry for this method and path, or NULL */
+  const char *endpoint;  /* metrics label: the route's template or "other" */
+  unsigned step;         /* the pipeline step it is at (router.c) */
+  int csrf_exempt;       /* its path is exempt from the CSRF check (routes.h) */
   char param[128];      /* the {id} path segment, if the route has one */
   char request_id[130];
   uint64_t start_ns;
@@ -76,8 +78,8 @@ typedef struct ks_ex {
   /* extra response headers */
   char set_cookie[KS_COOKIE_VALUE_MAX + 256];
   char cors[512];                 /* Access-Control-* lines for an allowed Origin */
-  void (*next)(struct ks_ex *ex); /* what ks_with_session() continues with */
-  void *hctx;                     /* a handler's own state, wiped and freed at the end */
+  void (*no_session)(struct ks_ex *ex); /* the answer when the cookie's session is gone */
+  void *hctx; /* a handler's own state, wiped and freed at the end */
   size_t hctx_size;
 } ks_ex;
 
@@ -122,10 +124,6 @@ cJSON *ks_body_object(ks_ex *ex);
 
 void ks_router_on_request(ks_conn *c, ks_request *req, void *ctx);
 void ks_router_on_reject(ks_conn *c, int status, const char *message, void *ctx);
-
-/* Loads the session named by the cookie (sliding its idle expiry), then
- * calls @p next; answers 401 itself when there is none. */
-void ks_with_session(ks_ex *ex, void (*next)(ks_ex *ex));
 
 /* ---- handlers ------------------------------------------------------- */
 

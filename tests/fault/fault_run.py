@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stack-level fault run (tests/fault/run.sh starts it; see README "Fault run").
+"""Stack-level fault run (tests/fault/run.sh starts it; see docs/testing.md#fault-run).
 
 Two kotte-server and two uvicorn replicas of the drop-in on one PostgreSQL
 (primary + streaming standby) behind nginx, under a bounded load of logins,
@@ -67,7 +67,15 @@ class Run:
         self.pg = PgPair(self.state, self.work)
         self.pg.wait_streaming()
         env = common_env(self.pg)
-        for user, pw in USERS.items():  # as an operator adds them (README: Users)
+        if a.proxy == "mixed":
+            # One upstream for both kinds: a session must name the same user
+            # id on each. The stand-in's ids are the user names (as Kotte's
+            # built-in admin without a database); kotte-server's file users
+            # store gives the same ids, its PostgreSQL one numbers the rows
+            # (as Kotte's kotte_users table does), which the stand-in does
+            # not read.
+            env.update(KOTTE_USERS_STORE="file", KOTTE_USERS_FILE=str(self.work / "users"))
+        for user, pw in USERS.items():  # as an operator adds them (docs/server.md#users)
             p = subprocess.run([a.server_bin, "user", "add", user], input=pw + "\n", text=True,
                                env=dict(os.environ, **env), capture_output=True, timeout=60)
             if p.returncode != 0:
@@ -77,9 +85,8 @@ class Run:
         self.replicas = {r.name: r for r in c + py}
         for r in self.replicas.values():
             r.start()
-        # Cookies of one kind are not accepted by the other (issue 12): by
-        # default one proxy group per kind; --proxy mixed puts all four
-        # behind one upstream.
+        # By default one proxy group per kind; --proxy mixed puts all four
+        # behind one upstream (each kind accepts the other's cookie).
         self.groups = {"all": c + py} if a.proxy == "mixed" else {"c": c, "py": py}
         self.nginx = Nginx(self.work, self.groups, self.state)
         self.nginx.start()

@@ -37,22 +37,8 @@ done
 
 work=$(mktemp -d /tmp/kotte-fault-XXXXXX)
 chmod 755 "$work"
-cleanup() {
-  local kind value
-  [ -f "$work/state" ] || return 0
-  # only what this run started, by pid (and only while that pid is still
-  # ours: its working directory or command line is in the work dir) / folder
-  while read -r kind value; do
-    [ "$kind" = pid ] && [ -e "/proc/$value" ] || continue
-    case "$(readlink "/proc/$value/cwd" 2>/dev/null) $(tr '\0' ' ' <"/proc/$value/cmdline" 2>/dev/null)" in
-      *"$work"*) kill -KILL "$value" 2>/dev/null ;;
-    esac
-  done <"$work/state"
-  while read -r kind value; do
-    [ "$kind" = pgdir ] && bash tests/pg/pg.sh stop "$value" 2>/dev/null
-  done <"$work/state"
-  return 0
-}
+. tests/fault/stop_started.sh
+cleanup() { stop_started "$work"; }
 trap cleanup EXIT
 echo "fault run: work dir $work"
 /usr/bin/python3 tests/fault/fault_run.py --workdir "$work" --server-bin "$server_bin" \

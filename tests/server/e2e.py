@@ -246,6 +246,10 @@ def test_auth_errors(binary):
         check(r.status == 404 and js == {"detail": "Not Found"}, f"404: {js}")
         r, js, _ = c.request("GET", "/api/v1/auth/login")
         check(r.status == 405, f"405 for GET login: {r.status}")
+        # Kotte's CSRF middleware exempts the login path for every method
+        # (routes.h: csrf_exempt): a PUT there is a 405, not a CSRF 403
+        r, js, _ = c.request("PUT", "/api/v1/auth/login", {})
+        check(r.status == 405 and js == {"detail": "Method Not Allowed"}, f"405 for PUT login: {js}")
 
         # request ids: taken from the client when sane, else generated
         r, js, _ = c.request("GET", "/api/v1/health", headers={"X-Request-ID": "test-request-id-123"})

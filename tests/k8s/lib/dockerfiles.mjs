@@ -232,7 +232,9 @@ export function checkImageContracts(docs, dir = path.join(repoRoot, 'k8s')) {
     if (!exposes(backend).includes(portOf(be))) problems.push(`Dockerfile.backend: does not EXPOSE ${portOf(be)}`);
     if (uid(finalUser(backend)) !== runAs(be)) problems.push(`Dockerfile.backend: USER ${finalUser(backend)} but the pod runs as ${runAs(be)}`);
   }
-  if (server) {
+  // kotte-server's image runs in the Deployment kotte-server (mixed overlays)
+  const ks = dep('kotte-server');
+  if (server && ks) {
     for (const d of docs.filter((x) => x.kind === 'Deployment')) {
       for (const c of podOf(d).containers ?? []) {
         const v = (c.env ?? []).find((e) => e.name === 'KOTTE_IDLE_TIMEOUT_MS')?.value;
@@ -241,8 +243,8 @@ export function checkImageContracts(docs, dir = path.join(repoRoot, 'k8s')) {
         }
       }
     }
-    if (!exposes(server).includes(portOf(be))) problems.push(`Dockerfile.kotte-server: does not EXPOSE ${portOf(be)}`);
-    if (uid(finalUser(server)) !== runAs(be)) problems.push(`Dockerfile.kotte-server: USER ${finalUser(server)} but the backend pod runs as ${runAs(be)}`);
+    if (!exposes(server).includes(portOf(ks))) problems.push(`Dockerfile.kotte-server: does not EXPOSE ${portOf(ks)}`);
+    if (uid(finalUser(server)) !== runAs(ks)) problems.push(`Dockerfile.kotte-server: USER ${finalUser(server)} but the kotte-server pod runs as ${runAs(ks)}`);
   }
   if (frontend) {
     if (!/^node:20[.-]/.test(frontend.stages[0].image) || !frontend.stages[0].image.includes('alpine')) {

@@ -4,6 +4,8 @@
 import { find, idOf, podSpecOf } from './common.mjs';
 
 const BACKEND = 'kotte-backend';
+// kotte-server beside it (the mixed overlays) migrates the same way.
+const ALSO = ['kotte-server'];
 // What runs the migration in each image: kotte-migrate in kotte-server's
 // (whose entrypoint is the server), the drop-in's command in the Python one.
 const MIGRATORS = [
@@ -25,8 +27,12 @@ function envOf(c, docs, name) {
 }
 
 export function checkMigration(docs) {
-  const dep = find(docs, 'Deployment', BACKEND);
-  if (!dep) return [`Deployment/${BACKEND} not in the build`];
+  if (!find(docs, 'Deployment', BACKEND)) return [`Deployment/${BACKEND} not in the build`];
+  return [BACKEND, ...ALSO].filter((n) => find(docs, 'Deployment', n))
+    .flatMap((n) => checkMigrationOf(docs, find(docs, 'Deployment', n)));
+}
+
+function checkMigrationOf(docs, dep) {
   const where = idOf(dep);
   const { spec } = podSpecOf(dep);
   const app = (spec.containers ?? [])[0];

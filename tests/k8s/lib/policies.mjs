@@ -8,7 +8,9 @@ import {
   repoRoot, selectorMatches, sharedDir, testsDir, workloads,
 } from './common.mjs';
 
-const BACKEND = 'kotte-backend';
+// The API Deployments: Kotte's backend, and kotte-server beside it in the
+// mixed overlays. Both are probed on the same path.
+const API_DEPLOYMENTS = ['kotte-backend', 'kotte-server'];
 const HEALTH_PATH = '/api/v1/health';
 
 // Resources, probes, restricted securityContext, no host access, no state
@@ -45,7 +47,7 @@ export function checkWorkloads(docs) {
       }
       problems.push(...restrictedProblems(id, c.securityContext ?? {}, psc));
     }
-    if (w.kind === 'Deployment' && w.metadata.name === BACKEND) {
+    if (w.kind === 'Deployment' && API_DEPLOYMENTS.includes(w.metadata.name)) {
       const c = (pod.containers ?? [])[0] ?? {};
       for (const probe of ['readinessProbe', 'livenessProbe']) {
         const p = c[probe]?.httpGet?.path;
@@ -228,12 +230,24 @@ function keySources(docs) {
   return { cms, secrets };
 }
 
+// The backend's container, and kotte-server's where the build has it (it
+// reads the same names).
 export function checkEnv(docs, contract = loadEnvContract()) {
+  if (!find(docs, 'Deployment', contract.deployment)) return [`Deployment/${contract.deployment} not in the build`];
   const problems = [];
-  const dep = find(docs, 'Deployment', contract.deployment);
-  if (!dep) return [`Deployment/${contract.deployment} not in the build`];
-  const c = (podSpecOf(dep).spec.containers ?? []).find((x) => x.name === contract.container);
-  if (!c) return [`Deployment/${contract.deployment} has no container ${contract.container}`];
+  for (const t of [{ deployment: contract.deployment, container: contract.container }, ...(contract.alsoIn ?? [])]) {
+    if (!find(docs, 'Deployment', t.deployment)) continue;
+    const where = t.deployment === contract.deployment ? '' : `Deployment/${t.deployment}: `;
+    problems.push(...checkEnvOf(docs, contract, t).map((x) => where + x));
+  }
+  return problems;
+}
+
+function checkEnvOf(docs, contract, target) {
+  const problems = [];
+  const dep = find(docs, 'Deployment', target.deployment);
+  const c = (podSpecOf(dep).spec.containers ?? []).find((x) => x.name === target.container);
+  if (!c) return [`Deployment/${target.deployment} has no container ${target.container}`];
   const { cms, secrets } = keySources(docs);
   const provided = new Map(); // name -> { value?, secret?: {name,key} }
   for (const ef of c.envFrom ?? []) {
@@ -393,7 +407,7 @@ export function checkSqlRefs(docs, sqlFiles = listSqlFiles()) {
 export const DEPLOY_STAGES = [
   ['kotte-namespace'],
   ['kotte-age', 'kotte-sql'],
-  ['kotte-backend', 'kotte-frontend'],
+  ['kotte-backend', 'kotte-frontend', 'kotte-server'],
   ['kotte-ingress'],
 ];
 
