@@ -6,8 +6,9 @@
  *   kotte/common.h   error codes, version, export macro
  *   kotte/core.h     allocator, logging, clock, random tokens
  *   kotte/runtime.h  a library-owned libuv loop thread for blocking calls
+ *   kotte/keyring.h  the key ring: sealing with XChaCha20-Poly1305, key rotation
  *   kotte/session.h  the session store and its built-in backends
- *   kotte/credential.h  the key ring and the credential store (saved connections)
+ *   kotte/credential.h  the credential store (saved connections)
  *   kotte/pg.h       the asynchronous PostgreSQL pool and the migration function
  *
  * Backend writers additionally include kotte/sys/session_backend.h or
@@ -19,6 +20,7 @@
 #include "kotte/common.h"
 #include "kotte/core.h"
 #include "kotte/runtime.h"
+#include "kotte/keyring.h"
 #include "kotte/session.h"
 #include "kotte/credential.h"
 #include "kotte/pg.h"

@@ -451,6 +451,7 @@ KPY_OUT_HANDLE(kpy_aioq)
 %include "kotte/common.h"
 %include "kotte/core.h"
 %include "kotte/runtime.h"
+%include "kotte/keyring.h"
 %include "kotte/session.h"
 %apply int *OUTPUT { int *version }; /* kotte_pg_schema_check_sync: (status, version) */
 %include "kotte/pg.h"

@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "kotte/core.h"
+#include "kotte/keyring.h"
 #include "kotte/runtime.h"
 
 #ifdef __cplusplus
@@ -39,7 +40,6 @@ extern "C" {
 
 typedef struct kotte_session_store kotte_session_store;
 typedef struct kotte_session_backend kotte_session_backend;
-typedef struct kotte_keyring kotte_keyring; /* kotte/credential.h */
 
 /** One session, owned by whoever received it; release with kotte_session_free(). */
 typedef struct kotte_session kotte_session;
@@ -182,28 +182,21 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  * @p pool (kotte/pg.h), which it borrows: free the store first, then the
  * pool. Several replicas share the sessions.
  *
- *  - one statement per operation: a get slides in one UPDATE ... RETURNING,
- *    an update merges with jsonb || in the same statement, nothing is read
- *    and written back by the client. A miss (dead or absent id) takes one
- *    statement more, which deletes a dead record so that it stays dead even
- *    if the clock steps back (should that delete fail, the answer is still
- *    KOTTE_ENOTFOUND and the purge takes the record); an update whose row
- *    another transaction deleted or changed while it waited runs again (at
- *    most 4 times, then KOTTE_ECONFLICT);
- *  - the table never holds a usable token: the row key is a keyed BLAKE2b
- *    hash of it; the token itself is stored only sealed (XChaCha20-Poly1305),
- *    so that list_user can return ids. Both keys are derived from
- *    @p secret (e.g. SESSION_SECRET_KEY, at least 16 bytes; every replica
- *    must use the same); they live in sodium_malloc memory;
- *  - purge deletes in batches (FOR UPDATE SKIP LOCKED) under an advisory
- *    lock: one replica sweeps at a time, and gets never wait for it;
- *  - it needs the schema of sql/migrations/ up to 0003: no index covers
- *    expires_at, so a slide is a HOT update unless it carries the expiry
- *    into the next 5-minute bucket (expires_bucket, which the purge's
- *    index is on). On an older schema, statements fail with KOTTE_EDB and
- *    a detail naming SQLSTATE 42703 and the need to migrate;
+ *  - every operation is atomic in the database (nothing is read and
+ *    written back by the client): two replicas never lose each other's
+ *    update, and logout always wins;
+ *  - the table never holds a usable token (the row key is a keyed hash of
+ *    it). The keys are derived from @p secret (e.g. SESSION_SECRET_KEY, at
+ *    least 16 bytes; every replica must use the same) and live in
+ *    sodium_malloc memory;
+ *  - it needs the schema of sql/migrations/ up to 0003. On an older schema,
+ *    statements fail with KOTTE_EDB and a detail naming SQLSTATE 42703 and
+ *    the need to migrate;
  *  - data comes back as compact JSON in jsonb's key order (shorter keys
  *    first), which may differ from the order it was stored in.
+ *
+ * The table, the statements and why slides are HOT updates:
+ * docs/postgresql-schema.md.
  *
  * Any thread (statements are registered with the pool on first use, on the
  * loop thread). Returns 0, KOTTE_EINVAL, KOTTE_EKEY (secret too short),

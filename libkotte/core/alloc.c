@@ -54,4 +54,8 @@ char *kotte__strndup(const char *s, size_t n) {
   return d;
 }
 
+/* uthash's out-of-memory flag (core/uthash_config.h), per thread because
+ * the tables of different backends run on different threads. */
+_Thread_local int kotte__uthash_oom;
+
 char *kotte__strdup(const char *s) { return s ? kotte__strndup(s, strlen(s)) : NULL; }

@@ -6,5 +6,6 @@ list(APPEND KOTTE_SOURCES
   libkotte/core/journal_queue.c
   libkotte/core/json.c
   libkotte/core/log.c
+  libkotte/core/store.c
   libkotte/core/token.c
   libkotte/core/utf8.c)

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/journal_queue.h"
-#include "credential/cred_journal.h"
+#include "credential/credential_journal.h"
 
 typedef enum job_kind { J_INSERT, J_GET, J_LIST, J_UPDATE, J_REMOVE, J_SCAN, J_COUNT, J_CHECK } job_kind;
 
@@ -45,7 +45,7 @@ struct job {
 typedef struct jf_backend {
   kotte_cred_backend base; /* first */
   kotte__journal_queue queue;
-  ct_table table; /* worker only (and the loader before any work) */
+  kotte__cred_table table; /* worker only (and the loader before any work) */
   kotte__journal journal;
 } jf_backend;
 
@@ -98,8 +98,8 @@ static int patch_copy(kotte_cred_patch *d, const kotte_cred_patch *s) {
 }
 
 static void job_free(job *jb) {
-  ct_records_free(jb->rec, 1);
-  ct_records_free(jb->out, jb->n_out);
+  kotte__cred_records_free(jb->rec, 1);
+  kotte__cred_records_free(jb->out, jb->n_out);
   for (size_t i = 0; i < jb->n_keys; i++) kotte__free((char *)jb->keys[i].key_id);
   kotte__free(jb->keys);
   patch_free(&jb->patch);
@@ -109,16 +109,16 @@ static void job_free(job *jb) {
 
 /* Results are copied out of the table: the worker may change it again
  * before the loop thread delivers them. */
-static int copy_entry(job *jb, const ct_entry *e) {
+static int copy_entry(job *jb, const kotte__cred_entry *e) {
   kotte_cred_record r;
-  ct_record(e, &r);
-  int rc = ct_records_copy(&r, 1, &jb->out);
+  kotte__cred_table_record(e, &r);
+  int rc = kotte__cred_records_copy(&r, 1, &jb->out);
   if (rc == 0) jb->n_out = 1;
   return rc;
 }
 
 static int copy_records(job *jb, kotte_cred_record *recs, size_t n, int rc) {
-  if (rc == 0) rc = ct_records_copy(recs, n, &jb->out);
+  if (rc == 0) rc = kotte__cred_records_copy(recs, n, &jb->out);
   if (rc == 0) jb->n_out = n;
   kotte__free(recs);
   return rc;
@@ -145,51 +145,52 @@ static int copy_keys(job *jb, kotte_cred_key_count *counts, size_t n, int rc) {
  * Returns 1 if the job must be durable before it is acknowledged. */
 static int run_job(void *ctx, kotte__journal_job *j, kotte__journal_buf *b, size_t *lines) {
   job *jb = JOB(j);
-  ct_table *t = &((jf_backend *)ctx)->table;
-  ct_entry *e = NULL;
+  kotte__cred_table *t = &((jf_backend *)ctx)->table;
+  kotte__cred_entry *e = NULL;
   switch (jb->kind) {
   case J_INSERT:
-    jb->link.status = ct_insert(t, jb->rec, &e);
+    jb->link.status = kotte__cred_table_insert(t, jb->rec, &e);
     if (jb->link.status != 0) return 0;
-    cj_buf_put(b, e);
+    kotte__cred_journal_put(b, e);
     (*lines)++;
     return 1;
   case J_GET:
-    e = ct_find(t, jb->user_id, jb->id);
+    e = kotte__cred_table_find(t, jb->user_id, jb->id);
     jb->link.status = e ? copy_entry(jb, e) : KOTTE_ENOTFOUND;
     return 0;
   case J_LIST: {
     kotte_cred_record *recs;
     size_t n;
-    int rc = ct_list_user(t, jb->user_id, &recs, &n);
+    int rc = kotte__cred_table_list_user(t, jb->user_id, &recs, &n);
     jb->link.status = copy_records(jb, recs, n, rc);
     return 0;
   }
   case J_UPDATE:
-    jb->link.status = ct_update(t, jb->user_id, jb->id, &jb->patch, &e);
+    jb->link.status = kotte__cred_table_update(t, jb->user_id, jb->id, &jb->patch, &e);
     if (jb->link.status != 0) return 0;
-    cj_buf_put(b, e);
+    kotte__cred_journal_put(b, e);
     (*lines)++;
     jb->link.status = copy_entry(jb, e);
     return 1;
   case J_REMOVE:
-    jb->count = (uint64_t)ct_remove(t, jb->user_id, jb->id);
+    jb->count = (uint64_t)kotte__cred_table_remove(t, jb->user_id, jb->id);
     jb->link.status = 0;
     if (jb->count == 0) return 0;
-    cj_buf_del(b, jb->id);
+    kotte__cred_journal_del(b, jb->id);
     (*lines)++;
     return 1;
   case J_SCAN: {
     kotte_cred_record *recs;
     size_t n;
-    int rc = ct_scan_stale(t, jb->key_id, jb->after[0] ? jb->after : NULL, jb->limit, &recs, &n);
+    int rc = kotte__cred_table_scan_stale(t, jb->key_id, jb->after[0] ? jb->after : NULL, jb->limit,
+                                          &recs, &n);
     jb->link.status = copy_records(jb, recs, n, rc);
     return 0;
   }
   case J_COUNT: {
     kotte_cred_key_count *counts;
     size_t n;
-    int rc = ct_key_counts(t, &counts, &n);
+    int rc = kotte__cred_table_key_counts(t, &counts, &n);
     jb->link.status = copy_keys(jb, counts, n, rc);
     return 0;
   }
@@ -246,7 +247,7 @@ static int jf_insert(kotte_cred_backend *be, const kotte_cred_record *rec,
   job *jb = job_new(J_INSERT, ctx, NULL, NULL);
   if (jb == NULL) return KOTTE_ENOMEM;
   jb->status_cb = cb;
-  if (ct_records_copy(rec, 1, &jb->rec) != 0) {
+  if (kotte__cred_records_copy(rec, 1, &jb->rec) != 0) {
     job_free(jb);
     return KOTTE_ENOMEM;
   }
@@ -317,26 +318,28 @@ static int jf_check(kotte_cred_backend *be, kotte_cred_backend_status_cb cb, voi
 
 static void jf_destroy(void *ctx) {
   jf_backend *jf = ctx;
-  ct_clear(&jf->table);
+  kotte__cred_table_clear(&jf->table);
   kotte__journal_close(&jf->journal);
   kotte__free(jf);
 }
 
 static void jf_free(kotte_cred_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
-static const kotte_cred_backend jf_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "json_file",
-  .insert = jf_insert,
-  .get = jf_get,
-  .list = jf_list,
-  .update = jf_update,
-  .remove = jf_remove,
-  .scan_stale = jf_scan_stale,
-  .count_keys = jf_count_keys,
-  .free = jf_free,
-  .check = jf_check,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void jf_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "json_file";
+  be->insert = jf_insert;
+  be->get = jf_get;
+  be->list = jf_list;
+  be->update = jf_update;
+  be->remove = jf_remove;
+  be->scan_stale = jf_scan_stale;
+  be->count_keys = jf_count_keys;
+  be->free = jf_free;
+  be->check = jf_check;
+}
 
 static const kotte__journal_queue_ops jf_queue_ops = {
   .run = run_job,
@@ -353,8 +356,8 @@ int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
   jf_backend *jf = kotte__calloc(1, sizeof *jf);
   if (jf == NULL) return KOTTE_ENOMEM;
-  ct_init(&jf->table);
-  int rc = cj_open(&jf->journal, path, &jf->table);
+  kotte__cred_table_init(&jf->table);
+  int rc = kotte__cred_journal_open(&jf->journal, path, &jf->table);
   if (rc != 0) {
     kotte__free(jf);
     return rc;
@@ -364,7 +367,7 @@ int kotte_cred_backend_json_file_new(kotte_cred_backend **out, uv_loop_t *loop,
     jf_destroy(jf);
     return rc;
   }
-  jf->base = jf_vtable;
+  jf_init(&jf->base);
   *out = &jf->base;
   return 0;
 }

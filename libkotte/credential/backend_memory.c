@@ -2,11 +2,11 @@
  * loop thread only. Operations complete synchronously; the store defers
  * the callbacks to the next loop turn. Results are copied before the
  * callback, because the store may call the backend again from inside it. */
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
 typedef struct mem_backend {
   kotte_cred_backend base; /* first: the store sees only this */
-  ct_table table;
+  kotte__cred_table table;
 } mem_backend;
 
 #define MEM(be) (&((mem_backend *)(be))->table)
@@ -15,30 +15,31 @@ typedef struct mem_backend {
 static void answer_list(int rc, const kotte_cred_record *recs, size_t n,
                         kotte_cred_backend_list_cb cb, void *ctx) {
   kotte_cred_record *copy = NULL;
-  if (rc == 0) rc = ct_records_copy(recs, n, &copy);
+  if (rc == 0) rc = kotte__cred_records_copy(recs, n, &copy);
   cb(rc, rc == 0 ? copy : NULL, rc == 0 ? n : 0, ctx);
-  ct_records_free(copy, rc == 0 ? n : 0);
+  kotte__cred_records_free(copy, rc == 0 ? n : 0);
 }
 
-static void answer_entry(int rc, const ct_entry *e, kotte_cred_backend_record_cb cb, void *ctx) {
+static void answer_entry(int rc, const kotte__cred_entry *e, kotte_cred_backend_record_cb cb,
+                         void *ctx) {
   kotte_cred_record r, *copy = NULL;
   if (rc == 0) {
-    ct_record(e, &r);
-    rc = ct_records_copy(&r, 1, &copy);
+    kotte__cred_table_record(e, &r);
+    rc = kotte__cred_records_copy(&r, 1, &copy);
   }
   cb(rc, rc == 0 ? copy : NULL, ctx);
-  ct_records_free(copy, 1);
+  kotte__cred_records_free(copy, 1);
 }
 
 static int mem_insert(kotte_cred_backend *be, const kotte_cred_record *rec,
                       kotte_cred_backend_status_cb cb, void *ctx) {
-  cb(ct_insert(MEM(be), rec, NULL), ctx);
+  cb(kotte__cred_table_insert(MEM(be), rec, NULL), ctx);
   return 0;
 }
 
 static int mem_get(kotte_cred_backend *be, const char *user_id, const char *id,
                    kotte_cred_backend_record_cb cb, void *ctx) {
-  ct_entry *e = ct_find(MEM(be), user_id, id);
+  kotte__cred_entry *e = kotte__cred_table_find(MEM(be), user_id, id);
   answer_entry(e ? 0 : KOTTE_ENOTFOUND, e, cb, ctx);
   return 0;
 }
@@ -47,7 +48,7 @@ static int mem_list(kotte_cred_backend *be, const char *user_id, kotte_cred_back
                     void *ctx) {
   kotte_cred_record *recs;
   size_t n;
-  int rc = ct_list_user(MEM(be), user_id, &recs, &n);
+  int rc = kotte__cred_table_list_user(MEM(be), user_id, &recs, &n);
   answer_list(rc, recs, n, cb, ctx);
   kotte__free(recs);
   return 0;
@@ -56,15 +57,15 @@ static int mem_list(kotte_cred_backend *be, const char *user_id, kotte_cred_back
 static int mem_update(kotte_cred_backend *be, const char *user_id, const char *id,
                       const kotte_cred_patch *patch, kotte_cred_backend_record_cb cb,
                       void *ctx) {
-  ct_entry *e = NULL;
-  int rc = ct_update(MEM(be), user_id, id, patch, &e);
+  kotte__cred_entry *e = NULL;
+  int rc = kotte__cred_table_update(MEM(be), user_id, id, patch, &e);
   answer_entry(rc, e, cb, ctx);
   return 0;
 }
 
 static int mem_remove(kotte_cred_backend *be, const char *user_id, const char *id,
                       kotte_cred_backend_count_cb cb, void *ctx) {
-  cb(0, (uint64_t)ct_remove(MEM(be), user_id, id), ctx);
+  cb(0, (uint64_t)kotte__cred_table_remove(MEM(be), user_id, id), ctx);
   return 0;
 }
 
@@ -72,7 +73,7 @@ static int mem_scan_stale(kotte_cred_backend *be, const char *key_id, const char
                           unsigned int limit, kotte_cred_backend_list_cb cb, void *ctx) {
   kotte_cred_record *recs;
   size_t n;
-  int rc = ct_scan_stale(MEM(be), key_id, after_id, limit, &recs, &n);
+  int rc = kotte__cred_table_scan_stale(MEM(be), key_id, after_id, limit, &recs, &n);
   answer_list(rc, recs, n, cb, ctx);
   kotte__free(recs);
   return 0;
@@ -81,29 +82,31 @@ static int mem_scan_stale(kotte_cred_backend *be, const char *key_id, const char
 static int mem_count_keys(kotte_cred_backend *be, kotte_cred_backend_keys_cb cb, void *ctx) {
   kotte_cred_key_count *counts;
   size_t n;
-  int rc = ct_key_counts(MEM(be), &counts, &n);
+  int rc = kotte__cred_table_key_counts(MEM(be), &counts, &n);
   cb(rc, rc == 0 ? counts : NULL, rc == 0 ? n : 0, ctx);
   kotte__free(counts);
   return 0;
 }
 
 static void mem_free(kotte_cred_backend *be) {
-  ct_clear(MEM(be));
+  kotte__cred_table_clear(MEM(be));
   kotte__free(be);
 }
 
-static const kotte_cred_backend mem_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "memory",
-  .insert = mem_insert,
-  .get = mem_get,
-  .list = mem_list,
-  .update = mem_update,
-  .remove = mem_remove,
-  .scan_stale = mem_scan_stale,
-  .count_keys = mem_count_keys,
-  .free = mem_free,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void mem_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "memory";
+  be->insert = mem_insert;
+  be->get = mem_get;
+  be->list = mem_list;
+  be->update = mem_update;
+  be->remove = mem_remove;
+  be->scan_stale = mem_scan_stale;
+  be->count_keys = mem_count_keys;
+  be->free = mem_free;
+}
 
 int kotte_cred_backend_memory_new(kotte_cred_backend **out) {
   kotte__clear_detail();
@@ -111,8 +114,8 @@ int kotte_cred_backend_memory_new(kotte_cred_backend **out) {
   *out = NULL;
   mem_backend *m = kotte__calloc(1, sizeof *m);
   if (m == NULL) return KOTTE_ENOMEM;
-  m->base = mem_vtable;
-  ct_init(&m->table);
+  mem_init(&m->base);
+  kotte__cred_table_init(&m->table);
   *out = &m->base;
   return 0;
 }

@@ -83,9 +83,9 @@ typedef struct op {
 /* ---- encoding ---------------------------------------------------------------- */
 
 /* text, or a uuid in its text form (the server parses it) */
-static void p_text(kpg_params *p, const char *s) {
+static void p_text(kotte__pg_params *p, const char *s) {
   if (s == NULL) {
-    kpg_p_null(p);
+    kotte__pg_p_null(p);
     return;
   }
   p->values[p->n] = s;
@@ -113,7 +113,7 @@ static void decode(const kotte_pg_result *r, int row, kotte_cred_record *rec,
   rec->user_id = kotte_pg_result_value(r, row, 1);
   rec->name = kotte_pg_result_value(r, row, 2);
   rec->host = kotte_pg_result_value(r, row, 3);
-  rec->port = (int)kpg_get_be(kotte_pg_result_value(r, row, 4), 4);
+  rec->port = (int)kotte__pg_get_be(kotte_pg_result_value(r, row, 4), 4);
   rec->database = kotte_pg_result_value(r, row, 5);
   rec->sslmode = kotte_pg_result_value(r, row, 6);
   for (int k = 0; k < 2; k++) {
@@ -131,8 +131,8 @@ static void decode(const kotte_pg_result *r, int row, kotte_cred_record *rec,
     }
   }
   rec->key_id = kotte_pg_result_value(r, row, 9);
-  rec->created_at = kpg_get_time(kotte_pg_result_value(r, row, 10));
-  rec->updated_at = kpg_get_time(kotte_pg_result_value(r, row, 11));
+  rec->created_at = kotte__pg_get_time(kotte_pg_result_value(r, row, 10));
+  rec->updated_at = kotte__pg_get_time(kotte_pg_result_value(r, row, 11));
 }
 
 /* ---- running statements -------------------------------------------------------- */
@@ -181,7 +181,7 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
     if (n && c == NULL) rc = KOTTE_ENOMEM;
     for (int i = 0; rc == 0 && i < n; i++) {
       c[i].key_id = kotte_pg_result_value(res, i, 0);
-      c[i].count = (uint64_t)kpg_get_be(kotte_pg_result_value(res, i, 1), 8);
+      c[i].count = (uint64_t)kotte__pg_get_be(kotte_pg_result_value(res, i, 1), 8);
     }
     ((kotte_cred_backend_keys_cb)o->cb)(rc, rc == 0 ? c : NULL, rc == 0 ? (size_t)n : 0, o->ctx);
     kotte__free(c);
@@ -192,7 +192,7 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
 }
 
 static int run(pg_cred_backend *b, int stmt, kind k, int cas, void *cb, void *ctx,
-               const kpg_params *p, unsigned int flags) {
+               const kotte__pg_params *p, unsigned int flags) {
   if (!b->prepared) {
     for (int i = 0; i < C_COUNT; i++) {
       int rc = kotte_pg_pool_prepare(b->pool, &b->stmts[i], STMTS[i].sql, STMTS[i].n, STMTS[i].types);
@@ -221,25 +221,25 @@ static int run(pg_cred_backend *b, int stmt, kind k, int cas, void *cb, void *ct
 
 static int pgc_insert(kotte_cred_backend *be, const kotte_cred_record *r,
                       kotte_cred_backend_status_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, r->id);
   p_text(&p, r->user_id);
   p_text(&p, r->name);
   p_text(&p, r->host);
-  kpg_p_int4(&p, r->port);
+  kotte__pg_p_int4(&p, r->port);
   p_text(&p, r->database);
   p_text(&p, r->sslmode);
-  kpg_p_bytes(&p, r->username, r->username_len);
-  kpg_p_bytes(&p, r->password, r->password_len);
+  kotte__pg_p_bytes(&p, r->username, r->username_len);
+  kotte__pg_p_bytes(&p, r->password, r->password_len);
   p_text(&p, r->key_id);
-  kpg_p_time(&p, r->created_at);
-  kpg_p_time(&p, r->updated_at);
+  kotte__pg_p_time(&p, r->created_at);
+  kotte__pg_p_time(&p, r->updated_at);
   return run(PGC(be), C_INSERT, K_STATUS, 0, (void *)cb, ctx, &p, 0);
 }
 
 static int pgc_get(kotte_cred_backend *be, const char *user_id, const char *id,
                    kotte_cred_backend_record_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, id);
   p_text(&p, user_id);
   return run(PGC(be), C_GET, K_RECORD, 0, (void *)cb, ctx, &p, KOTTE_PG_IDEMPOTENT);
@@ -247,33 +247,39 @@ static int pgc_get(kotte_cred_backend *be, const char *user_id, const char *id,
 
 static int pgc_list(kotte_cred_backend *be, const char *user_id, kotte_cred_backend_list_cb cb,
                     void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, user_id);
   return run(PGC(be), C_LIST, K_LIST, 0, (void *)cb, ctx, &p, KOTTE_PG_IDEMPOTENT);
 }
 
 static int pgc_update(kotte_cred_backend *be, const char *user_id, const char *id,
                       const kotte_cred_patch *x, kotte_cred_backend_record_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   unsigned int s = x->set;
   p_text(&p, id);
   p_text(&p, user_id);
   p_text(&p, (s & KOTTE_CRED_SET_NAME) ? x->name : NULL);
   p_text(&p, (s & KOTTE_CRED_SET_HOST) ? x->host : NULL);
-  if (s & KOTTE_CRED_SET_PORT) kpg_p_int4(&p, x->port);
-  else kpg_p_null(&p);
+  if (s & KOTTE_CRED_SET_PORT) kotte__pg_p_int4(&p, x->port);
+  else kotte__pg_p_null(&p);
   p_text(&p, (s & KOTTE_CRED_SET_DATABASE) ? x->database : NULL);
   p_text(&p, (s & KOTTE_CRED_SET_SSLMODE) ? x->sslmode : NULL);
-  kpg_p_bytes(&p, (s & KOTTE_CRED_SET_USERNAME) ? (x->username ? x->username : (const unsigned char *)"") : NULL,
-          x->username_len);
-  kpg_p_bytes(&p, (s & KOTTE_CRED_SET_PASSWORD) ? (x->password ? x->password : (const unsigned char *)"") : NULL,
-          x->password_len);
+  kotte__pg_p_bytes(&p,
+                    (s & KOTTE_CRED_SET_USERNAME)
+                        ? (x->username ? x->username : (const unsigned char *)"")
+                        : NULL,
+                    x->username_len);
+  kotte__pg_p_bytes(&p,
+                    (s & KOTTE_CRED_SET_PASSWORD)
+                        ? (x->password ? x->password : (const unsigned char *)"")
+                        : NULL,
+                    x->password_len);
   p_text(&p, (s & KOTTE_CRED_SET_KEY_ID) ? x->key_id : NULL);
-  if (s & KOTTE_CRED_SET_UPDATED_AT) kpg_p_time(&p, x->updated_at);
-  else kpg_p_null(&p);
+  if (s & KOTTE_CRED_SET_UPDATED_AT) kotte__pg_p_time(&p, x->updated_at);
+  else kotte__pg_p_null(&p);
   p_text(&p, x->expect_key_id);
-  kpg_p_bytes(&p, x->expect_username, x->expect_username_len);
-  kpg_p_bytes(&p, x->expect_password, x->expect_password_len);
+  kotte__pg_p_bytes(&p, x->expect_username, x->expect_username_len);
+  kotte__pg_p_bytes(&p, x->expect_password, x->expect_password_len);
   int cas = x->expect_key_id || x->expect_username || x->expect_password;
   /* the same values twice give the same row; a compare-and-swap does not */
   return run(PGC(be), C_UPDATE, K_RECORD, cas, (void *)cb, ctx, &p, cas ? 0 : KOTTE_PG_IDEMPOTENT);
@@ -281,7 +287,7 @@ static int pgc_update(kotte_cred_backend *be, const char *user_id, const char *i
 
 static int pgc_remove(kotte_cred_backend *be, const char *user_id, const char *id,
                       kotte_cred_backend_count_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, id);
   p_text(&p, user_id);
   return run(PGC(be), C_REMOVE, K_COUNT, 0, (void *)cb, ctx, &p, 0);
@@ -289,35 +295,37 @@ static int pgc_remove(kotte_cred_backend *be, const char *user_id, const char *i
 
 static int pgc_scan_stale(kotte_cred_backend *be, const char *key_id, const char *after_id,
                           unsigned int limit, kotte_cred_backend_list_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, key_id);
   p_text(&p, after_id);
-  kpg_p_int4(&p, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
+  kotte__pg_p_int4(&p, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
   return run(PGC(be), C_SCAN, K_LIST, 0, (void *)cb, ctx, &p, KOTTE_PG_IDEMPOTENT);
 }
 
 static int pgc_count_keys(kotte_cred_backend *be, kotte_cred_backend_keys_cb cb, void *ctx) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   return run(PGC(be), C_COUNT_KEYS, K_KEYS, 0, (void *)cb, ctx, &p, KOTTE_PG_IDEMPOTENT);
 }
 
 static void pgc_free(kotte_cred_backend *be) { kotte__free(be); }
 
-static const kotte_cred_backend pgc_vtable = {
-  .version = KOTTE_CRED_BACKEND_VERSION,
-  .name = "postgresql",
-  .insert = pgc_insert,
-  .get = pgc_get,
-  .list = pgc_list,
-  .update = pgc_update,
-  .remove = pgc_remove,
-  .scan_stale = pgc_scan_stale,
-  .count_keys = pgc_count_keys,
-  .free = pgc_free,
-};
+/* Zeroes the struct, sets the version (kotte_cred_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void pgc_init(kotte_cred_backend *be) {
+  (void)kotte_cred_backend_init(be, KOTTE_CRED_BACKEND_VERSION);
+  be->name = "postgresql";
+  be->insert = pgc_insert;
+  be->get = pgc_get;
+  be->list = pgc_list;
+  be->update = pgc_update;
+  be->remove = pgc_remove;
+  be->scan_stale = pgc_scan_stale;
+  be->count_keys = pgc_count_keys;
+  be->free = pgc_free;
+}
 
 kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be) {
-  return be && be->free == pgc_vtable.free ? ((const pg_cred_backend *)be)->pool : NULL;
+  return be && be->free == pgc_free ? ((const pg_cred_backend *)be)->pool : NULL;
 }
 
 int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *pool) {
@@ -327,7 +335,7 @@ int kotte_cred_backend_postgresql_new(kotte_cred_backend **out, kotte_pg_pool *p
   if (pool == NULL) return kotte__fail(KOTTE_EINVAL, "postgresql credential backend: no pool");
   pg_cred_backend *b = kotte__calloc(1, sizeof *b);
   if (b == NULL) return KOTTE_ENOMEM;
-  b->base = pgc_vtable;
+  pgc_init(&b->base);
   b->pool = pool;
   *out = &b->base;
   return 0;

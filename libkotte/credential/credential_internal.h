@@ -1,27 +1,16 @@
-/* Private: credential objects, ids, times, validation, and the key ring's
- * internal entry points. */
+/* Private: credential objects, ids, times and validation. */
 #ifndef KOTTE_CREDENTIAL_INTERNAL_H
 #define KOTTE_CREDENTIAL_INTERNAL_H
 
 #include <stdatomic.h>
 
 #include "core/internal.h"
+#include "keyring/keyring_internal.h"
 #include "kotte/pg.h"
 #include "kotte/sys/credential_backend.h"
 
 /* The pool of a postgresql backend from this library, else NULL. */
 kotte_pg_pool *kotte__cred_backend_pg_pool(const kotte_cred_backend *be);
-
-/* ---- key ring ----------------------------------------------------------- */
-
-/* Takes another reference (released by kotte_keyring_free()). */
-kotte_keyring *kotte__keyring_ref(kotte_keyring *kr);
-
-/* How many times kotte_keyring_open() was called on @p kr (tests). */
-uint64_t kotte__keyring_open_count(kotte_keyring *kr);
-
-/* Where the keys live (tests: it must be inaccessible between uses). */
-const volatile unsigned char *kotte__keyring_key_memory(kotte_keyring *kr);
 
 /* ---- objects ------------------------------------------------------------ */
 

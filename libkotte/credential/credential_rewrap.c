@@ -65,17 +65,21 @@ static int item_load(rw_item *it, const kotte_cred_record *rec) {
   return rc;
 }
 
-static void round_start(cred_op *o);
+KOTTE__OP_CALL_RESULT(call_report, kotte_cred_report_cb)
+
+static void free_report(void *r) { kotte_cred_report_free(r); }
+
+static void round_start(kotte__op *base);
 static void count_start(cred_op *o);
 
 static void round_end(cred_op *o) {
   rewrap_state *rw = o->rw;
   if (rw->error) {
     kotte__cred_complete(o, rw->error);
-  } else if (o->store->closing) {
+  } else if (CRED_STORE(o)->base.closing) {
     kotte__cred_complete(o, KOTTE_ECANCELED);
   } else if (!rw->last_round) {
-    kotte__cred_enqueue(o, round_start); /* next round on the next loop turn */
+    kotte__op_defer(&o->base, round_start); /* next round on the next loop turn */
   } else {
     count_start(o);
   }
@@ -104,7 +108,7 @@ static void item_process(rw_item *it);
 
 static void on_item_reread(int status, const kotte_cred_record *rec, void *ctx) {
   rw_item *it = ctx;
-  kotte_cred_store *st = it->parent->store;
+  kotte_cred_store *st = CRED_STORE(it->parent);
   if (status == KOTTE_ENOTFOUND ||
       (status == 0 && strcmp(rec->key_id, kotte_keyring_current_id(st->kr)) == 0)) {
     item_done(it); /* deleted, or re-sealed by someone else meanwhile */
@@ -121,7 +125,7 @@ static void on_item_reread(int status, const kotte_cred_record *rec, void *ctx) 
 static void on_item_updated(int status, const kotte_cred_record *rec, void *ctx) {
   rw_item *it = ctx;
   cred_op *o = it->parent;
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   (void)rec;
   if (status == 0) {
     o->rw->rewrapped++;
@@ -137,7 +141,7 @@ static void on_item_updated(int status, const kotte_cred_record *rec, void *ctx)
 }
 
 static void item_process(rw_item *it) {
-  kotte_cred_store *st = it->parent->store;
+  kotte_cred_store *st = CRED_STORE(it->parent);
   char *user = NULL, *pass = NULL;
   kotte__blob nu = { NULL, 0 }, np = { NULL, 0 };
   int rc = kotte__cred_open(st, it->user_id, it->id, "username", it->key_id, it->u.p, it->u.len,
@@ -176,7 +180,7 @@ static void on_scan(int status, const kotte_cred_record *recs, size_t n, void *c
     kotte__cred_complete(o, status);
     return;
   }
-  rw->last_round = n < o->store->opts.rewrap_batch;
+  rw->last_round = n < CRED_STORE(o)->opts.rewrap_batch;
   if (n > 0) snprintf(rw->after, sizeof rw->after, "%s", recs[n - 1].id);
   /* Copy every record first: items may call into the backend, and the
    * records are only valid during this callback. */
@@ -214,8 +218,9 @@ static void on_scan(int status, const kotte_cred_record *recs, size_t n, void *c
   if (rw->outstanding == 0) round_end(o);
 }
 
-static void round_start(cred_op *o) {
-  kotte_cred_store *st = o->store;
+static void round_start(kotte__op *base) {
+  cred_op *o = (cred_op *)base;
+  kotte_cred_store *st = CRED_STORE(o);
   rewrap_state *rw = o->rw;
   int rc = st->be->scan_stale(st->be, kotte_keyring_current_id(st->kr),
                               rw->after[0] ? rw->after : NULL, st->opts.rewrap_batch, on_scan, o);
@@ -230,7 +235,7 @@ static int by_id(const void *a, const void *b) {
 
 static void on_counts(int status, const kotte_cred_key_count *counts, size_t n, void *ctx) {
   cred_op *o = ctx;
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   rewrap_state *rw = o->rw;
   if (status != 0) {
     kotte__cred_complete(o, status);
@@ -255,7 +260,7 @@ static void on_counts(int status, const kotte_cred_key_count *counts, size_t n, 
     if (!k->current) r->stale += k->records;
   }
   qsort(r->keys, r->n, sizeof *r->keys, by_id);
-  o->report = r;
+  kotte__op_set_result(&o->base, r, free_report);
   kotte__log(KOTTE_LOG_INFO, "credential keys: %llu re-sealed, %llu could not be opened, %llu "
                              "still under other keys than %s",
              (unsigned long long)r->rewrapped, (unsigned long long)r->failed,
@@ -264,34 +269,31 @@ static void on_counts(int status, const kotte_cred_key_count *counts, size_t n, 
 }
 
 static void count_start(cred_op *o) {
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   int rc = st->be->count_keys(st->be, on_counts, o);
   if (rc != 0) kotte__cred_complete(o, rc);
 }
 
 static int start_report(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata,
                         int rewrap) {
-  if (st == NULL || cb == NULL) return KOTTE_EINVAL;
-  if (st->closing) return KOTTE_ECLOSED;
+  KOTTE__STORE_ENTER(st, cb);
   if (st->be->count_keys == NULL || (rewrap && st->be->scan_stale == NULL))
     return kotte__fail(KOTTE_ENOTSUP, "the %s credential backend cannot %s", st->be->name,
                        rewrap ? "rewrap" : "count keys");
-  cred_op *o = kotte__cred_op_new(st, (void *)cb, userdata);
+  cred_op *o = kotte__cred_op_new(st, call_report, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   o->rw = kotte__calloc(1, sizeof *o->rw);
-  if (o->rw == NULL) return kotte__cred_op_started(o, KOTTE_ENOMEM);
+  if (o->rw == NULL) return kotte__op_started(&o->base, KOTTE_ENOMEM);
   int rc = rewrap ? st->be->scan_stale(st->be, kotte_keyring_current_id(st->kr), NULL,
                                        st->opts.rewrap_batch, on_scan, o)
                   : st->be->count_keys(st->be, on_counts, o);
-  return kotte__cred_op_started(o, rc);
+  return kotte__op_started(&o->base, rc);
 }
 
 int kotte_cred_rewrap(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
-  kotte__clear_detail();
   return start_report(st, cb, userdata, 1);
 }
 
 int kotte_cred_key_usage(kotte_cred_store *st, kotte_cred_report_cb cb, void *userdata) {
-  kotte__clear_detail();
   return start_report(st, cb, userdata, 0);
 }

@@ -1,7 +1,7 @@
 /* The credential store: validation, ids, times, sealing and opening over
- * any backend, and the delivery rule: exactly one callback per operation,
- * on the loop thread, never before the starting call returned. Rewrap lives
- * in credential_rewrap.c. */
+ * any backend. Delivery (one callback per operation, on the loop thread,
+ * never before the starting call returned) and the lifecycle are
+ * core/store.h's. Rewrap lives in credential_rewrap.c. */
 #include <sodium.h>
 #include <stddef.h>
 #include <string.h>
@@ -9,11 +9,13 @@
 #include "credential/credential_store_internal.h"
 #include "pg/pg_diag.h"
 
-/* ---- delivery ----------------------------------------------------------- */
+/* ---- the store type (core/store.h) --------------------------------------- */
 
-static void finalize(kotte_cred_store *st);
+_Static_assert(offsetof(cred_op, base) == 0 && offsetof(kotte_cred_store, base) == 0,
+               "core/store.h: the shared part comes first");
 
-static void op_free(cred_op *o) {
+static void op_free(kotte__op *base) {
+  cred_op *o = (cred_op *)base;
   if (o->upd) {
     kotte__cred_secret_dup_free(o->upd->username);
     kotte__cred_secret_dup_free(o->upd->password);
@@ -25,82 +27,30 @@ static void op_free(cred_op *o) {
   }
   kotte__cred_rewrap_state_free(o);
   kotte__free(o->user_id);
-  kotte__free(o->detail);
   kotte__free(o);
 }
 
-static void deliver(cred_op *o) {
-  kotte_cred_store *st = o->store;
-  if (st->closing && o->status == 0) o->status = KOTTE_ECANCELED;
-  if (o->status != 0) {
-    kotte_cred_free(o->cred);
-    o->cred = NULL;
-    kotte_cred_list_free(o->list);
-    o->list = NULL;
-    kotte_cred_report_free(o->report);
-    o->report = NULL;
-  }
-  /* during the callback (and until the next libkotte call on this
-   * thread), kotte_error_detail() describes this operation */
-  kotte__detail_set(o->status, o->detail);
-  switch (o->kind) {
-  case OP_CRED: o->cb.cred(o->status, o->cred, o->userdata); break;
-  case OP_STATUS: o->cb.status(o->status, o->userdata); break;
-  case OP_LIST: o->cb.list(o->status, o->list, o->userdata); break;
-  case OP_REPORT: o->cb.report(o->status, o->report, o->userdata); break;
-  }
-  op_free(o);
-  /* The callback may have freed the store: `closing` is then set and this
-   * was possibly the last pending operation. */
-  if (--st->pending == 0 && st->closing) finalize(st);
+KOTTE__OP_CALL_RESULT(call_cred, kotte_cred_cb)
+KOTTE__OP_CALL_RESULT(call_list, kotte_cred_list_cb)
+#define call_status kotte__op_call_status
+
+static void free_cred(void *c) { kotte_cred_free(c); } /* wipes the secrets */
+static void free_list(void *l) { kotte_cred_list_free(l); }
+
+static void store_release(kotte__store *base) {
+  kotte_cred_store *st = (kotte_cred_store *)base;
+  st->be->free(st->be); /* once, with no operation in flight */
+  kotte_keyring_free(st->kr);
 }
 
-static void run_deferred(kotte__deferred *d) {
-  cred_op *o = (cred_op *)((char *)d - offsetof(cred_op, link));
-  o->then(o);
+static const kotte__store_type cred_store_type = { op_free, store_release };
+
+static cred_op *op_new(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb,
+                       void *userdata) {
+  return kotte__op_new(&st->base, sizeof(cred_op), call, cb, userdata);
 }
 
-void kotte__cred_enqueue(cred_op *o, void (*run)(cred_op *)) {
-  o->then = run;
-  kotte__defer_push(&o->store->defer, &o->link, run_deferred);
-}
-
-void kotte__cred_complete(cred_op *o, int status) {
-  o->status = status;
-  /* the explanation the backend (or the store) just wrote, kept with the
-   * operation: other operations may fail before its callback runs */
-  kotte__free(o->detail);
-  o->detail = status != 0 ? kotte__detail_take(status) : NULL;
-  if (o->starting) kotte__cred_enqueue(o, deliver);
-  else deliver(o);
-}
-
-static cred_op *op_new(kotte_cred_store *st, op_kind kind, void *cb, void *userdata) {
-  cred_op *o = kotte__calloc(1, sizeof *o);
-  if (o == NULL) return NULL;
-  o->store = st;
-  o->kind = kind;
-  o->userdata = userdata;
-  o->starting = 1;
-  switch (kind) {
-  case OP_CRED: o->cb.cred = (kotte_cred_cb)cb; break;
-  case OP_STATUS: o->cb.status = (kotte_cred_status_cb)cb; break;
-  case OP_LIST: o->cb.list = (kotte_cred_list_cb)cb; break;
-  case OP_REPORT: o->cb.report = (kotte_cred_report_cb)cb; break;
-  }
-  return o;
-}
-
-/* Common end of every start function: the first backend call returned @p rc. */
-static int started(cred_op *o, int rc) {
-  if (rc != 0) {
-    op_free(o);
-    return rc;
-  }
-  o->store->pending++;
-  o->starting = 0;
-  return 0;
-}
+static int started(cred_op *o, int rc) { return kotte__op_started(&o->base, rc); }
 
 /* ---- sealing helpers ---------------------------------------------------- */
 
@@ -180,30 +130,35 @@ static int check_options(const kotte_cred_options *opts) {
   return 0;
 }
 
-int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_backend *be,
-                         kotte_keyring *kr, const kotte_cred_options *opts) {
-  kotte__clear_detail();
+/* The size of each version of the backend struct: a backend built against
+ * an older header has only the fields up to the first one added later. */
+static const size_t backend_sizes[KOTTE_CRED_BACKEND_VERSION] = {
+  offsetof(kotte_cred_backend, check), /* 1 */
+  sizeof(kotte_cred_backend),          /* 2 */
+};
+_Static_assert(KOTTE_CRED_BACKEND_VERSION == 2, "a new backend version: add its size above");
+
+int kotte_cred_backend_init(kotte_cred_backend *be, unsigned int version) {
+  return kotte__backend_init(be, "credential", version, KOTTE_CRED_BACKEND_VERSION, backend_sizes);
+}
+
+/* kotte_cred_store_new() on @p loop, or _open() on @p rt's loop. */
+static int store_make(kotte_cred_store **out, uv_loop_t *loop, kotte_runtime *rt,
+                      kotte_cred_backend *be, kotte_keyring *kr, const kotte_cred_options *opts) {
   kotte_cred_options defaults = KOTTE_CRED_OPTIONS_INIT;
-  if (out == NULL) return KOTTE_EINVAL;
-  *out = NULL;
-  if (loop == NULL || be == NULL || kr == NULL) return KOTTE_EINVAL;
+  if (kr == NULL) return KOTTE_EINVAL;
   if (opts == NULL) opts = &defaults;
   int rc = check_options(opts);
   if (rc != 0) return rc;
-  if (be->version < 1 || be->version > KOTTE_CRED_BACKEND_VERSION)
-    return kotte__fail(KOTTE_EVERSION, "credential backend version %u is not supported",
-                       be->version);
-  if (!be->insert || !be->get || !be->list || !be->update || !be->remove || !be->free)
-    return kotte__fail(KOTTE_EINVAL, "credential backend lacks a required method");
-  if (kotte__init() != 0) return KOTTE_EINTERNAL;
-  kotte_cred_store *st = kotte__calloc(1, sizeof *st);
-  if (st == NULL) return KOTTE_ENOMEM;
-  if (kotte__defer_init(&st->defer, loop) != 0) {
+  int has_required = be->insert && be->get && be->list && be->update && be->remove && be->free;
+  kotte_cred_store *st = kotte__store_new(sizeof *st, &cred_store_type, "credential",
+                                          be->version, KOTTE_CRED_BACKEND_VERSION, has_required,
+                                          &rc);
+  if (st == NULL) return rc;
+  if ((rc = kotte__store_attach(&st->base, loop, rt)) != 0) {
     kotte__free(st);
-    return KOTTE_EINTERNAL;
+    return rc;
   }
-  st->defer.async.data = st;
-  st->loop = loop;
   st->be = be;
   st->kr = kotte__keyring_ref(kr);
   st->opts = *opts;
@@ -211,52 +166,13 @@ int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_bac
   return 0;
 }
 
-static void on_closed(uv_handle_t *h) {
-  kotte_cred_store *st = h->data;
-  kotte__waiter *waiter = st->free_waiter;
-  kotte__free(st);
-  kotte__waiter_signal(waiter);
-}
-
-static void finalize(kotte_cred_store *st) {
-  kotte_cred_backend *be = st->be;
-  st->be = NULL;
-  if (be) be->free(be);
-  kotte_keyring_free(st->kr);
-  st->kr = NULL;
-  kotte__defer_close(&st->defer, on_closed);
-}
-
-static void free_on_loop(kotte_cred_store *st) {
-  if (st->closing) return;
-  st->closing = 1;
-  if (st->pending == 0) finalize(st);
-}
-
-static void free_posted(void *arg) { free_on_loop(arg); }
-
-void kotte_cred_store_free(kotte_cred_store *st) {
-  if (st == NULL) return;
-  if (st->rt == NULL || kotte_runtime_on_loop_thread(st->rt)) {
-    free_on_loop(st);
-    return;
-  }
-  kotte__runtime_post_and_wait(st->rt, free_posted, st, &st->free_waiter, "kotte_cred_store_free");
-}
-
-typedef struct open_call {
-  kotte_cred_store **out;
-  kotte_runtime *rt;
-  kotte_cred_backend *be;
-  kotte_keyring *kr;
-  const kotte_cred_options *opts;
-} open_call;
-
-static int open_on_loop(void *arg) {
-  open_call *c = arg;
-  int rc = kotte_cred_store_new(c->out, kotte_runtime_loop(c->rt), c->be, c->kr, c->opts);
-  if (rc == 0) (*c->out)->rt = c->rt;
-  return rc;
+int kotte_cred_store_new(kotte_cred_store **out, uv_loop_t *loop, kotte_cred_backend *be,
+                         kotte_keyring *kr, const kotte_cred_options *opts) {
+  kotte__clear_detail();
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (loop == NULL || be == NULL) return KOTTE_EINVAL;
+  return store_make(out, loop, NULL, be, kr, opts);
 }
 
 int kotte_cred_store_open(kotte_cred_store **out, kotte_runtime *rt, kotte_cred_backend *be,
@@ -264,19 +180,22 @@ int kotte_cred_store_open(kotte_cred_store **out, kotte_runtime *rt, kotte_cred_
   kotte__clear_detail();
   if (out == NULL || rt == NULL) return KOTTE_EINVAL;
   *out = NULL;
+  if (be == NULL) return KOTTE_EINVAL;
   /* a database without libkotte's schema, or an older one, is refused here
    * with its remedy, not at the first saved connection */
   int rc = kotte__pg_schema_verify(kotte__cred_backend_pg_pool(be));
-  if (rc != 0) return rc;
-  open_call c = { out, rt, be, kr, opts };
-  return kotte_runtime_run(rt, open_on_loop, &c);
+  return rc != 0 ? rc : store_make(out, NULL, rt, be, kr, opts);
+}
+
+void kotte_cred_store_free(kotte_cred_store *st) {
+  if (st) kotte__store_free(&st->base, "kotte_cred_store_free");
 }
 
 const char *kotte_cred_store_backend_name(const kotte_cred_store *st) {
   return (st && st->be && st->be->name) ? st->be->name : "";
 }
 
-kotte_runtime *kotte__cred_store_runtime(kotte_cred_store *st) { return st->rt; }
+kotte_runtime *kotte__cred_store_runtime(kotte_cred_store *st) { return st->base.rt; }
 
 void kotte__cred_store_set_keyring(kotte_cred_store *st, kotte_keyring *kr) {
   kotte_keyring *old = st->kr;
@@ -287,16 +206,10 @@ void kotte__cred_store_set_keyring(kotte_cred_store *st, kotte_keyring *kr) {
 kotte_keyring *kotte__cred_store_keyring(kotte_cred_store *st) { return st->kr; }
 
 kotte_time kotte__cred_now(const kotte_cred_store *st) {
-  return st->opts.clock ? st->opts.clock(st->opts.clock_ctx) : kotte_clock_now();
+  return kotte__store_clock(st->opts.clock, st->opts.clock_ctx);
 }
 
 /* ---- argument checks ---------------------------------------------------- */
-
-#define CHECK_STORE(st, cb)                                                  \
-  do {                                                                       \
-    if ((st) == NULL || (cb) == NULL) return KOTTE_EINVAL;                   \
-    if ((st)->closing) return KOTTE_ECLOSED;                                 \
-  } while (0)
 
 static int check_user(const char *user_id) { return kotte__user_id_check(user_id); }
 
@@ -308,17 +221,29 @@ static int check_id(const char *id, char canon[KOTTE_CRED_ID_LEN + 1]) {
   return 0;
 }
 
-static cred_op *op_for(kotte_cred_store *st, op_kind kind, void *cb, void *ud,
+static cred_op *op_for(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb, void *ud,
                        const char *user_id, const char *id) {
-  cred_op *o = op_new(st, kind, cb, ud);
+  cred_op *o = op_new(st, call, cb, ud);
   if (o == NULL) return NULL;
   o->user_id = kotte__strdup(user_id);
   if (o->user_id == NULL) {
-    op_free(o);
+    op_free(&o->base);
     return NULL;
   }
   if (id) memcpy(o->id, id, KOTTE_CRED_ID_LEN + 1);
   return o;
+}
+
+/* The start of a call on one connection of one user: checks both and
+ * makes its op (*out), or returns the refusal. */
+static int op_for_one(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb, void *ud,
+                      const char *user_id, const char *id, cred_op **out) {
+  char canon[KOTTE_CRED_ID_LEN + 1];
+  int rc = check_user(user_id);
+  if (rc == 0) rc = check_id(id, canon);
+  if (rc != 0) return rc;
+  *out = op_for(st, call, cb, ud, user_id, canon);
+  return *out ? 0 : KOTTE_ENOMEM;
 }
 
 /* ---- save --------------------------------------------------------------- */
@@ -330,8 +255,7 @@ static void on_inserted(int status, void *ctx) {
 
 int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_input *in,
                     kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc == 0) rc = kotte__cred_input_check(in, KOTTE_CRED_ALL);
   if (rc != 0) return rc;
@@ -356,10 +280,10 @@ int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_
     .username = u.p, .username_len = u.len, .password = p.p, .password_len = p.len,
     .key_id = kotte_keyring_current_id(st->kr), .created_at = created, .updated_at = updated,
   };
-  cred_op *o = op_new(st, OP_CRED, (void *)cb, userdata);
-  if (o) o->cred = kotte__cred_from_record(&rec);
-  if (o == NULL || o->cred == NULL) {
-    if (o) op_free(o);
+  cred_op *o = op_new(st, call_cred, (kotte__op_cb)cb, userdata);
+  if (o) kotte__op_set_result(&o->base, kotte__cred_from_record(&rec), free_cred);
+  if (o == NULL || o->base.result == NULL) {
+    if (o) op_free(&o->base);
     kotte__blob_free(&u);
     kotte__blob_free(&p);
     return KOTTE_ENOMEM;
@@ -367,7 +291,6 @@ int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_
   rc = st->be->insert(st->be, &rec, on_inserted, o);
   kotte__blob_free(&u);
   kotte__blob_free(&p);
-  if (rc != 0) kotte_cred_free(o->cred);
   return started(o, rc);
 }
 
@@ -375,7 +298,7 @@ int kotte_cred_save(kotte_cred_store *st, const char *user_id, const kotte_cred_
 
 static void on_get(int status, const kotte_cred_record *rec, void *ctx) {
   cred_op *o = ctx;
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   if (status != 0) {
     kotte__cred_complete(o, status);
     return;
@@ -388,13 +311,12 @@ static void on_get(int status, const kotte_cred_record *rec, void *ctx) {
   if (rc == 0)
     rc = kotte__cred_open(st, o->user_id, o->id, "password", rec->key_id, rec->password,
                           rec->password_len, &pass);
+  kotte_cred *c = NULL;
+  if (rc == 0 && (c = kotte__cred_from_record(rec)) == NULL) rc = KOTTE_ENOMEM;
   if (rc == 0) {
-    o->cred = kotte__cred_from_record(rec);
-    if (o->cred == NULL) rc = KOTTE_ENOMEM;
-  }
-  if (rc == 0) {
-    o->cred->username = user;
-    o->cred->password = pass;
+    c->username = user;
+    c->password = pass;
+    kotte__op_set_result(&o->base, c, free_cred);
   } else {
     kotte_secret_free(user);
     kotte_secret_free(pass);
@@ -404,14 +326,10 @@ static void on_get(int status, const kotte_cred_record *rec, void *ctx) {
 
 int kotte_cred_get(kotte_cred_store *st, const char *user_id, const char *id,
                    kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  char canon[KOTTE_CRED_ID_LEN + 1];
-  int rc = check_user(user_id);
-  if (rc == 0) rc = check_id(id, canon);
+  KOTTE__STORE_ENTER(st, cb);
+  cred_op *o;
+  int rc = op_for_one(st, call_cred, (kotte__op_cb)cb, userdata, user_id, id, &o);
   if (rc != 0) return rc;
-  cred_op *o = op_for(st, OP_CRED, (void *)cb, userdata, user_id, canon);
-  if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->get(st->be, o->user_id, o->id, on_get, o));
 }
 
@@ -419,17 +337,18 @@ int kotte_cred_get(kotte_cred_store *st, const char *user_id, const char *id,
 
 static void on_list(int status, const kotte_cred_record *recs, size_t n, void *ctx) {
   cred_op *o = ctx;
-  if (status == 0) status = kotte__cred_list_from_records(recs, n, &o->list);
+  kotte_cred_list *l = NULL;
+  if (status == 0) status = kotte__cred_list_from_records(recs, n, &l);
+  kotte__op_set_result(&o->base, l, free_list);
   kotte__cred_complete(o, status);
 }
 
 int kotte_cred_list_user(kotte_cred_store *st, const char *user_id, kotte_cred_list_cb cb,
                          void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
-  cred_op *o = op_for(st, OP_LIST, (void *)cb, userdata, user_id, NULL);
+  cred_op *o = op_for(st, call_list, (kotte__op_cb)cb, userdata, user_id, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->list(st->be, o->user_id, on_list, o));
 }
@@ -445,8 +364,8 @@ static void on_probe_list(int status, const kotte_cred_record *recs, size_t n, v
 }
 
 int kotte_cred_store_check(kotte_cred_store *st, kotte_cred_status_cb cb, void *userdata) {
-  CHECK_STORE(st, cb);
-  cred_op *o = op_new(st, OP_STATUS, (void *)cb, userdata);
+  KOTTE__STORE_ENTER(st, cb);
+  cred_op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   if (st->be->version >= 2 && st->be->check) return started(o, st->be->check(st->be, on_checked, o));
   /* a user nobody is (user ids are the application's): the backend answers or not */
@@ -463,14 +382,10 @@ static void on_removed(int status, uint64_t count, void *ctx) {
 
 int kotte_cred_delete(kotte_cred_store *st, const char *user_id, const char *id,
                       kotte_cred_status_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  char canon[KOTTE_CRED_ID_LEN + 1];
-  int rc = check_user(user_id);
-  if (rc == 0) rc = check_id(id, canon);
+  KOTTE__STORE_ENTER(st, cb);
+  cred_op *o;
+  int rc = op_for_one(st, call_status, (kotte__op_cb)cb, userdata, user_id, id, &o);
   if (rc != 0) return rc;
-  cred_op *o = op_for(st, OP_STATUS, (void *)cb, userdata, user_id, canon);
-  if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->remove(st->be, o->user_id, o->id, on_removed, o));
 }
 
@@ -489,8 +404,9 @@ static void on_updated(int status, const kotte_cred_record *rec, void *ctx) {
     return;
   }
   if (status == 0) {
-    o->cred = kotte__cred_from_record(rec);
-    if (o->cred == NULL) status = KOTTE_ENOMEM;
+    kotte_cred *c = kotte__cred_from_record(rec);
+    if (c == NULL) status = KOTTE_ENOMEM;
+    kotte__op_set_result(&o->base, c, free_cred);
   }
   kotte__cred_complete(o, status);
 }
@@ -512,7 +428,7 @@ static void patch_metadata(const cred_update *u, kotte_time now, kotte_cred_patc
 /* Writes the update; @p rec is the current record when one secret changes
  * (NULL otherwise). Completes the op on failure. */
 static void update_write(cred_op *o, const kotte_cred_record *rec) {
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   cred_update *u = o->upd;
   kotte_cred_patch p;
   patch_metadata(u, kotte__cred_now(st), &p);
@@ -571,7 +487,7 @@ static void on_update_read(int status, const kotte_cred_record *rec, void *ctx) 
 
 /* One secret changes: the current record decides what to seal. */
 static void update_read(cred_op *o) {
-  kotte_cred_store *st = o->store;
+  kotte_cred_store *st = CRED_STORE(o);
   int rc = st->be->get(st->be, o->user_id, o->id, on_update_read, o);
   if (rc != 0) kotte__cred_complete(o, rc);
 }
@@ -583,8 +499,7 @@ static int dup_field(char **dst, const char *src) {
 
 int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
                       const kotte_cred_input *in, kotte_cred_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   char canon[KOTTE_CRED_ID_LEN + 1];
   int rc = check_user(user_id);
   if (rc != 0) return rc;
@@ -593,11 +508,11 @@ int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
     return kotte__fail(KOTTE_EINVAL, "update: fields must name what to change");
   if ((rc = kotte__cred_input_check(in, in->fields)) != 0) return rc;
   if ((rc = check_id(id, canon)) != 0) return rc;
-  cred_op *o = op_for(st, OP_CRED, (void *)cb, userdata, user_id, canon);
+  cred_op *o = op_for(st, call_cred, (kotte__op_cb)cb, userdata, user_id, canon);
   if (o == NULL) return KOTTE_ENOMEM;
   cred_update *u = o->upd = kotte__calloc(1, sizeof *u);
   if (u == NULL) {
-    op_free(o);
+    op_free(&o->base);
     return KOTTE_ENOMEM;
   }
   unsigned int f = u->fields = in->fields;
@@ -608,7 +523,7 @@ int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
       ((f & KOTTE_CRED_SSLMODE) && dup_field(&u->sslmode, in->sslmode)) ||
       ((f & KOTTE_CRED_USERNAME) && dup_field(&u->username, in->username)) ||
       ((f & KOTTE_CRED_PASSWORD) && dup_field(&u->password, in->password))) {
-    op_free(o);
+    op_free(&o->base);
     return KOTTE_ENOMEM;
   }
   int su = (f & KOTTE_CRED_USERNAME) != 0, sp = (f & KOTTE_CRED_PASSWORD) != 0;
@@ -617,7 +532,7 @@ int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
     return started(o, st->be->get(st->be, o->user_id, o->id, on_update_read, o));
   }
   /* Metadata only, or both secrets: one write, nothing to read. */
-  kotte_cred_store *s = o->store;
+  kotte_cred_store *s = CRED_STORE(o);
   kotte_cred_patch p;
   kotte__blob ub = { NULL, 0 }, pb = { NULL, 0 };
   patch_metadata(u, kotte__cred_now(s), &p);
@@ -625,7 +540,7 @@ int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
     if ((rc = kotte__cred_seal(s, o->user_id, o->id, "username", u->username, &ub)) != 0 ||
         (rc = kotte__cred_seal(s, o->user_id, o->id, "password", u->password, &pb)) != 0) {
       kotte__blob_free(&ub);
-      op_free(o);
+      op_free(&o->base);
       return rc;
     }
     p.set |= KOTTE_CRED_SET_USERNAME | KOTTE_CRED_SET_PASSWORD | KOTTE_CRED_SET_KEY_ID;
@@ -641,10 +556,9 @@ int kotte_cred_update(kotte_cred_store *st, const char *user_id, const char *id,
   return started(o, rc);
 }
 
-/* ---- op constructors for credential_rewrap.c ---------------------------- */
+/* ---- op constructor for credential_rewrap.c ----------------------------- */
 
-cred_op *kotte__cred_op_new(kotte_cred_store *st, void *cb, void *userdata) {
-  return op_new(st, OP_REPORT, cb, userdata);
+cred_op *kotte__cred_op_new(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb,
+                            void *userdata) {
+  return op_new(st, call, cb, userdata);
 }
-
-int kotte__cred_op_started(cred_op *o, int rc) { return started(o, rc); }

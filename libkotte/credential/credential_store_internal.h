@@ -3,16 +3,9 @@
 #ifndef KOTTE_CREDENTIAL_STORE_INTERNAL_H
 #define KOTTE_CREDENTIAL_STORE_INTERNAL_H
 
-#include "core/defer.h"
-#include "runtime/runtime_internal.h"
+#include "core/store.h"
 #include "credential/credential_internal.h"
-
-typedef enum op_kind {
-  OP_CRED,   /* result: a record */
-  OP_STATUS, /* result: status only */
-  OP_LIST,   /* result: a list */
-  OP_REPORT  /* result: a report */
-} op_kind;
+#include "runtime/runtime_internal.h"
 
 /* An update's copied input (secrets wiped when freed). */
 typedef struct cred_update {
@@ -23,43 +16,25 @@ typedef struct cred_update {
 
 typedef struct rewrap_state rewrap_state;
 
-typedef struct cred_op cred_op;
-struct cred_op {
-  kotte_cred_store *store;
-  op_kind kind;
-  int starting;           /* the starting call is still on the stack */
-  kotte__deferred link;    /* in the store's deferred queue */
-  void (*then)(cred_op *o); /* what the deferred queue does with it */
-  union {
-    kotte_cred_cb cred;
-    kotte_cred_status_cb status;
-    kotte_cred_list_cb list;
-    kotte_cred_report_cb report;
-  } cb;
-  void *userdata;
-  int status;
-  kotte_cred *cred;
-  kotte_cred_list *list;
-  kotte_cred_report *report;
+/* An operation of the credential store (core/store.h's op first: its
+ * result is a kotte_cred, a list or a report). */
+typedef struct cred_op {
+  kotte__op base;
   char *user_id;
   char id[KOTTE_CRED_ID_LEN + 1];
   cred_update *upd;
   int tries;
   rewrap_state *rw;
-  char *detail; /* kotte_error_detail() for the callback, or NULL */
-};
+} cred_op;
+
+/* The store an operation belongs to. */
+#define CRED_STORE(o) ((kotte_cred_store *)(o)->base.store)
 
 struct kotte_cred_store {
-  uv_loop_t *loop;
-  kotte_runtime *rt;
+  kotte__store base; /* first */
   kotte_cred_backend *be;
   kotte_keyring *kr; /* the store's own reference */
   kotte_cred_options opts;
-  kotte__defer_queue defer;
-  unsigned int pending;
-  int closing;
-  /* for kotte_cred_store_free() on a runtime store: signalled when gone */
-  kotte__waiter *free_waiter; /* set while a thread waits in *_free() */
 };
 
 typedef struct kotte__blob {
@@ -67,16 +42,15 @@ typedef struct kotte__blob {
   size_t len;
 } kotte__blob;
 
-/* Ends @p o with @p status: delivered now, or on the next loop turn if its
- * starting call is still on the stack. */
-void kotte__cred_complete(cred_op *o, int status);
+/* Ends @p o with @p status (kotte__op_complete()). */
+static inline void kotte__cred_complete(cred_op *o, int status) {
+  kotte__op_complete(&o->base, status);
+}
 
-/* Runs @p run(o) on the next loop turn. */
-void kotte__cred_enqueue(cred_op *o, void (*run)(cred_op *));
-
-/* A report op for rewrap and key usage, and the end of its start. */
-cred_op *kotte__cred_op_new(kotte_cred_store *st, void *cb, void *userdata);
-int kotte__cred_op_started(cred_op *o, int rc);
+/* An op of the store for credential_rewrap.c (rewrap and key usage), which
+ * @p call delivers; its start ends in kotte__op_started(). */
+cred_op *kotte__cred_op_new(kotte_cred_store *st, void (*call)(kotte__op *), kotte__op_cb cb,
+                            void *userdata);
 
 /* Frees a rewrap op's state (NULL-safe on o->rw). */
 void kotte__cred_rewrap_state_free(cred_op *o);

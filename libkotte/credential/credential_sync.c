@@ -2,8 +2,6 @@
  * arguments (secrets into memory that is wiped when the call is done),
  * starts the asynchronous operation on the runtime's loop and waits for its
  * callback or the timeout. */
-#include <string.h>
-
 #include "credential/credential_store_internal.h"
 #include "runtime/runtime_internal.h"
 
@@ -11,26 +9,19 @@ typedef enum sync_op { S_SAVE, S_GET, S_LIST, S_UPDATE, S_DELETE, S_REWRAP, S_US
 
 typedef struct cred_call {
   kotte__sync base; /* first */
-  kotte_cred_store *store;
-  sync_op op;
   char *user_id, *id;
-  kotte_cred_input in; /* strings below are the call's own copies */
-  char *name, *host, *database, *sslmode, *username, *password, *in_id;
+  kotte_cred_input in; /* its strings are the call's copies (kotte__sync_copy) */
 } cred_call;
 
-static void on_cred(int status, kotte_cred *c, void *ud) { kotte__sync_complete(ud, status, c, 0); }
-static void on_status(int status, void *ud) { kotte__sync_complete(ud, status, NULL, 0); }
-static void on_list(int status, kotte_cred_list *l, void *ud) {
-  kotte__sync_complete(ud, status, l, 0);
-}
-static void on_report(int status, kotte_cred_report *r, void *ud) {
-  kotte__sync_complete(ud, status, r, 0);
-}
+KOTTE__SYNC_ON_RESULT(on_cred, kotte_cred)
+KOTTE__SYNC_ON_RESULT(on_list, kotte_cred_list)
+KOTTE__SYNC_ON_RESULT(on_report, kotte_cred_report)
+#define on_status kotte__sync_on_status
 
 static int start(kotte__sync *base) {
   cred_call *c = (cred_call *)base;
-  kotte_cred_store *st = c->store;
-  switch (c->op) {
+  kotte_cred_store *st = base->target;
+  switch ((sync_op)base->op) {
   case S_SAVE: return kotte_cred_save(st, c->user_id, &c->in, on_cred, c);
   case S_GET: return kotte_cred_get(st, c->user_id, c->id, on_cred, c);
   case S_LIST: return kotte_cred_list_user(st, c->user_id, on_list, c);
@@ -43,30 +34,9 @@ static int start(kotte__sync *base) {
   return KOTTE_EINTERNAL;
 }
 
-static void destroy(kotte__sync *base) {
-  cred_call *c = (cred_call *)base;
-  kotte__free(c->user_id);
-  kotte__free(c->id);
-  kotte__free(c->name);
-  kotte__free(c->host);
-  kotte__free(c->database);
-  kotte__free(c->sslmode);
-  kotte__free(c->in_id);
-  kotte__cred_secret_dup_free(c->username);
-  kotte__cred_secret_dup_free(c->password);
-}
-
 static void free_cred(void *p) { kotte_cred_free(p); }
 static void free_list(void *p) { kotte_cred_list_free(p); }
 static void free_report(void *p) { kotte_cred_report_free(p); }
-
-/* Copies a possibly-NULL string; *ok is cleared when out of memory. */
-static char *dup_arg(const char *s, int *ok) {
-  if (s == NULL) return NULL;
-  char *d = kotte__strdup(s);
-  if (d == NULL) *ok = 0;
-  return d;
-}
 
 static int call(kotte_cred_store *st, sync_op op, const char *user_id, const char *id,
                 const kotte_cred_input *in, void **result, int timeout_ms) {
@@ -83,40 +53,27 @@ static int call(kotte_cred_store *st, sync_op op, const char *user_id, const cha
   if (id && kotte__uuid_canonical(id, canon) != 0)
     return kotte__fail(KOTTE_ENOTFOUND, "no such connection (not a UUID)");
   kotte_runtime *rt = kotte__cred_store_runtime(st);
-  if (rt == NULL)
-    return kotte__fail(KOTTE_EINVAL, "blocking call on a store not opened on a runtime");
-  cred_call *c = kotte__sync_new(sizeof *c, start);
-  if (c == NULL) return KOTTE_ENOMEM;
-  int ok = 1;
-  c->store = st;
-  c->op = op;
-  c->user_id = dup_arg(user_id, &ok);
-  c->id = dup_arg(id, &ok);
+  cred_call *c = kotte__sync_call_new(rt, sizeof *c, start, st, op, &rc);
+  if (c == NULL) return rc;
+  c->user_id = kotte__sync_copy(&c->base, user_id, 0);
+  c->id = kotte__sync_copy(&c->base, id, 0);
   if (in) {
     c->in = *in;
-    c->in.name = c->name = dup_arg(in->name, &ok);
-    c->in.host = c->host = dup_arg(in->host, &ok);
-    c->in.database = c->database = dup_arg(in->database, &ok);
-    c->in.sslmode = c->sslmode = dup_arg(in->sslmode, &ok);
-    c->in.username = c->username = dup_arg(in->username, &ok);
-    c->in.password = c->password = dup_arg(in->password, &ok);
-    c->in.id = c->in_id = dup_arg(in->id, &ok);
+    c->in.name = kotte__sync_copy(&c->base, in->name, 0);
+    c->in.host = kotte__sync_copy(&c->base, in->host, 0);
+    c->in.database = kotte__sync_copy(&c->base, in->database, 0);
+    c->in.sslmode = kotte__sync_copy(&c->base, in->sslmode, 0);
+    c->in.username = kotte__sync_copy(&c->base, in->username, 1);
+    c->in.password = kotte__sync_copy(&c->base, in->password, 1);
+    c->in.id = kotte__sync_copy(&c->base, in->id, 0);
   }
-  c->base.destroy = destroy;
   c->base.result_free = op == S_LIST ? free_list
                         : (op == S_REWRAP || op == S_USAGE) ? free_report
                                                             : free_cred;
-  if (!ok) {
-    destroy(&c->base);
-    uv_cond_destroy(&c->base.cv);
-    uv_mutex_destroy(&c->base.mu);
-    kotte__free(c);
-    return KOTTE_ENOMEM;
-  }
-  return kotte__sync_run(rt, &c->base, timeout_ms, result, NULL);
+  return kotte__sync_call_run(rt, &c->base, timeout_ms, result, NULL);
 }
 
-#define OUT_INIT(out) do { if (out) *(out) = NULL; } while (0)
+#define OUT_INIT KOTTE__OUT_INIT
 
 int kotte_cred_save_sync(kotte_cred_store *st, const char *user_id, const kotte_cred_input *in,
                          kotte_cred **out, int timeout_ms) {

@@ -13,19 +13,19 @@ static void on_poll(uv_poll_t *h, int status, int events);
 
 /* ---- the poll handle ------------------------------------------------------ */
 
-static void poll_release(kpg_conn *c) {
-  kpg_poll *ph = c->poll;
+static void poll_release(kotte__pg_conn *c) {
+  kotte__pg_poll *ph = c->poll;
   if (ph == NULL) return;
   c->poll = NULL;
   ph->conn = NULL;
   /* uv_close stops polling now; the struct goes in the close callback. */
-  uv_close((uv_handle_t *)&ph->h, kpg_handle_closed);
+  uv_close((uv_handle_t *)&ph->h, kotte__pg_handle_closed);
 }
 
 /* Polls the connection's current socket for @p events, re-creating the
  * handle when libpq moved to another socket (a fd number may even be
  * reused for the new socket: the old handle is stopped first). */
-static int watch(kpg_conn *c, int events) {
+static int watch(kotte__pg_conn *c, int events) {
   int fd = PQsocket(c->pg);
   if (fd < 0) return -1;
   /* While connecting, libpq may close a socket and open the next one under
@@ -39,7 +39,7 @@ static int watch(kpg_conn *c, int events) {
   if (c->poll && (c->poll->fd != fd || (c->state != CONN_READY && c->poll->ino != ino)))
     poll_release(c);
   if (c->poll == NULL) {
-    kpg_poll *ph = kotte__calloc(1, sizeof *ph);
+    kotte__pg_poll *ph = kotte__calloc(1, sizeof *ph);
     if (ph == NULL) return -1;
     if (uv_poll_init_socket(c->pool->loop, &ph->h, fd) != 0) {
       kotte__free(ph);
@@ -61,14 +61,16 @@ static int watch(kpg_conn *c, int events) {
   return 0;
 }
 
-static int ready_events(kpg_conn *c) { return UV_READABLE | (c->want_write ? UV_WRITABLE : 0); }
+static int ready_events(kotte__pg_conn *c) {
+  return UV_READABLE | (c->want_write ? UV_WRITABLE : 0);
+}
 
 /* ---- steps: what the next results belong to ----------------------------------- */
 
-static int step_push(kpg_conn *c, kpg_step s) {
+static int step_push(kotte__pg_conn *c, kotte__pg_step s) {
   if (c->steps_n == c->steps_cap) {
     size_t cap = c->steps_cap ? c->steps_cap * 2 : 16;
-    kpg_step *n = kotte__malloc(cap * sizeof *n);
+    kotte__pg_step *n = kotte__malloc(cap * sizeof *n);
     if (n == NULL) return -1;
     for (size_t i = 0; i < c->steps_n; i++) n[i] = c->steps[(c->steps_head + i) % c->steps_cap];
     kotte__free(c->steps);
@@ -81,16 +83,18 @@ static int step_push(kpg_conn *c, kpg_step s) {
   return 0;
 }
 
-static kpg_step *step_head(kpg_conn *c) { return c->steps_n ? &c->steps[c->steps_head] : NULL; }
+static kotte__pg_step *step_head(kotte__pg_conn *c) {
+  return c->steps_n ? &c->steps[c->steps_head] : NULL;
+}
 
-static void step_pop(kpg_conn *c) {
+static void step_pop(kotte__pg_conn *c) {
   c->steps_head = (c->steps_head + 1) % c->steps_cap;
   c->steps_n--;
 }
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
-static void conn_unlink(kpg_conn *c) {
+static void conn_unlink(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   if (c->prev) c->prev->next = c->next;
   else p->conns = c->next;
@@ -98,7 +102,7 @@ static void conn_unlink(kpg_conn *c) {
   if (c->state == CONN_READY) p->n_ready--;
   else p->n_connecting--;
   if (c->sync_listed) {
-    kpg_conn **pp = &p->sync_head;
+    kotte__pg_conn **pp = &p->sync_head;
     while (*pp && *pp != c) pp = &(*pp)->sync_next;
     if (*pp) *pp = c->sync_next;
     c->sync_listed = 0;
@@ -106,7 +110,7 @@ static void conn_unlink(kpg_conn *c) {
 }
 
 /* Closes the connection. Queries still on it must have been handed off. */
-void kpg_conn_close(kpg_conn *c) {
+void kotte__pg_conn_close(kotte__pg_conn *c) {
   conn_unlink(c);
   if (c->cancel) c->cancel->conn = NULL;
   poll_release(c); /* stop polling before PQfinish closes the socket */
@@ -119,7 +123,7 @@ void kpg_conn_close(kpg_conn *c) {
 /* Notices and errors that arrive outside a query (a FATAL before the server
  * closes the connection): to the log hook, by SQLSTATE only. */
 static void on_notice(void *arg, const PGresult *res) {
-  kpg_conn *c = arg;
+  kotte__pg_conn *c = arg;
   const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
   const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   /* FATAL outside a query: the server is about to close this connection */
@@ -141,30 +145,30 @@ static const char *first_line(PGconn *pg, char *buf, size_t n) {
   return buf;
 }
 
-static void connect_failed(kpg_conn *c, const char *what) {
+static void connect_failed(kotte__pg_conn *c, const char *what) {
   char line[200], why[256];
   first_line(c->pg, line, sizeof line);
   snprintf(why, sizeof why, "%s%s%s", what, line[0] ? ": " : "", line);
   kotte__log(KOTTE_LOG_WARN, "pg pool: %s", why);
   kotte_pg_pool *p = c->pool;
   uint64_t serial = c->serial;
-  kpg_conn_close(c);
-  kpg_connect_failed(p, serial, why);
+  kotte__pg_conn_close(c);
+  kotte__pg_connect_failed(p, serial, why);
 }
 
-int kpg_conn_start(kotte_pg_pool *p) {
-  kpg_conn *c = kotte__calloc(1, sizeof *c);
+int kotte__pg_conn_start(kotte_pg_pool *p) {
+  kotte__pg_conn *c = kotte__calloc(1, sizeof *c);
   if (c == NULL) return KOTTE_ENOMEM;
   c->pool = p;
   c->serial = ++p->serial;
   c->state = CONN_CONNECTING;
-  c->created = kpg_now(p);
+  c->created = kotte__pg_now(p);
   c->connect_deadline = p->opts.connect_timeout_ms ? c->created + p->opts.connect_timeout_ms : 0;
   c->next = p->conns;
   if (p->conns) p->conns->prev = c;
   p->conns = c;
   p->n_connecting++;
-  c->pg = kpg_connect_start(p->conninfo, p->host_rotation);
+  c->pg = kotte__pg_connect_start(p->conninfo, p->host_rotation);
   if (c->pg) PQsetNoticeReceiver(c->pg, on_notice, c);
   if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0 ||
       watch(c, UV_WRITABLE) != 0) {
@@ -174,13 +178,13 @@ int kpg_conn_start(kotte_pg_pool *p) {
   return 0;
 }
 
-static void become_ready(kpg_conn *c) {
+static void become_ready(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   if (PQenterPipelineMode(c->pg) != 1) {
     connect_failed(c, "could not enter pipeline mode");
     return;
   }
-  uint64_t now = kpg_now(p);
+  uint64_t now = kotte__pg_now(p);
   c->state = CONN_READY;
   p->n_connecting--;
   p->n_ready++;
@@ -192,13 +196,13 @@ static void become_ready(kpg_conn *c) {
     c->retire_at = now + life;
   }
   if (watch(c, ready_events(c)) != 0) {
-    kpg_conn_lost(c, "poll failed");
+    kotte__pg_conn_lost(c, "poll failed");
     return;
   }
-  kpg_connected(p);
+  kotte__pg_connected(p);
 }
 
-static void connected(kpg_conn *c) {
+static void connected(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   if (p->on_connect_sql == NULL) {
     become_ready(c);
@@ -214,7 +218,7 @@ static void connected(kpg_conn *c) {
   if (f < 0 || watch(c, ready_events(c)) != 0) connect_failed(c, "on-connect SQL not sent");
 }
 
-static void setup_input(kpg_conn *c) {
+static void setup_input(kotte__pg_conn *c) {
   if (!PQconsumeInput(c->pg)) {
     connect_failed(c, "connection lost during on-connect SQL");
     return;
@@ -239,7 +243,7 @@ static void setup_input(kpg_conn *c) {
 
 /* ---- queries -------------------------------------------------------------------------- */
 
-static int ensure_prepared_cap(kpg_conn *c, unsigned int idx) {
+static int ensure_prepared_cap(kotte__pg_conn *c, unsigned int idx) {
   if (idx < c->prepared_cap) return 0;
   size_t cap = c->prepared_cap ? c->prepared_cap : 8;
   while (cap <= idx) cap *= 2;
@@ -253,7 +257,7 @@ static int ensure_prepared_cap(kpg_conn *c, unsigned int idx) {
 
 /* Sends @p r as part of the open batch. 0, or -1 when the connection broke
  * (then the caller fails the connection; @p r is already on it). */
-int kpg_conn_send(kpg_conn *c, kpg_req *r) {
+int kotte__pg_conn_send(kotte__pg_conn *c, kotte__pg_req *r) {
   kotte_pg_pool *p = c->pool;
   int resfmt = (r->flags & KOTTE_PG_BINARY_RESULT) ? 1 : 0;
   r->state = REQ_SENT;
@@ -261,13 +265,13 @@ int kpg_conn_send(kpg_conn *c, kpg_req *r) {
   r->seg = c->seg_open;
   r->res = NULL;
   r->failed = r->aborted = 0;
-  kpg_list_push(&c->inflight, r);
+  kotte__pg_list_push(&c->inflight, r);
   if (r->stmt) {
     const kotte_pg_stmt *s = r->stmt;
     if (ensure_prepared_cap(c, s->idx) != 0) return -1;
     if (!c->prepared[s->idx]) {
       if (!PQsendPrepare(c->pg, s->name, s->sql, s->nparams, s->types)) return -1;
-      if (step_push(c, (kpg_step){ STEP_PREPARE, r, s->idx, 0 }) != 0) return -1;
+      if (step_push(c, (kotte__pg_step){ STEP_PREPARE, r, s->idx, 0 }) != 0) return -1;
       c->prepared[s->idx] = 1;
     }
     if (!PQsendQueryPrepared(c->pg, s->name, r->nparams, (const char *const *)r->values,
@@ -277,18 +281,20 @@ int kpg_conn_send(kpg_conn *c, kpg_req *r) {
                                 r->lengths, r->formats, resfmt)) {
     return -1;
   }
-  if (step_push(c, (kpg_step){ STEP_EXEC, r, 0, 0 }) != 0) return -1;
+  if (step_push(c, (kotte__pg_step){ STEP_EXEC, r, 0, 0 }) != 0) return -1;
   c->seg_fill++;
-  if (p->opts.pipeline_depth <= 1 || c->seg_fill >= p->opts.pipeline_depth) return kpg_conn_sync(c);
-  kpg_need_sync(c);
+  if (p->opts.pipeline_depth <= 1 || c->seg_fill >= p->opts.pipeline_depth)
+    return kotte__pg_conn_sync(c);
+  kotte__pg_need_sync(c);
   return 0;
 }
 
 /* Ends the open batch with a Sync and sends what is buffered. 0, or -1
- * when the connection broke (the caller then calls kpg_conn_lost()). */
-int kpg_conn_sync(kpg_conn *c) {
+ * when the connection broke (the caller then calls kotte__pg_conn_lost()). */
+int kotte__pg_conn_sync(kotte__pg_conn *c) {
   if (c->seg_fill == 0) return 0;
-  if (!PQpipelineSync(c->pg) || step_push(c, (kpg_step){ STEP_SYNC, NULL, 0, c->seg_open }) != 0)
+  if (!PQpipelineSync(c->pg) ||
+      step_push(c, (kotte__pg_step){STEP_SYNC, NULL, 0, c->seg_open}) != 0)
     return -1;
   c->seg_open++;
   c->seg_fill = 0;
@@ -317,9 +323,9 @@ static int is_connection_error(const PGresult *res) {
 
 /* Retires every ready connection to the same server as @p c: a read-only
  * answer means it is (now) a standby. */
-static void retire_same_server(kpg_conn *c) {
+static void retire_same_server(kotte__pg_conn *c) {
   const char *h = PQhost(c->pg), *port = PQport(c->pg);
-  for (kpg_conn *o = c->pool->conns; o; o = o->next) {
+  for (kotte__pg_conn *o = c->pool->conns; o; o = o->next) {
     if (o->state != CONN_READY) continue;
     const char *oh = PQhost(o->pg), *op = PQport(o->pg);
     if (h && oh && port && op && strcmp(h, oh) == 0 && strcmp(port, op) == 0) o->broken = 1;
@@ -327,17 +333,17 @@ static void retire_same_server(kpg_conn *c) {
 }
 
 /* The Sync of batch @p seg came back: every query of it is settled. */
-static void finish_batch(kpg_conn *c, uint64_t seg) {
+static void finish_batch(kotte__pg_conn *c, uint64_t seg) {
   int failed = c->seg_failed;
   c->seg_failed = 0;
   unsigned int count = 0;
-  for (kpg_req *r = c->inflight.head; r && r->seg == seg; r = r->next) count++;
+  for (kotte__pg_req *r = c->inflight.head; r && r->seg == seg; r = r->next) count++;
   while (c->inflight.head && c->inflight.head->seg == seg) {
-    kpg_req *r = c->inflight.head;
-    kpg_list_remove(&c->inflight, r);
+    kotte__pg_req *r = c->inflight.head;
+    kotte__pg_list_remove(&c->inflight, r);
     r->conn = NULL;
     if (r->abandoned) {
-      kpg_req_free(r);
+      kotte__pg_req_free(r);
       continue;
     }
     if (r->failed) {
@@ -346,30 +352,30 @@ static void finish_batch(kpg_conn *c, uint64_t seg) {
         /* read-only: nothing ran; the conninfo's read-write target is elsewhere now */
         c->broken = 1;
         retire_same_server(c);
-        kpg_requeue(r, 1);
+        kotte__pg_requeue(r, 1);
       } else if (is_connection_error(res)) {
         c->broken = 1;
-        if (r->flags & KOTTE_PG_IDEMPOTENT) kpg_requeue(r, 1);
-        else kpg_complete(r, KOTTE_EDB);
+        if (r->flags & KOTTE_PG_IDEMPOTENT) kotte__pg_requeue(r, 1);
+        else kotte__pg_complete(r, KOTTE_EDB);
       } else if (sqlstate_is(res, "57014") ||
                  (count > 1 && (sqlstate_is(res, "40P01") || sqlstate_is(res, "40001")))) {
         /* canceled for another query's timeout, or a conflict its batch caused */
-        kpg_requeue(r, 0);
+        kotte__pg_requeue(r, 0);
       } else {
-        kpg_complete(r, KOTTE_EDB);
+        kotte__pg_complete(r, KOTTE_EDB);
       }
     } else if (failed || r->aborted) {
-      kpg_requeue(r, 0); /* rolled back with its batch: it never took effect */
+      kotte__pg_requeue(r, 0); /* rolled back with its batch: it never took effect */
     } else {
-      kpg_complete(r, 0);
+      kotte__pg_complete(r, 0);
     }
   }
   c->stuck_since = 0;
-  if (c->inflight.head && c->inflight.head->abandoned) c->stuck_since = kpg_now(c->pool);
-  if (c->inflight.n == 0) c->idle_since = kpg_now(c->pool);
+  if (c->inflight.head && c->inflight.head->abandoned) c->stuck_since = kotte__pg_now(c->pool);
+  if (c->inflight.n == 0) c->idle_since = kotte__pg_now(c->pool);
 }
 
-static void keep_result(kpg_req *r, PGresult *res) {
+static void keep_result(kotte__pg_req *r, PGresult *res) {
   ExecStatusType st = PQresultStatus(res);
   if (st == PGRES_PIPELINE_ABORTED) {
     r->aborted = 1;
@@ -387,10 +393,10 @@ static void keep_result(kpg_req *r, PGresult *res) {
 }
 
 /* Reads every complete result. Returns -1 when the connection is gone. */
-static int read_results(kpg_conn *c) {
+static int read_results(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   while (!PQisBusy(c->pg)) {
-    kpg_step *s = step_head(c);
+    kotte__pg_step *s = step_head(c);
     PGresult *res = PQgetResult(c->pg);
     if (s == NULL) {
       if (res == NULL) break;
@@ -438,7 +444,7 @@ static int read_results(kpg_conn *c) {
  * idempotent one runs once more on a fresh connection, any other reports
  * KOTTE_EDB now, with the server's error if one came (57P01 in a fast
  * shutdown). */
-void kpg_conn_lost(kpg_conn *c, const char *why) {
+void kotte__pg_conn_lost(kotte__pg_conn *c, const char *why) {
   kotte_pg_pool *p = c->pool;
   if (c->state == CONN_READY) {
     char line[256];
@@ -448,19 +454,19 @@ void kpg_conn_lost(kpg_conn *c, const char *why) {
     p->lost_since_connect = 1;
   }
   while (c->inflight.head) {
-    kpg_req *r = c->inflight.head;
-    kpg_list_remove(&c->inflight, r);
+    kotte__pg_req *r = c->inflight.head;
+    kotte__pg_list_remove(&c->inflight, r);
     r->conn = NULL;
-    if (r->abandoned) kpg_req_free(r);
-    else if (r->flags & KOTTE_PG_IDEMPOTENT) kpg_requeue(r, 1);
-    else kpg_complete(r, KOTTE_EDB); /* the outcome is unknown */
+    if (r->abandoned) kotte__pg_req_free(r);
+    else if (r->flags & KOTTE_PG_IDEMPOTENT) kotte__pg_requeue(r, 1);
+    else kotte__pg_complete(r, KOTTE_EDB); /* the outcome is unknown */
   }
-  kpg_conn_close(c);
+  kotte__pg_conn_close(c);
 }
 
 /* 1 if an idle connection's socket is still good (a zero-timeout poll:
  * catches a server that closed it while it sat idle). */
-int kpg_conn_alive(kpg_conn *c) {
+int kotte__pg_conn_alive(kotte__pg_conn *c) {
   struct pollfd pfd = { PQsocket(c->pg), POLLIN, 0 };
   if (pfd.fd < 0) return 0;
   if (poll(&pfd, 1, 0) <= 0) return 1;
@@ -471,8 +477,8 @@ int kpg_conn_alive(kpg_conn *c) {
 /* ---- events ---------------------------------------------------------------------------- */
 
 static void on_poll(uv_poll_t *h, int status, int events) {
-  kpg_poll *ph = h->data;
-  kpg_conn *c = ph->conn;
+  kotte__pg_poll *ph = h->data;
+  kotte__pg_conn *c = ph->conn;
   kotte_pg_pool *p = ph->pool;
   /* On a socket error (POLLERR: typically the reset that answers a query
    * written after the server closed the connection) libuv stops the handle
@@ -495,7 +501,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
       int f = PQflush(c->pg);
       if (f < 0) {
         if (c->state == CONN_SETUP) connect_failed(c, "send failed");
-        else kpg_conn_lost(c, "send failed");
+        else kotte__pg_conn_lost(c, "send failed");
         goto out;
       }
       c->want_write = f == 1;
@@ -509,49 +515,49 @@ static void on_poll(uv_poll_t *h, int status, int events) {
         goto out;
       }
       if (!PQconsumeInput(c->pg) || read_results(c) != 0) {
-        kpg_conn_lost(c, "read failed");
+        kotte__pg_conn_lost(c, "read failed");
         goto out;
       }
     }
     if (PQstatus(c->pg) == CONNECTION_BAD || PQsocket(c->pg) != c->poll->fd) {
-      kpg_conn_lost(c, "connection closed"); /* libpq may have dropped the socket */
+      kotte__pg_conn_lost(c, "connection closed"); /* libpq may have dropped the socket */
       goto out;
     }
     if (c->state == CONN_READY && c->broken && c->inflight.n == 0) {
-      kpg_conn_close(c);
+      kotte__pg_conn_close(c);
       goto out;
     }
-    if (watch(c, ready_events(c)) != 0) kpg_conn_lost(c, "poll failed");
+    if (watch(c, ready_events(c)) != 0) kotte__pg_conn_lost(c, "poll failed");
   }
 out:
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
 /* ---- cancellation ------------------------------------------------------------------------ */
 
 static void cancel_work(uv_work_t *w) {
-  kpg_cancel *k = w->data;
+  kotte__pg_cancel *k = w->data;
   char err[256];
   k->ok = PQcancel(k->pc, err, sizeof err);
 }
 
 static void cancel_done(uv_work_t *w, int status) {
-  kpg_cancel *k = w->data;
+  kotte__pg_cancel *k = w->data;
   kotte_pg_pool *p = k->pool;
   if (k->conn) k->conn->cancel = NULL;
   PQfreeCancel(k->pc);
   kotte__free(k);
   p->n_cancels--;
-  kpg_update_ref(p);
-  if (p->closing) kpg_drain(p);
+  kotte__pg_update_ref(p);
+  if (p->closing) kotte__pg_drain(p);
 }
 
 /* Asks the server to cancel what the connection runs now (a blocking
  * PQcancel() on libuv's thread pool; one at a time per connection). */
-void kpg_conn_cancel(kpg_conn *c) {
+void kotte__pg_conn_cancel(kotte__pg_conn *c) {
   if (c->cancel) return;
-  kpg_cancel *k = kotte__calloc(1, sizeof *k);
+  kotte__pg_cancel *k = kotte__calloc(1, sizeof *k);
   if (k == NULL) return;
   k->pool = c->pool;
   k->conn = c;
@@ -569,7 +575,7 @@ void kpg_conn_cancel(kpg_conn *c) {
 
 /* Periodic check: connection attempts past their deadline, queries whose
  * cancel did not come back. */
-void kpg_conn_check_timeout(kpg_conn *c, uint64_t now) {
+void kotte__pg_conn_check_timeout(kotte__pg_conn *c, uint64_t now) {
   if (c->state != CONN_READY) {
     if (c->connect_deadline && now >= c->connect_deadline) {
       c->pool->host_rotation++; /* a host that never answers: start further on next time */
@@ -579,5 +585,6 @@ void kpg_conn_check_timeout(kpg_conn *c, uint64_t now) {
   }
   /* A timed-out query normally returns quickly once canceled; one that
    * does not within 2 s (an unreachable server) takes the connection. */
-  if (c->stuck_since && now - c->stuck_since >= 2000) kpg_conn_lost(c, "canceled query did not return");
+  if (c->stuck_since && now - c->stuck_since >= 2000)
+    kotte__pg_conn_lost(c, "canceled query did not return");
 }

@@ -61,7 +61,7 @@ static char *rotated(const char *list, int n, unsigned int by) {
   return out;
 }
 
-PGconn *kpg_connect_start(const char *conninfo, unsigned int rotation) {
+PGconn *kotte__pg_connect_start(const char *conninfo, unsigned int rotation) {
   if (rotation == 0) return PQconnectStart(conninfo);
   PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
   if (opts == NULL) return PQconnectStart(conninfo); /* checked at pool creation */

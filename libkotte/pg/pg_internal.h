@@ -10,9 +10,9 @@
 #include "core/internal.h"
 #include "kotte/pg.h"
 
-typedef struct kpg_req kpg_req;
-typedef struct kpg_conn kpg_conn;
-typedef struct kpg_poll kpg_poll;
+typedef struct kotte__pg_req kotte__pg_req;
+typedef struct kotte__pg_conn kotte__pg_conn;
+typedef struct kotte__pg_poll kotte__pg_poll;
 
 struct kotte_pg_stmt {
   unsigned int idx;
@@ -22,9 +22,9 @@ struct kotte_pg_stmt {
   Oid *types;
 };
 
-typedef enum { REQ_WAITING = 1, REQ_SENT, REQ_DONE } kpg_req_state;
+typedef enum { REQ_WAITING = 1, REQ_SENT, REQ_DONE } kotte__pg_req_state;
 
-struct kpg_req {
+struct kotte__pg_req {
   kotte_pg_pool *pool;
   kotte_pg_result_cb cb;
   void *userdata;
@@ -36,7 +36,7 @@ struct kpg_req {
   int *formats;
   unsigned int flags;
   unsigned int timeout_ms; /* 0: none */
-  kpg_req_state state;
+  kotte__pg_req_state state;
   int abandoned;     /* its callback already ran (timed out); still on a connection */
   int retried;       /* ran once more after a lost connection or read-only error */
   int reruns;        /* ran again because its batch was rolled back */
@@ -44,50 +44,50 @@ struct kpg_req {
   uint64_t queued_us;
   uint64_t deadline;   /* uv_now() ms; 0: none */
   int deadline_is_query;
-  kpg_conn *conn;
+  kotte__pg_conn *conn;
   uint64_t seg;
   PGresult *res;     /* result, or the first error result */
   int failed;        /* res is an error */
   int aborted;       /* skipped: an earlier query of its batch failed */
   int status;        /* for delivery */
-  kpg_req *next, *prev;   /* waiting queue or a connection's in-flight list */
-  kpg_req *dnext, *dprev; /* deadline list */
+  kotte__pg_req *next, *prev;   /* waiting queue or a connection's in-flight list */
+  kotte__pg_req *dnext, *dprev; /* deadline list */
   int in_deadlines;
-  kpg_req *done_next;     /* delivery list */
+  kotte__pg_req *done_next;     /* delivery list */
 };
 
-typedef struct kpg_list {
-  kpg_req *head, *tail;
+typedef struct kotte__pg_list {
+  kotte__pg_req *head, *tail;
   unsigned int n;
-} kpg_list;
+} kotte__pg_list;
 
-typedef enum { STEP_PREPARE = 1, STEP_EXEC, STEP_SYNC } kpg_step_kind;
+typedef enum { STEP_PREPARE = 1, STEP_EXEC, STEP_SYNC } kotte__pg_step_kind;
 
-typedef struct kpg_step {
-  kpg_step_kind kind;
-  kpg_req *req;      /* PREPARE, EXEC */
+typedef struct kotte__pg_step {
+  kotte__pg_step_kind kind;
+  kotte__pg_req *req;      /* PREPARE, EXEC */
   unsigned int stmt; /* PREPARE */
   uint64_t seg;      /* SYNC */
-} kpg_step;
+} kotte__pg_step;
 
-typedef enum { CONN_CONNECTING = 1, CONN_SETUP, CONN_READY } kpg_conn_state;
+typedef enum { CONN_CONNECTING = 1, CONN_SETUP, CONN_READY } kotte__pg_conn_state;
 
-struct kpg_poll {
+struct kotte__pg_poll {
   uv_poll_t h;
-  kpg_conn *conn; /* NULL once the connection let go of it */
+  kotte__pg_conn *conn; /* NULL once the connection let go of it */
   kotte_pg_pool *pool;
   int fd;
   ino_t ino; /* of the socket, while connecting */
   int events;
 };
 
-typedef struct kpg_cancel kpg_cancel;
+typedef struct kotte__pg_cancel kotte__pg_cancel;
 
-struct kpg_conn {
+struct kotte__pg_conn {
   kotte_pg_pool *pool;
   PGconn *pg;
-  kpg_poll *poll;
-  kpg_conn_state state;
+  kotte__pg_poll *poll;
+  kotte__pg_conn_state state;
   uint64_t serial;
   int want_write;
   int broken;     /* takes no new work; closed once drained */
@@ -97,24 +97,24 @@ struct kpg_conn {
   uint64_t retire_at; /* 0: never */
   uint64_t idle_since;
   uint64_t stuck_since; /* its oldest query timed out at */
-  kpg_list inflight;
-  kpg_step *steps;
+  kotte__pg_list inflight;
+  kotte__pg_step *steps;
   size_t steps_cap, steps_head, steps_n;
   uint64_t seg_open;   /* number of the batch being filled */
   unsigned int seg_fill; /* queries in it, not yet synced */
   int seg_failed;      /* the batch at the head of the results failed */
   unsigned char *prepared;
   size_t prepared_cap;
-  kpg_cancel *cancel;
+  kotte__pg_cancel *cancel;
   int sync_listed;
-  kpg_conn *next, *prev;       /* all connections */
-  kpg_conn *sync_next;         /* connections with an unsynced batch */
+  kotte__pg_conn *next, *prev;       /* all connections */
+  kotte__pg_conn *sync_next;         /* connections with an unsynced batch */
 };
 
-struct kpg_cancel {
+struct kotte__pg_cancel {
   uv_work_t work;
   kotte_pg_pool *pool;
-  kpg_conn *conn; /* NULL once the connection is gone */
+  kotte__pg_conn *conn; /* NULL once the connection is gone */
   PGcancel *pc;
   int ok;
 };
@@ -126,16 +126,16 @@ struct kotte_pg_pool {
   char *conninfo;
   unsigned int host_rotation; /* where the next attempt starts in a multi-host list */
   char *on_connect_sql;
-  kpg_conn *conns;          /* list of all */
+  kotte__pg_conn *conns;          /* list of all */
   unsigned int n_ready, n_connecting;
-  kpg_list waiting;
-  kpg_req *dl_head, *dl_tail; /* deadline list, sorted */
-  kpg_req *done_head, *done_tail;
+  kotte__pg_list waiting;
+  kotte__pg_req *dl_head, *dl_tail; /* deadline list, sorted */
+  kotte__pg_req *done_head, *done_tail;
   int draining;
   int in_handler; /* in one of the pool's libuv callbacks: it drains on its way out */
-  kpg_conn *sync_head;
+  kotte__pg_conn *sync_head;
   uv_timer_t wake;     /* earliest deadline */
-  uint64_t wake_due;   /* when wake is armed for (kpg_now() ms), 0: not armed */
+  uint64_t wake_due;   /* when wake is armed for (kotte__pg_now() ms), 0: not armed */
   uv_timer_t backoff;  /* next connection attempt after failures */
   uv_timer_t maint;    /* lifetime, idle timeout, stuck connections, min_size */
   uv_prepare_t flusher; /* sends the Sync of batches filled this loop turn */
@@ -162,36 +162,36 @@ struct kotte_pg_pool {
 };
 
 /* pg_pool.c */
-uint64_t kpg_now(kotte_pg_pool *p);
-void kpg_complete(kpg_req *r, int status);
-void kpg_requeue(kpg_req *r, int fresh);
-void kpg_pump(kotte_pg_pool *p);
-void kpg_drain(kotte_pg_pool *p);
-void kpg_deadline_set(kpg_req *r, uint64_t deadline, int is_query);
-void kpg_deadline_remove(kpg_req *r);
-void kpg_list_push(kpg_list *l, kpg_req *r);
-void kpg_list_unshift(kpg_list *l, kpg_req *r);
-void kpg_list_remove(kpg_list *l, kpg_req *r);
-void kpg_req_free(kpg_req *r);
+uint64_t kotte__pg_now(kotte_pg_pool *p);
+void kotte__pg_complete(kotte__pg_req *r, int status);
+void kotte__pg_requeue(kotte__pg_req *r, int fresh);
+void kotte__pg_pump(kotte_pg_pool *p);
+void kotte__pg_drain(kotte_pg_pool *p);
+void kotte__pg_deadline_set(kotte__pg_req *r, uint64_t deadline, int is_query);
+void kotte__pg_deadline_remove(kotte__pg_req *r);
+void kotte__pg_list_push(kotte__pg_list *l, kotte__pg_req *r);
+void kotte__pg_list_unshift(kotte__pg_list *l, kotte__pg_req *r);
+void kotte__pg_list_remove(kotte__pg_list *l, kotte__pg_req *r);
+void kotte__pg_req_free(kotte__pg_req *r);
 /* Connection attempt @p serial failed for @p why (libpq's first line: host,
  * port, reason; never a password): counts it, moves the backoff on. */
-void kpg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why);
-void kpg_connected(kotte_pg_pool *p);
-void kpg_update_ref(kotte_pg_pool *p);
-void kpg_need_sync(kpg_conn *c);
-void kpg_handle_closed(uv_handle_t *h);
+void kotte__pg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why);
+void kotte__pg_connected(kotte_pg_pool *p);
+void kotte__pg_update_ref(kotte_pg_pool *p);
+void kotte__pg_need_sync(kotte__pg_conn *c);
+void kotte__pg_handle_closed(uv_handle_t *h);
 
 /* pg_conn.c */
-int kpg_conn_start(kotte_pg_pool *p);
+int kotte__pg_conn_start(kotte_pg_pool *p);
 /* PQconnectStart(), with a multi-host conninfo's hosts (and the ports and
  * hostaddrs that go with them) rotated left by @p rotation (pg_hosts.c). */
-PGconn *kpg_connect_start(const char *conninfo, unsigned int rotation);
-void kpg_conn_close(kpg_conn *c);
-void kpg_conn_lost(kpg_conn *c, const char *why);
-int kpg_conn_send(kpg_conn *c, kpg_req *r);
-int kpg_conn_sync(kpg_conn *c);
-int kpg_conn_alive(kpg_conn *c);
-void kpg_conn_cancel(kpg_conn *c);
-void kpg_conn_check_timeout(kpg_conn *c, uint64_t now);
+PGconn *kotte__pg_connect_start(const char *conninfo, unsigned int rotation);
+void kotte__pg_conn_close(kotte__pg_conn *c);
+void kotte__pg_conn_lost(kotte__pg_conn *c, const char *why);
+int kotte__pg_conn_send(kotte__pg_conn *c, kotte__pg_req *r);
+int kotte__pg_conn_sync(kotte__pg_conn *c);
+int kotte__pg_conn_alive(kotte__pg_conn *c);
+void kotte__pg_conn_cancel(kotte__pg_conn *c);
+void kotte__pg_conn_check_timeout(kotte__pg_conn *c, uint64_t now);
 
 #endif

@@ -20,20 +20,20 @@
 #define KPG_MAX_PARAMS 14
 
 /* A statement's parameters; values point into the caller's memory or num[]. */
-typedef struct kpg_params {
+typedef struct kotte__pg_params {
   int n;
   const char *values[KPG_MAX_PARAMS];
   int lengths[KPG_MAX_PARAMS];
   int formats[KPG_MAX_PARAMS];
   unsigned char num[KPG_MAX_PARAMS][8];
-} kpg_params;
+} kotte__pg_params;
 
-static inline void kpg_put_be(unsigned char *p, uint64_t v, int n) {
+static inline void kotte__pg_put_be(unsigned char *p, uint64_t v, int n) {
   for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
 }
 
 /* A big-endian int4 (sign-extended) or int8 value of a binary result. */
-static inline int64_t kpg_get_be(const char *s, int n) {
+static inline int64_t kotte__pg_get_be(const char *s, int n) {
   const unsigned char *p = (const unsigned char *)s;
   uint64_t v = 0;
   for (int i = 0; i < n; i++) v = (v << 8) | p[i];
@@ -41,18 +41,20 @@ static inline int64_t kpg_get_be(const char *s, int n) {
 }
 
 /* A binary timestamptz of a result, in Unix microseconds. */
-static inline kotte_time kpg_get_time(const char *s) { return kpg_get_be(s, 8) + KPG_EPOCH_US; }
+static inline kotte_time kotte__pg_get_time(const char *s) {
+  return kotte__pg_get_be(s, 8) + KPG_EPOCH_US;
+}
 
-static inline void kpg_p_null(kpg_params *p) {
+static inline void kotte__pg_p_null(kotte__pg_params *p) {
   p->values[p->n] = NULL;
   p->lengths[p->n] = 0;
   p->formats[p->n++] = 1;
 }
 
 /* @p len bytes in binary format (bytea, jsonb, text); NULL is SQL NULL. */
-static inline void kpg_p_bytes(kpg_params *p, const void *s, size_t len) {
+static inline void kotte__pg_p_bytes(kotte__pg_params *p, const void *s, size_t len) {
   if (s == NULL) {
-    kpg_p_null(p);
+    kotte__pg_p_null(p);
     return;
   }
   p->values[p->n] = len ? (const char *)s : "";
@@ -61,16 +63,16 @@ static inline void kpg_p_bytes(kpg_params *p, const void *s, size_t len) {
 }
 
 /* An int4, clamped to its range. */
-static inline void kpg_p_int4(kpg_params *p, int64_t v) {
+static inline void kotte__pg_p_int4(kotte__pg_params *p, int64_t v) {
   if (v > INT32_MAX) v = INT32_MAX;
   if (v < INT32_MIN) v = INT32_MIN;
-  kpg_put_be(p->num[p->n], (uint64_t)(uint32_t)(int32_t)v, 4);
-  kpg_p_bytes(p, p->num[p->n], 4);
+  kotte__pg_put_be(p->num[p->n], (uint64_t)(uint32_t)(int32_t)v, 4);
+  kotte__pg_p_bytes(p, p->num[p->n], 4);
 }
 
-static inline void kpg_p_time(kpg_params *p, kotte_time t) {
-  kpg_put_be(p->num[p->n], (uint64_t)(t - KPG_EPOCH_US), 8);
-  kpg_p_bytes(p, p->num[p->n], 8);
+static inline void kotte__pg_p_time(kotte__pg_params *p, kotte_time t) {
+  kotte__pg_put_be(p->num[p->n], (uint64_t)(t - KPG_EPOCH_US), 8);
+  kotte__pg_p_bytes(p, p->num[p->n], 8);
 }
 
 #endif

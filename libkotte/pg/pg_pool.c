@@ -10,11 +10,11 @@
 
 #include "pg/pg_internal.h"
 
-uint64_t kpg_now(kotte_pg_pool *p) { return uv_now(p->loop); }
+uint64_t kotte__pg_now(kotte_pg_pool *p) { return uv_now(p->loop); }
 
 /* ---- request lists ------------------------------------------------------ */
 
-void kpg_list_push(kpg_list *l, kpg_req *r) {
+void kotte__pg_list_push(kotte__pg_list *l, kotte__pg_req *r) {
   r->next = NULL;
   r->prev = l->tail;
   if (l->tail) l->tail->next = r;
@@ -23,7 +23,7 @@ void kpg_list_push(kpg_list *l, kpg_req *r) {
   l->n++;
 }
 
-void kpg_list_unshift(kpg_list *l, kpg_req *r) {
+void kotte__pg_list_unshift(kotte__pg_list *l, kotte__pg_req *r) {
   r->prev = NULL;
   r->next = l->head;
   if (l->head) l->head->prev = r;
@@ -32,7 +32,7 @@ void kpg_list_unshift(kpg_list *l, kpg_req *r) {
   l->n++;
 }
 
-void kpg_list_remove(kpg_list *l, kpg_req *r) {
+void kotte__pg_list_remove(kotte__pg_list *l, kotte__pg_req *r) {
   if (r->prev) r->prev->next = r->next;
   else l->head = r->next;
   if (r->next) r->next->prev = r->prev;
@@ -58,12 +58,12 @@ static void arm_wake(kotte_pg_pool *p) {
   }
   uint64_t due = p->dl_head->deadline;
   if (p->wake_due && p->wake_due <= due) return;
-  uint64_t now = kpg_now(p);
+  uint64_t now = kotte__pg_now(p);
   uv_timer_start(&p->wake, on_wake, due > now ? due - now : 0, 0);
   p->wake_due = due;
 }
 
-void kpg_deadline_remove(kpg_req *r) {
+void kotte__pg_deadline_remove(kotte__pg_req *r) {
   kotte_pg_pool *p = r->pool;
   if (!r->in_deadlines) return;
   int was_head = p->dl_head == r;
@@ -77,13 +77,13 @@ void kpg_deadline_remove(kpg_req *r) {
 }
 
 /* Deadlines mostly arrive in order: insert from the tail. */
-void kpg_deadline_set(kpg_req *r, uint64_t deadline, int is_query) {
+void kotte__pg_deadline_set(kotte__pg_req *r, uint64_t deadline, int is_query) {
   kotte_pg_pool *p = r->pool;
-  kpg_deadline_remove(r);
+  kotte__pg_deadline_remove(r);
   r->deadline = deadline;
   r->deadline_is_query = is_query;
   if (deadline == 0) return;
-  kpg_req *after = p->dl_tail;
+  kotte__pg_req *after = p->dl_tail;
   while (after && after->deadline > deadline) after = after->dprev;
   r->dprev = after;
   r->dnext = after ? after->dnext : p->dl_head;
@@ -97,7 +97,7 @@ void kpg_deadline_set(kpg_req *r, uint64_t deadline, int is_query) {
 
 /* ---- delivery ------------------------------------------------------------------ */
 
-void kpg_update_ref(kotte_pg_pool *p) {
+void kotte__pg_update_ref(kotte_pg_pool *p) {
   /* The pool keeps the loop alive only while it has work. */
   int want = p->n_pending > 0 || p->n_cancels > 0 || (p->closing && !p->finalized);
   if (want == p->defer_ref || p->finalized) return;
@@ -106,16 +106,16 @@ void kpg_update_ref(kotte_pg_pool *p) {
   else uv_unref((uv_handle_t *)&p->defer);
 }
 
-void kpg_req_free(kpg_req *r) {
-  kpg_deadline_remove(r);
+void kotte__pg_req_free(kotte__pg_req *r) {
+  kotte__pg_deadline_remove(r);
   if (r->res) PQclear(r->res);
   kotte__free(r);
 }
 
-/* Settles @p r with @p status; its callback runs from kpg_drain(). */
-void kpg_complete(kpg_req *r, int status) {
+/* Settles @p r with @p status; its callback runs from kotte__pg_drain(). */
+void kotte__pg_complete(kotte__pg_req *r, int status) {
   kotte_pg_pool *p = r->pool;
-  kpg_deadline_remove(r);
+  kotte__pg_deadline_remove(r);
   r->state = REQ_DONE;
   r->status = status;
   /* A failure carries the server's error result or none, never rows: a
@@ -129,18 +129,18 @@ void kpg_complete(kpg_req *r, int status) {
   if (p->done_tail) p->done_tail->done_next = r;
   else p->done_head = r;
   p->done_tail = r;
-  /* Inside a libuv callback of the pool, kpg_drain() runs before it
+  /* Inside a libuv callback of the pool, kotte__pg_drain() runs before it
    * returns; elsewhere (a submitting call, a free) the async handle does. */
   if (!p->draining && !p->in_handler) uv_async_send(&p->defer);
 }
 
 static void finalize(kotte_pg_pool *p);
 
-void kpg_drain(kotte_pg_pool *p) {
+void kotte__pg_drain(kotte_pg_pool *p) {
   p->in_handler = 0;
   if (p->draining) return;
   p->draining = 1;
-  kpg_req *r;
+  kotte__pg_req *r;
   while ((r = p->done_head) != NULL) {
     p->done_head = r->done_next;
     if (p->done_head == NULL) p->done_tail = NULL;
@@ -152,17 +152,17 @@ void kpg_drain(kotte_pg_pool *p) {
     if (status == KOTTE_ETIMEDOUT) p->stats.query_timeouts++;
     p->n_pending--;
     r->cb(status, res, r->userdata); /* may submit, or free the pool */
-    kpg_req_free(r);
+    kotte__pg_req_free(r);
   }
   p->draining = 0;
-  kpg_update_ref(p);
+  kotte__pg_update_ref(p);
   if (p->closing) finalize(p);
 }
 
 static void on_defer(uv_async_t *h) {
   kotte_pg_pool *p = h->data;
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -172,21 +172,21 @@ static void request_retry_timer(kotte_pg_pool *p);
 /* Picks a connection for @p r: an idle one (most recently used first, after
  * a cheap liveness check when it sat idle long), else with pipelining the
  * least loaded one with room. NULL: none now. */
-static kpg_conn *choose(kotte_pg_pool *p, kpg_req *r) {
-  uint64_t now = kpg_now(p);
-  kpg_conn *best = NULL, *c, *next;
+static kotte__pg_conn *choose(kotte_pg_pool *p, kotte__pg_req *r) {
+  uint64_t now = kotte__pg_now(p);
+  kotte__pg_conn *best = NULL, *c, *next;
   for (c = p->conns; c; c = next) {
     next = c->next;
     if (c->state != CONN_READY || c->broken || c->serial < r->min_serial) continue;
     if (c->retire_at && now >= c->retire_at) {
       c->broken = 1; /* lifetime over: finish what it has, take nothing new */
-      if (c->inflight.n == 0) kpg_conn_close(c);
+      if (c->inflight.n == 0) kotte__pg_conn_close(c);
       continue;
     }
     if (c->inflight.n == 0) {
       if (p->opts.idle_check_ms && now - c->idle_since >= p->opts.idle_check_ms &&
-          !kpg_conn_alive(c)) {
-        kpg_conn_lost(c, "found dead while idle");
+          !kotte__pg_conn_alive(c)) {
+        kotte__pg_conn_lost(c, "found dead while idle");
         continue;
       }
       if (best == NULL || best->inflight.n > 0 || c->idle_since > best->idle_since) best = c;
@@ -204,9 +204,9 @@ static void grow(kotte_pg_pool *p, unsigned int demand) {
   if (demand > p->n_connecting && demand - p->n_connecting > want) want = demand - p->n_connecting;
   if (want && open >= p->opts.max_size && demand) {
     /* Full, yet queries wait for a fresh connection: drop an idle stale one. */
-    for (kpg_conn *c = p->conns; c; c = c->next) {
+    for (kotte__pg_conn *c = p->conns; c; c = c->next) {
       if (c->state == CONN_READY && c->inflight.n == 0) {
-        kpg_conn_close(c);
+        kotte__pg_conn_close(c);
         open--;
         break;
       }
@@ -216,7 +216,7 @@ static void grow(kotte_pg_pool *p, unsigned int demand) {
   if (want == 0) return;
   if (p->failures > 0) {
     /* Backing off: one probe at a time, once the delay passed. */
-    if (kpg_now(p) < p->backoff_until) {
+    if (kotte__pg_now(p) < p->backoff_until) {
       request_retry_timer(p);
       return;
     }
@@ -224,11 +224,11 @@ static void grow(kotte_pg_pool *p, unsigned int demand) {
     want = 1;
   }
   while (want-- > 0) {
-    if (kpg_conn_start(p) != 0) break;
+    if (kotte__pg_conn_start(p) != 0) break;
   }
 }
 
-void kpg_pump(kotte_pg_pool *p) {
+void kotte__pg_pump(kotte_pg_pool *p) {
   if (p->closing) return;
   unsigned int demand;
 restart:
@@ -236,41 +236,43 @@ restart:
   /* A query without a fresh-connection demand that finds no connection
    * means none of them will: count the rest without looking again. */
   int plain_blocked = 0;
-  for (kpg_req *r = p->waiting.head; r; r = r->next) {
-    kpg_conn *c = NULL;
+  for (kotte__pg_req *r = p->waiting.head; r; r = r->next) {
+    kotte__pg_conn *c = NULL;
     if (r->min_serial || !plain_blocked) c = choose(p, r);
     if (c == NULL) {
       if (!r->min_serial) plain_blocked = 1;
       demand++;
       continue;
     }
-    kpg_list_remove(&p->waiting, r);
+    kotte__pg_list_remove(&p->waiting, r);
     uint64_t waited = uv_hrtime() / 1000 - r->queued_us;
     p->stats.acquire_wait_us_total += waited;
     if (waited > p->stats.acquire_wait_us_max) p->stats.acquire_wait_us_max = waited;
-    kpg_deadline_set(r, r->timeout_ms ? kpg_now(p) + r->timeout_ms : 0, 1);
-    if (kpg_conn_send(c, r) != 0) kpg_conn_lost(c, "send failed");
+    kotte__pg_deadline_set(r, r->timeout_ms ? kotte__pg_now(p) + r->timeout_ms : 0, 1);
+    if (kotte__pg_conn_send(c, r) != 0) kotte__pg_conn_lost(c, "send failed");
     goto restart; /* sending may have changed both lists */
   }
   grow(p, demand);
 }
 
-static void enqueue(kpg_req *r, int front) {
+static void enqueue(kotte__pg_req *r, int front) {
   kotte_pg_pool *p = r->pool;
   r->state = REQ_WAITING;
   r->queued_us = uv_hrtime() / 1000;
-  if (front) kpg_list_unshift(&p->waiting, r);
-  else kpg_list_push(&p->waiting, r);
-  kpg_deadline_set(r, p->opts.acquire_timeout_ms ? kpg_now(p) + p->opts.acquire_timeout_ms : 0, 0);
+  if (front) kotte__pg_list_unshift(&p->waiting, r);
+  else kotte__pg_list_push(&p->waiting, r);
+  kotte__pg_deadline_set(
+      r, p->opts.acquire_timeout_ms ? kotte__pg_now(p) + p->opts.acquire_timeout_ms : 0, 0);
 }
 
 /* Runs @p r again: after a lost connection or a read-only answer (@p fresh:
  * once, on a connection opened from now on), or because its batch was
  * rolled back (a few times). */
-void kpg_requeue(kpg_req *r, int fresh) {
+void kotte__pg_requeue(kotte__pg_req *r, int fresh) {
   kotte_pg_pool *p = r->pool;
   if ((fresh && r->retried) || (!fresh && r->reruns >= 3) || p->closing) {
-    kpg_complete(r, p->closing ? KOTTE_ECANCELED : KOTTE_EDB); /* with the error result, if any */
+    kotte__pg_complete(
+        r, p->closing ? KOTTE_ECANCELED : KOTTE_EDB); /* with the error result, if any */
     return;
   }
   if (r->res) PQclear(r->res);
@@ -292,19 +294,19 @@ static void on_wake(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
   p->in_handler = 1;
   p->wake_due = 0; /* one-shot: fired */
-  uint64_t now = kpg_now(p);
+  uint64_t now = kotte__pg_now(p);
   while (p->dl_head && p->dl_head->deadline <= now) {
-    kpg_req *r = p->dl_head;
-    kpg_deadline_remove(r);
+    kotte__pg_req *r = p->dl_head;
+    kotte__pg_deadline_remove(r);
     if (r->state == REQ_WAITING) {
-      kpg_list_remove(&p->waiting, r);
+      kotte__pg_list_remove(&p->waiting, r);
       kotte__fail(KOTTE_EPOOLTIMEOUT, "no connection within %u ms", p->opts.acquire_timeout_ms);
-      kpg_complete(r, KOTTE_EPOOLTIMEOUT);
+      kotte__pg_complete(r, KOTTE_EPOOLTIMEOUT);
     } else if (r->state == REQ_SENT && !r->abandoned) {
-      kpg_conn *c = r->conn;
+      kotte__pg_conn *c = r->conn;
       /* Report now; the query stays on its connection until the server
        * answers the cancel (its result is then dropped). */
-      kpg_req *copy = kotte__calloc(1, sizeof *copy);
+      kotte__pg_req *copy = kotte__calloc(1, sizeof *copy);
       if (copy == NULL) continue;
       *copy = *r;
       copy->res = NULL;
@@ -313,27 +315,27 @@ static void on_wake(uv_timer_t *t) {
       r->abandoned = 1;
       r->cb = NULL;
       if (c->inflight.head == r || (c->inflight.head && c->inflight.head->seg == r->seg))
-        kpg_conn_cancel(c);
+        kotte__pg_conn_cancel(c);
       if (c->stuck_since == 0) c->stuck_since = now;
-      kpg_complete(copy, KOTTE_ETIMEDOUT);
+      kotte__pg_complete(copy, KOTTE_ETIMEDOUT);
     }
   }
   arm_wake(p);
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
 static void on_backoff(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
   p->in_handler = 1;
   p->backoff_active = 0;
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
 static void request_retry_timer(kotte_pg_pool *p) {
   if (p->backoff_active || p->closing) return;
-  uint64_t now = kpg_now(p);
+  uint64_t now = kotte__pg_now(p);
   p->backoff_active = 1;
   uv_timer_start(&p->backoff, on_backoff, p->backoff_until > now ? p->backoff_until - now : 0, 0);
 }
@@ -341,29 +343,29 @@ static void request_retry_timer(kotte_pg_pool *p) {
 static void on_maint(uv_timer_t *t) {
   kotte_pg_pool *p = t->data;
   p->in_handler = 1;
-  uint64_t now = kpg_now(p);
-  kpg_conn *c, *next;
+  uint64_t now = kotte__pg_now(p);
+  kotte__pg_conn *c, *next;
   for (c = p->conns; c; c = next) {
     next = c->next;
     if (c->state != CONN_READY) {
-      kpg_conn_check_timeout(c, now);
+      kotte__pg_conn_check_timeout(c, now);
       continue;
     }
     if (c->inflight.n == 0) {
       int retire = c->broken || (c->retire_at && now >= c->retire_at);
       int idle_out = p->opts.idle_timeout_ms && p->n_ready > p->opts.min_size &&
                      now - c->idle_since >= p->opts.idle_timeout_ms;
-      if (retire || idle_out) kpg_conn_close(c);
+      if (retire || idle_out) kotte__pg_conn_close(c);
     } else {
       if (c->retire_at && now >= c->retire_at) c->broken = 1;
-      kpg_conn_check_timeout(c, now);
+      kotte__pg_conn_check_timeout(c, now);
     }
   }
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
-void kpg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why) {
+void kotte__pg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why) {
   p->stats.connect_failures++;
   if (p->failures++ == 0) p->failing_since = kotte_clock_now();
   snprintf(p->last_error, sizeof p->last_error, "%s", why);
@@ -380,12 +382,12 @@ void kpg_connect_failed(kotte_pg_pool *p, uint64_t serial, const char *why) {
     if (delay > p->opts.reconnect_max_ms) delay = p->opts.reconnect_max_ms;
     /* "equal jitter": half fixed, half random, so replicas spread out */
     delay = delay / 2 + randombytes_uniform((uint32_t)(delay / 2 + 1));
-    p->backoff_until = kpg_now(p) + delay;
+    p->backoff_until = kotte__pg_now(p) + delay;
   }
   if (p->waiting.n > 0 || p->n_ready + p->n_connecting < p->opts.min_size) request_retry_timer(p);
 }
 
-void kpg_connected(kotte_pg_pool *p) {
+void kotte__pg_connected(kotte_pg_pool *p) {
   p->stats.connects++;
   if (p->failures > 0 || p->lost_since_connect) p->stats.reconnects++;
   p->failures = 0;
@@ -401,18 +403,18 @@ static void on_flush(uv_prepare_t *h) {
   p->in_handler = 1;
   uv_prepare_stop(h);
   p->flusher_active = 0;
-  kpg_conn *c;
+  kotte__pg_conn *c;
   while ((c = p->sync_head) != NULL) {
     p->sync_head = c->sync_next;
     c->sync_listed = 0;
     c->sync_next = NULL;
-    if (kpg_conn_sync(c) != 0) kpg_conn_lost(c, "send failed");
+    if (kotte__pg_conn_sync(c) != 0) kotte__pg_conn_lost(c, "send failed");
   }
-  kpg_pump(p);
-  kpg_drain(p);
+  kotte__pg_pump(p);
+  kotte__pg_drain(p);
 }
 
-void kpg_need_sync(kpg_conn *c) {
+void kotte__pg_need_sync(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   if (!c->sync_listed) {
     c->sync_listed = 1;
@@ -446,10 +448,10 @@ static int check_options(const kotte_pg_pool_options *o) {
   return 0;
 }
 
-void kpg_handle_closed(uv_handle_t *h) {
+void kotte__pg_handle_closed(uv_handle_t *h) {
   kotte_pg_pool *p;
   if (h->type == UV_POLL) {
-    kpg_poll *ph = h->data;
+    kotte__pg_poll *ph = h->data;
     p = ph->pool;
     kotte__free(ph);
   } else {
@@ -477,11 +479,11 @@ void kpg_handle_closed(uv_handle_t *h) {
 static void finalize(kotte_pg_pool *p) {
   if (p->finalized || p->draining || p->done_head || p->n_cancels > 0) return;
   p->finalized = 1;
-  uv_close((uv_handle_t *)&p->wake, kpg_handle_closed);
-  uv_close((uv_handle_t *)&p->backoff, kpg_handle_closed);
-  uv_close((uv_handle_t *)&p->maint, kpg_handle_closed);
-  uv_close((uv_handle_t *)&p->flusher, kpg_handle_closed);
-  uv_close((uv_handle_t *)&p->defer, kpg_handle_closed);
+  uv_close((uv_handle_t *)&p->wake, kotte__pg_handle_closed);
+  uv_close((uv_handle_t *)&p->backoff, kotte__pg_handle_closed);
+  uv_close((uv_handle_t *)&p->maint, kotte__pg_handle_closed);
+  uv_close((uv_handle_t *)&p->flusher, kotte__pg_handle_closed);
+  uv_close((uv_handle_t *)&p->defer, kotte__pg_handle_closed);
 }
 
 int kotte_pg_pool_new(kotte_pg_pool **out, uv_loop_t *loop, const kotte_pg_pool_options *opts) {
@@ -533,22 +535,22 @@ static void free_on_loop(kotte_pg_pool *p) {
   uv_timer_stop(&p->maint);
   uv_prepare_stop(&p->flusher);
   while (p->waiting.head) {
-    kpg_req *r = p->waiting.head;
-    kpg_list_remove(&p->waiting, r);
-    kpg_complete(r, KOTTE_ECANCELED);
+    kotte__pg_req *r = p->waiting.head;
+    kotte__pg_list_remove(&p->waiting, r);
+    kotte__pg_complete(r, KOTTE_ECANCELED);
   }
   while (p->conns) {
-    kpg_conn *c = p->conns;
+    kotte__pg_conn *c = p->conns;
     while (c->inflight.head) {
-      kpg_req *r = c->inflight.head;
-      kpg_list_remove(&c->inflight, r);
+      kotte__pg_req *r = c->inflight.head;
+      kotte__pg_list_remove(&c->inflight, r);
       r->conn = NULL;
-      if (r->abandoned) kpg_req_free(r);
-      else kpg_complete(r, KOTTE_ECANCELED);
+      if (r->abandoned) kotte__pg_req_free(r);
+      else kotte__pg_complete(r, KOTTE_ECANCELED);
     }
-    kpg_conn_close(c);
+    kotte__pg_conn_close(c);
   }
-  kpg_update_ref(p);
+  kotte__pg_update_ref(p);
   /* Callbacks run on a later loop turn (also when freed from one). */
   uv_async_send(&p->defer);
 }
@@ -624,7 +626,7 @@ int kotte_pg_pool_prepare(kotte_pg_pool *p, kotte_pg_stmt **out, const char *sql
 
 /* One allocation: the request, then the value pointers, lengths, formats,
  * the values and the SQL text. */
-static kpg_req *req_new(kotte_pg_pool *p, const kotte_pg_query *q) {
+static kotte__pg_req *req_new(kotte_pg_pool *p, const kotte_pg_query *q) {
   int n = q->nparams;
   size_t data = 0;
   for (int i = 0; i < n; i++) {
@@ -633,8 +635,8 @@ static kpg_req *req_new(kotte_pg_pool *p, const kotte_pg_query *q) {
     data += bin ? (size_t)q->lengths[i] : strlen(q->values[i]) + 1;
   }
   size_t sql = q->stmt ? 0 : strlen(q->sql) + 1;
-  size_t size = sizeof(kpg_req) + (size_t)n * (sizeof(char *) + 2 * sizeof(int)) + data + sql;
-  kpg_req *r = kotte__calloc(1, size);
+  size_t size = sizeof(kotte__pg_req) + (size_t)n * (sizeof(char *) + 2 * sizeof(int)) + data + sql;
+  kotte__pg_req *r = kotte__calloc(1, size);
   if (r == NULL) return NULL;
   char *cur = (char *)(r + 1);
   r->values = (char **)cur;
@@ -677,24 +679,24 @@ int kotte_pg_pool_query(kotte_pg_pool *p, const kotte_pg_query *q, kotte_pg_resu
   for (int i = 0; i < q->nparams; i++)
     if (q->formats && q->formats[i] && q->values[i] && (q->lengths == NULL || q->lengths[i] < 0))
       return KOTTE_EINVAL;
-  kpg_req *r = req_new(p, q);
+  kotte__pg_req *r = req_new(p, q);
   if (r == NULL) return KOTTE_ENOMEM;
   r->cb = cb;
   r->userdata = userdata;
   p->n_pending++;
   enqueue(r, 0);
-  kpg_pump(p);
+  kotte__pg_pump(p);
   if (r->state == REQ_WAITING && p->waiting.n > p->opts.max_waiters) {
-    kpg_list_remove(&p->waiting, r);
-    kpg_deadline_remove(r);
+    kotte__pg_list_remove(&p->waiting, r);
+    kotte__pg_deadline_remove(r);
     p->n_pending--;
     p->stats.waiter_rejections++;
     kotte__free(r);
     return kotte__fail(KOTTE_ETOOMANYWAITERS, "%u queries already wait for a connection",
                        p->opts.max_waiters);
   }
-  kpg_update_ref(p);
+  kotte__pg_update_ref(p);
   /* Anything that settled while we were here (a send that failed) is
-   * delivered on a later loop turn: kpg_complete() woke the async handle. */
+   * delivered on a later loop turn: kotte__pg_complete() woke the async handle. */
   return 0;
 }

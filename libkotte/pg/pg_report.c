@@ -16,7 +16,7 @@ static void fill_stats(kotte_pg_pool *p, kotte_pg_pool_stats *out) {
   out->connecting = p->n_connecting;
   out->waiting = p->waiting.n;
   out->idle = out->busy = out->in_flight = 0;
-  for (kpg_conn *c = p->conns; c; c = c->next) {
+  for (kotte__pg_conn *c = p->conns; c; c = c->next) {
     if (c->state != CONN_READY) continue;
     if (c->inflight.n) out->busy++;
     else out->idle++;
@@ -66,7 +66,7 @@ static void fill_state(kotte_pg_pool *p, kotte_pg_pool_state *out) {
   out->failures = p->failures;
   out->failing = p->failures > 0 && p->n_ready == 0;
   out->failing_since = p->failing_since;
-  uint64_t now = kpg_now(p);
+  uint64_t now = kotte__pg_now(p);
   if (p->failures > 0 && p->backoff_until > now) {
     uint64_t in = p->backoff_until - now;
     out->retry_in_ms = in > UINT32_MAX ? UINT32_MAX : (unsigned int)in;

@@ -4,7 +4,7 @@
 
 #include <stdatomic.h>
 
-#include "kotte.h"
+#include "core/internal.h"
 
 /*
  * One blocking call. The caller allocates a struct that embeds this one
@@ -14,6 +14,7 @@
  * `destroy`, which frees the copies and any result nobody took.
  */
 typedef struct kotte__sync kotte__sync;
+#define KOTTE__SYNC_MAX_COPIES 10
 struct kotte__sync {
   uv_mutex_t mu;
   uv_cond_t cv;
@@ -26,10 +27,21 @@ struct kotte__sync {
   /* Runs on the loop thread: starts the operation, which must end in one
    * kotte__sync_complete(); or returns a negative code. */
   int (*start)(kotte__sync *s);
+  /* What start() works on, for the store facades (kotte__sync_call_new()):
+   * the store and which of its operations to start. */
+  void *target;
+  int op;
   /* Frees an untaken result (e.g. kotte_session_free). May be NULL. */
   void (*result_free)(void *result);
-  /* Frees the embedding struct's copies; then the struct is freed. May be NULL. */
+  /* Frees what the embedding struct holds besides the copies below; then
+   * the struct is freed. May be NULL. */
   void (*destroy)(kotte__sync *s);
+  /* The call's copies of its string arguments (kotte__sync_copy()), freed
+   * with the struct; those marked wipe are wiped first. */
+  char *copies[KOTTE__SYNC_MAX_COPIES];
+  unsigned char wipe[KOTTE__SYNC_MAX_COPIES];
+  unsigned int n_copies;
+  int oom; /* a copy failed: the call is not run */
   /* kotte_error_detail() of the operation's failure on the loop thread
    * (at its start or in its callback), handed to the caller's thread
    * (details are thread-local). */
@@ -51,24 +63,54 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
 /* Called on the loop thread exactly once per started operation. */
 void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t count);
 
+/* Frees a struct from kotte__sync_new() that was never run (its arguments
+ * could not be copied): `destroy`, then the struct. */
+void kotte__sync_discard(kotte__sync *s);
+
 /*
- * Freeing a loop-bound object from another thread: the object's last libuv
- * close callback calls kotte__waiter_signal() on the waiter the freeing
- * thread parked in the object, and that thread returns only then.
+ * A store's blocking call in three steps (session_sync.c, credential_sync.c):
+ *
+ *     c = kotte__sync_call_new(rt, sizeof *c, start, store, op, &rc);
+ *     c->arg = kotte__sync_copy(&c->base, arg, 0);  // each string argument
+ *     return kotte__sync_call_run(rt, &c->base, timeout_ms, result, count);
+ *
+ * kotte__sync_call_new() refuses a store that was not opened on a runtime
+ * (@p rt NULL: KOTTE_EINVAL, with a detail), else returns a zeroed struct of
+ * @p size with @p target and @p op set (NULL and *rc = KOTTE_ENOMEM when
+ * out of memory).
+ * kotte__sync_call_run() runs it (kotte__sync_run()), or discards it and
+ * returns KOTTE_ENOMEM when an argument could not be copied.
  */
-typedef struct kotte__waiter {
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done;
-} kotte__waiter;
+void *kotte__sync_call_new(kotte_runtime *rt, size_t size, int (*start)(kotte__sync *s),
+                           void *target, int op, int *rc);
+int kotte__sync_call_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **result,
+                         uint64_t *count);
 
-/* Sets *slot to a waiter on this stack, posts fn(obj) to @p rt and waits
- * until the waiter is signalled. Logs and returns the post's error (the
- * object is then leaked: the runtime is already stopping). */
-int kotte__runtime_post_and_wait(kotte_runtime *rt, void (*fn)(void *), void *obj,
-                                 kotte__waiter **slot, const char *what);
+/* The call's own copy of @p str (NULL stays NULL), freed with @p s and
+ * wiped first if @p wipe (a secret). Out of memory: NULL, and the call
+ * will not run. */
+char *kotte__sync_copy(kotte__sync *s, const char *str, int wipe);
 
-/* Wakes the thread waiting in kotte__runtime_post_and_wait(). NULL is a no-op. */
-void kotte__waiter_signal(kotte__waiter *w);
+/* The asynchronous callback of an operation that reports only a status
+ * (userdata: the kotte__sync). */
+void kotte__sync_on_status(int status, void *userdata);
+
+/* Defines `static void name(int status, type *result, void *userdata)`,
+ * the asynchronous callback of an operation with a result, which hands it
+ * to the blocking caller (userdata: the kotte__sync). */
+#define KOTTE__SYNC_ON_RESULT(name, type)                                    \
+  static void name(int status, type *result, void *userdata) {              \
+    kotte__sync_complete(userdata, status, result, 0);                       \
+  }
+
+/* Clears a blocking call's out-parameter, if given. */
+#define KOTTE__OUT_INIT(out)                                                 \
+  do {                                                                       \
+    if (out) *(out) = NULL;                                                  \
+  } while (0)
+
+/* kotte__waiter and kotte__runtime_post_and_wait(), with the store
+ * machinery that uses them most. */
+#include "core/store.h"
 
 #endif

@@ -1,5 +1,7 @@
 /* Blocking calls with timeouts over the asynchronous API. */
+#include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/internal.h"
 #include "runtime/runtime_internal.h"
@@ -25,9 +27,20 @@ static void unref(kotte__sync *s) {
   if (atomic_fetch_sub(&s->refs, 1) != 1) return;
   if (s->result && s->result_free) s->result_free(s->result);
   if (s->destroy) s->destroy(s);
+  for (unsigned int i = 0; i < s->n_copies; i++) {
+    if (s->wipe[i]) sodium_memzero(s->copies[i], strlen(s->copies[i]));
+    kotte__free(s->copies[i]);
+  }
   uv_cond_destroy(&s->cv);
   uv_mutex_destroy(&s->mu);
   kotte__free(s);
+}
+
+/* Also the end of a call that was never posted: the loop's reference
+ * never existed. */
+void kotte__sync_discard(kotte__sync *s) {
+  atomic_store(&s->refs, 1);
+  unref(s);
 }
 
 void kotte__sync_complete(kotte__sync *s, int status, void *result, uint64_t count) {
@@ -61,14 +74,12 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
   /* A detail left by an earlier call must not describe this one. */
   kotte__clear_detail();
   if (kotte_runtime_on_loop_thread(rt)) {
-    atomic_store(&s->refs, 1);
-    unref(s);
+    kotte__sync_discard(s);
     return KOTTE_EDEADLK;
   }
   int rc = kotte_runtime_post(rt, start_on_loop, s);
   if (rc != 0) {
-    atomic_store(&s->refs, 1);
-    unref(s);
+    kotte__sync_discard(s);
     return rc;
   }
   if (timeout_ms < 0) timeout_ms = kotte_runtime_default_timeout(rt);
@@ -97,31 +108,42 @@ int kotte__sync_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **re
   return rc;
 }
 
-int kotte__runtime_post_and_wait(kotte_runtime *rt, void (*fn)(void *), void *obj,
-                                 kotte__waiter **slot, const char *what) {
-  kotte__waiter w;
-  w.done = 0;
-  uv_mutex_init(&w.mu);
-  uv_cond_init(&w.cv);
-  *slot = &w;
-  int rc = kotte_runtime_post(rt, fn, obj);
-  if (rc == 0) {
-    uv_mutex_lock(&w.mu);
-    while (!w.done) uv_cond_wait(&w.cv, &w.mu);
-    uv_mutex_unlock(&w.mu);
-  } else {
-    *slot = NULL;
-    kotte__log(KOTTE_LOG_ERROR, "%s: runtime already stopped; leaked", what);
+char *kotte__sync_copy(kotte__sync *s, const char *str, int wipe) {
+  if (str == NULL) return NULL;
+  char *d = s->n_copies < KOTTE__SYNC_MAX_COPIES ? kotte__strdup(str) : NULL;
+  if (d == NULL) {
+    s->oom = 1;
+    return NULL;
   }
-  uv_cond_destroy(&w.cv);
-  uv_mutex_destroy(&w.mu);
-  return rc;
+  s->wipe[s->n_copies] = (unsigned char)(wipe != 0);
+  s->copies[s->n_copies++] = d;
+  return d;
 }
 
-void kotte__waiter_signal(kotte__waiter *w) {
-  if (w == NULL) return;
-  uv_mutex_lock(&w->mu);
-  w->done = 1;
-  uv_cond_signal(&w->cv);
-  uv_mutex_unlock(&w->mu);
+void *kotte__sync_call_new(kotte_runtime *rt, size_t size, int (*start)(kotte__sync *s),
+                           void *target, int op, int *rc) {
+  if (rt == NULL) {
+    *rc = kotte__fail(KOTTE_EINVAL, "blocking call on a store not opened on a runtime");
+    return NULL;
+  }
+  kotte__sync *s = kotte__sync_new(size, start);
+  *rc = s ? 0 : KOTTE_ENOMEM;
+  if (s) {
+    s->target = target;
+    s->op = op;
+  }
+  return s;
+}
+
+int kotte__sync_call_run(kotte_runtime *rt, kotte__sync *s, int timeout_ms, void **result,
+                         uint64_t *count) {
+  if (s->oom) {
+    kotte__sync_discard(s); /* never posted */
+    return KOTTE_ENOMEM;
+  }
+  return kotte__sync_run(rt, s, timeout_ms, result, count);
+}
+
+void kotte__sync_on_status(int status, void *userdata) {
+  kotte__sync_complete(userdata, status, NULL, 0);
 }

@@ -6,14 +6,15 @@
  * jobs, how each one changes the table and the journal, and its callback.
  *
  * Ids never reach the table or the file: the worker keys both by the id's
- * keyed hash and keeps the id only sealed, for lists (session/journal.h);
+ * keyed hash and keeps the id only sealed, for lists (session/session_journal.h);
  * results carry the id the caller passed in (or, for a list, the opened
  * seal). */
+#include <sodium.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "core/journal_queue.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 typedef enum job_kind {
   J_PUT, J_GET, J_UPDATE, J_REMOVE, J_RENAME, J_LIST, J_REMOVE_USER, J_PURGE, J_CHECK
@@ -50,8 +51,8 @@ struct job {
 typedef struct jf_backend {
   kotte_session_backend base; /* first */
   kotte__journal_queue queue;
-  kt_table table; /* worker only (and the loader before any work) */
-  kj journal;
+  kotte__session_table table; /* worker only (and the loader before any work) */
+  kotte__session_journal journal;
   kotte__id_keys keys; /* sealing and opening: worker only */
 } jf_backend;
 
@@ -75,9 +76,9 @@ static int copy_out(job *jb, const kotte_session_record *recs, size_t n) {
 }
 
 /* The entry as a result under the caller's id @p token (e->id is its hash). */
-static int copy_entry(job *jb, const kt_entry *e, const char *token) {
+static int copy_entry(job *jb, const kotte__session_entry *e, const char *token) {
   kotte_session_record r;
-  kt_record(e, &r);
+  kotte__session_table_record(e, &r);
   r.id = token;
   return copy_out(jb, &r, 1);
 }
@@ -87,12 +88,12 @@ static int copy_entry(job *jb, const kt_entry *e, const char *token) {
 static int list_user(jf_backend *jf, job *jb) {
   kotte_session_record *recs;
   size_t n, m = 0;
-  int rc = kt_list_user(&jf->table, jb->user_id, jb->now, &recs, &n);
+  int rc = kotte__session_table_list_user(&jf->table, jb->user_id, jb->now, &recs, &n);
   if (rc != 0) return rc;
   char(*ids)[KOTTE_SESSION_ID_LEN + 1] = n ? kotte__calloc(n, sizeof *ids) : NULL;
   if (n && ids == NULL) rc = KOTTE_ENOMEM;
   for (size_t i = 0; rc == 0 && i < n; i++) {
-    const kt_entry *e = kt_find(&jf->table, recs[i].id);
+    const kotte__session_entry *e = kotte__session_table_find(&jf->table, recs[i].id);
     if (e == NULL || e->sealed == NULL ||
         kotte__id_open(&jf->keys, e->sealed, KOTTE__ID_SEALED_LEN, e->id, ids[m]) != 0)
       continue;
@@ -124,23 +125,23 @@ static void job_free(job *jb) {
 /* ---- the worker --------------------------------------------------------- */
 
 typedef struct purge_ctx {
-  kj_buf *buf;
+  kotte__journal_buf *buf;
   size_t *lines;
 } purge_ctx;
 
-static void purge_visit(const kt_entry *e, void *ctx) {
+static void purge_visit(const kotte__session_entry *e, void *ctx) {
   purge_ctx *p = ctx;
-  kj_buf_del(p->buf, e->id);
+  kotte__session_journal_del(p->buf, e->id);
   (*p->lines)++;
 }
 
 /* Applies one job to the table and writes its journal lines into @p b.
  * Returns 1 if the job must be durable before it is acknowledged. */
-static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
+static int run_job(void *ctx, kotte__journal_job *j, kotte__journal_buf *b, size_t *lines) {
   job *jb = JOB(j);
   jf_backend *jf = ctx;
-  kt_table *t = &jf->table;
-  kt_entry *e = NULL;
+  kotte__session_table *t = &jf->table;
+  kotte__session_entry *e = NULL;
   int removed = 0;
   char hash[KOTTE__ID_HASH_LEN + 1], new_hash[KOTTE__ID_HASH_LEN + 1];
   unsigned char *sealed = NULL;
@@ -153,61 +154,62 @@ static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
     r.data = jb->data;
     r.data_len = jb->data_len;
     /* sealed first: nothing may fail once the table has changed */
-    if ((sealed = kj_seal(&jf->keys, jb->id, hash)) == NULL) {
+    if ((sealed = kotte__session_journal_seal(&jf->keys, jb->id, hash)) == NULL) {
       jb->link.status = KOTTE_ENOMEM;
       return 0;
     }
-    jb->link.status = kt_put(t, &r, jb->flag, jb->now, &e);
+    jb->link.status = kotte__session_table_put(t, &r, jb->flag, jb->now, &e);
     if (jb->link.status != 0) {
       kotte__free(sealed);
       return 0;
     }
-    kj_attach(e, &sealed);
-    kj_buf_put(b, NULL, e);
+    kotte__session_journal_attach(e, &sealed);
+    kotte__session_journal_put(b, NULL, e);
     (*lines)++;
     jb->link.status = copy_entry(jb, e, jb->id);
     return 1;
   }
   case J_GET:
-    jb->link.status = kt_get(t, hash, jb->now, jb->flag, &e, &removed);
+    jb->link.status = kotte__session_table_get(t, hash, jb->now, jb->flag, &e, &removed);
     if (removed) {
-      kj_buf_del(b, hash);
+      kotte__session_journal_del(b, hash);
       (*lines)++;
     }
     if (jb->link.status != 0) return 0;
     if (jb->flag) {
-      kj_buf_touch(b, e); /* a lost slide only shortens a session: no fsync */
+      kotte__session_journal_touch(b, e); /* a lost slide only shortens a session: no fsync */
       (*lines)++;
     }
     jb->link.status = copy_entry(jb, e, jb->id);
     return 0;
   case J_UPDATE:
-    jb->link.status = kt_update(t, hash, jb->now, jb->data, jb->data_len, jb->max_size, &e);
+    jb->link.status =
+        kotte__session_table_update(t, hash, jb->now, jb->data, jb->data_len, jb->max_size, &e);
     if (jb->link.status != 0) return 0;
-    kj_buf_put(b, NULL, e);
+    kotte__session_journal_put(b, NULL, e);
     (*lines)++;
     jb->link.status = copy_entry(jb, e, jb->id);
     return 1;
   case J_REMOVE:
-    jb->count = (uint64_t)kt_remove(t, hash);
+    jb->count = (uint64_t)kotte__session_table_remove(t, hash);
     jb->link.status = 0;
     if (jb->count == 0) return 0;
-    kj_buf_del(b, hash);
+    kotte__session_journal_del(b, hash);
     (*lines)++;
     return 1;
   case J_RENAME:
     kotte__id_hash(&jf->keys, jb->new_id, new_hash);
-    if ((sealed = kj_seal(&jf->keys, jb->new_id, new_hash)) == NULL) {
+    if ((sealed = kotte__session_journal_seal(&jf->keys, jb->new_id, new_hash)) == NULL) {
       jb->link.status = KOTTE_ENOMEM;
       return 0;
     }
-    jb->link.status = kt_rename(t, hash, new_hash, jb->now, &e);
+    jb->link.status = kotte__session_table_rename(t, hash, new_hash, jb->now, &e);
     if (jb->link.status != 0) {
       kotte__free(sealed);
       return 0;
     }
-    kj_attach(e, &sealed);
-    kj_buf_put(b, hash, e);
+    kotte__session_journal_attach(e, &sealed);
+    kotte__session_journal_put(b, hash, e);
     (*lines)++;
     jb->link.status = copy_entry(jb, e, jb->new_id);
     return 1;
@@ -215,15 +217,15 @@ static int run_job(void *ctx, kotte__journal_job *j, kj_buf *b, size_t *lines) {
     jb->link.status = list_user(jf, jb);
     return 0;
   case J_REMOVE_USER:
-    jb->count = kt_remove_user(t, jb->user_id);
+    jb->count = kotte__session_table_remove_user(t, jb->user_id);
     jb->link.status = 0;
     if (jb->count == 0) return 0;
-    kj_buf_delu(b, jb->user_id);
+    kotte__session_journal_delu(b, jb->user_id);
     (*lines)++;
     return 1;
   case J_PURGE: {
     purge_ctx p = { b, lines };
-    jb->count = kt_purge(t, jb->now, jb->limit, purge_visit, &p);
+    jb->count = kotte__session_table_purge(t, jb->now, jb->limit, purge_visit, &p);
     jb->link.status = 0;
     return jb->count > 0;
   }
@@ -389,28 +391,30 @@ static int jf_check(kotte_session_backend *be, kotte_session_backend_status_cb c
 
 static void jf_destroy(void *ctx) {
   jf_backend *jf = ctx;
-  kt_clear(&jf->table);
-  kj_close(&jf->journal);
+  kotte__session_table_clear(&jf->table);
+  kotte__session_journal_close(&jf->journal);
   kotte__id_keys_free(&jf->keys);
   kotte__free(jf);
 }
 
 static void jf_free(kotte_session_backend *be) { kotte__journal_queue_free(&JF(be)->queue); }
 
-static const kotte_session_backend jf_vtable = {
-  .version = KOTTE_SESSION_BACKEND_VERSION,
-  .name = "json_file",
-  .put = jf_put,
-  .get = jf_get,
-  .update = jf_update,
-  .remove = jf_remove,
-  .rename = jf_rename,
-  .list_user = jf_list_user,
-  .remove_user = jf_remove_user,
-  .purge = jf_purge,
-  .free = jf_free,
-  .check = jf_check,
-};
+/* Zeroes the struct, sets the version (kotte_session_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void jf_init(kotte_session_backend *be) {
+  (void)kotte_session_backend_init(be, KOTTE_SESSION_BACKEND_VERSION);
+  be->name = "json_file";
+  be->put = jf_put;
+  be->get = jf_get;
+  be->update = jf_update;
+  be->remove = jf_remove;
+  be->rename = jf_rename;
+  be->list_user = jf_list_user;
+  be->remove_user = jf_remove_user;
+  be->purge = jf_purge;
+  be->free = jf_free;
+  be->check = jf_check;
+}
 
 static const kotte__journal_queue_ops jf_queue_ops = {
   .run = run_job,
@@ -433,8 +437,8 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
     kotte__free(jf);
     return rc;
   }
-  kt_init(&jf->table);
-  rc = kj_open(&jf->journal, path, &jf->table, &jf->keys);
+  kotte__session_table_init(&jf->table);
+  rc = kotte__session_journal_open(&jf->journal, path, &jf->table, &jf->keys);
   if (rc != 0) {
     kotte__id_keys_free(&jf->keys);
     kotte__free(jf);
@@ -445,7 +449,7 @@ int kotte_session_backend_json_file_new(kotte_session_backend **out, uv_loop_t *
     jf_destroy(jf);
     return rc;
   }
-  jf->base = jf_vtable;
+  jf_init(&jf->base);
   *out = &jf->base;
   return 0;
 }

@@ -1,21 +1,21 @@
 /* The memory backend: the shared index behind a mutex. Operations complete
  * synchronously; the store defers the callbacks to the next loop turn. */
-#include "session/table.h"
+#include "session/session_table.h"
 
 typedef struct mem_backend {
   kotte_session_backend base; /* first: the store sees only this */
   uv_mutex_t mu;
-  kt_table table;
+  kotte__session_table table;
 } mem_backend;
 
 #define MEM(be) ((mem_backend *)(be))
 
 /* Answers with the entry (or the error) while the lock is still held, since
  * the record points into the table, then unlocks. */
-static int reply_unlock(mem_backend *m, int rc, const kt_entry *e,
+static int reply_unlock(mem_backend *m, int rc, const kotte__session_entry *e,
                         kotte_session_backend_record_cb cb, void *ctx) {
   kotte_session_record out;
-  if (rc == 0) kt_record(e, &out);
+  if (rc == 0) kotte__session_table_record(e, &out);
   cb(rc, rc == 0 ? &out : NULL, ctx);
   uv_mutex_unlock(&m->mu);
   return 0;
@@ -23,34 +23,34 @@ static int reply_unlock(mem_backend *m, int rc, const kt_entry *e,
 
 static int mem_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
                    kotte_session_backend_record_cb cb, void *ctx) {
-  kt_entry *e = NULL;
+  kotte__session_entry *e = NULL;
   uv_mutex_lock(&MEM(be)->mu);
   /* rec->last_activity is "now" for the liveness check of an old record */
-  int rc = kt_put(&MEM(be)->table, rec, replace, rec->last_activity, &e);
+  int rc = kotte__session_table_put(&MEM(be)->table, rec, replace, rec->last_activity, &e);
   return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
                    kotte_session_backend_record_cb cb, void *ctx) {
-  kt_entry *e = NULL;
+  kotte__session_entry *e = NULL;
   uv_mutex_lock(&MEM(be)->mu);
-  int rc = kt_get(&MEM(be)->table, id, now, slide, &e, NULL);
+  int rc = kotte__session_table_get(&MEM(be)->table, id, now, slide, &e, NULL);
   return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_update(kotte_session_backend *be, const char *id, kotte_time now,
                       const char *patch, size_t patch_len, size_t max,
                       kotte_session_backend_record_cb cb, void *ctx) {
-  kt_entry *e = NULL;
+  kotte__session_entry *e = NULL;
   uv_mutex_lock(&MEM(be)->mu);
-  int rc = kt_update(&MEM(be)->table, id, now, patch, patch_len, max, &e);
+  int rc = kotte__session_table_update(&MEM(be)->table, id, now, patch, patch_len, max, &e);
   return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
 static int mem_remove(kotte_session_backend *be, const char *id,
                       kotte_session_backend_count_cb cb, void *ctx) {
   uv_mutex_lock(&MEM(be)->mu);
-  int n = kt_remove(&MEM(be)->table, id);
+  int n = kotte__session_table_remove(&MEM(be)->table, id);
   uv_mutex_unlock(&MEM(be)->mu);
   cb(0, (uint64_t)n, ctx);
   return 0;
@@ -58,9 +58,9 @@ static int mem_remove(kotte_session_backend *be, const char *id,
 
 static int mem_rename(kotte_session_backend *be, const char *old_id, const char *new_id,
                       kotte_time now, kotte_session_backend_record_cb cb, void *ctx) {
-  kt_entry *e = NULL;
+  kotte__session_entry *e = NULL;
   uv_mutex_lock(&MEM(be)->mu);
-  int rc = kt_rename(&MEM(be)->table, old_id, new_id, now, &e);
+  int rc = kotte__session_table_rename(&MEM(be)->table, old_id, new_id, now, &e);
   return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
@@ -69,7 +69,7 @@ static int mem_list_user(kotte_session_backend *be, const char *user_id, kotte_t
   kotte_session_record *recs;
   size_t n;
   uv_mutex_lock(&MEM(be)->mu);
-  int rc = kt_list_user(&MEM(be)->table, user_id, now, &recs, &n);
+  int rc = kotte__session_table_list_user(&MEM(be)->table, user_id, now, &recs, &n);
   cb(rc, recs, n, ctx);
   uv_mutex_unlock(&MEM(be)->mu);
   kotte__free(recs);
@@ -79,7 +79,7 @@ static int mem_list_user(kotte_session_backend *be, const char *user_id, kotte_t
 static int mem_remove_user(kotte_session_backend *be, const char *user_id,
                            kotte_session_backend_count_cb cb, void *ctx) {
   uv_mutex_lock(&MEM(be)->mu);
-  uint64_t n = kt_remove_user(&MEM(be)->table, user_id);
+  uint64_t n = kotte__session_table_remove_user(&MEM(be)->table, user_id);
   uv_mutex_unlock(&MEM(be)->mu);
   cb(0, n, ctx);
   return 0;
@@ -88,31 +88,33 @@ static int mem_remove_user(kotte_session_backend *be, const char *user_id,
 static int mem_purge(kotte_session_backend *be, kotte_time now, unsigned int limit,
                      kotte_session_backend_count_cb cb, void *ctx) {
   uv_mutex_lock(&MEM(be)->mu);
-  uint64_t n = kt_purge(&MEM(be)->table, now, limit, NULL, NULL);
+  uint64_t n = kotte__session_table_purge(&MEM(be)->table, now, limit, NULL, NULL);
   uv_mutex_unlock(&MEM(be)->mu);
   cb(0, n, ctx);
   return 0;
 }
 
 static void mem_free(kotte_session_backend *be) {
-  kt_clear(&MEM(be)->table);
+  kotte__session_table_clear(&MEM(be)->table);
   uv_mutex_destroy(&MEM(be)->mu);
   kotte__free(be);
 }
 
-static const kotte_session_backend mem_vtable = {
-  .version = KOTTE_SESSION_BACKEND_VERSION,
-  .name = "memory",
-  .put = mem_put,
-  .get = mem_get,
-  .update = mem_update,
-  .remove = mem_remove,
-  .rename = mem_rename,
-  .list_user = mem_list_user,
-  .remove_user = mem_remove_user,
-  .purge = mem_purge,
-  .free = mem_free,
-};
+/* Zeroes the struct, sets the version (kotte_session_backend_init() cannot fail
+ * for this header's version) and the methods. */
+static void mem_init(kotte_session_backend *be) {
+  (void)kotte_session_backend_init(be, KOTTE_SESSION_BACKEND_VERSION);
+  be->name = "memory";
+  be->put = mem_put;
+  be->get = mem_get;
+  be->update = mem_update;
+  be->remove = mem_remove;
+  be->rename = mem_rename;
+  be->list_user = mem_list_user;
+  be->remove_user = mem_remove_user;
+  be->purge = mem_purge;
+  be->free = mem_free;
+}
 
 int kotte_session_backend_memory_new(kotte_session_backend **out) {
   kotte__clear_detail();
@@ -124,8 +126,8 @@ int kotte_session_backend_memory_new(kotte_session_backend **out) {
     kotte__free(m);
     return KOTTE_EINTERNAL;
   }
-  kt_init(&m->table);
-  m->base = mem_vtable;
+  kotte__session_table_init(&m->table);
+  mem_init(&m->base);
   *out = &m->base;
   return 0;
 }

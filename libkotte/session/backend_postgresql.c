@@ -5,9 +5,9 @@
  *
  * The table never holds a usable token: session_id is a keyed BLAKE2b hash
  * of it (base64url, 43 characters), and token_sealed is the token sealed
- * with XChaCha20-Poly1305 (associated data: the hash), only so that
- * list_user can hand ids back. Both keys are derived from the caller's
- * secret and live in sodium_malloc memory, inaccessible between uses.
+ * by libkotte's one sealer (keyring/aead.h; associated data: the hash),
+ * only so that list_user can hand ids back. Both keys are derived from the
+ * caller's secret (keyring/id_keys.h).
  *
  * Data is jsonb: update merges with `data || patch` inside one UPDATE; the
  * size limit is checked in the same statement on the compact text (jsonb's
@@ -34,7 +34,7 @@
 #include "pg/pg_diag.h"
 #include "session/session_internal.h"
 #include "pg/pg_params.h"
-#include "session/id_keys.h"
+#include "keyring/id_keys.h"
 
 #define HASH_LEN KOTTE__ID_HASH_LEN
 #define SEAL_LEN KOTTE__ID_SEALED_LEN
@@ -159,7 +159,7 @@ typedef struct pg_backend {
   kotte_pg_pool *pool;
   kotte_pg_stmt *stmts[S_COUNT];
   int prepared;
-  /* The row key and the sealed token (session/id_keys.h). The hash key,
+  /* The row key and the sealed token (keyring/id_keys.h). The hash key,
    * used by every request, stays read-only: two mprotect calls per request
    * (and their TLB shootdowns) cost more than the whole client side. */
   kotte__id_keys keys;
@@ -210,7 +210,7 @@ static int open_token(pg_backend *b, const unsigned char *blob, int len, const c
 /* ---- binary encoding ------------------------------------------------------------- */
 
 /* text as its bytes, in binary format */
-static void p_text(kpg_params *p, const char *s) { kpg_p_bytes(p, s, strlen(s)); }
+static void p_text(kotte__pg_params *p, const char *s) { kotte__pg_p_bytes(p, s, strlen(s)); }
 
 /* jsonb's binary form: a version byte, then the text. */
 static char *jsonb_param(const char *text, size_t len) {
@@ -257,11 +257,11 @@ static int decode(const kotte_pg_result *res, int row, int col, kotte_session_re
   rec->user_id = kotte_pg_result_value(res, row, col);
   rec->data = *data;
   rec->data_len = len;
-  rec->created_at = kpg_get_time(kotte_pg_result_value(res, row, col + 2));
-  rec->last_activity = kpg_get_time(kotte_pg_result_value(res, row, col + 3));
-  rec->expires_at = kpg_get_time(kotte_pg_result_value(res, row, col + 4));
-  rec->max_expires_at = kpg_get_time(kotte_pg_result_value(res, row, col + 5));
-  rec->idle_timeout = kpg_get_be(kotte_pg_result_value(res, row, col + 6), 4) * 1000000LL;
+  rec->created_at = kotte__pg_get_time(kotte_pg_result_value(res, row, col + 2));
+  rec->last_activity = kotte__pg_get_time(kotte_pg_result_value(res, row, col + 3));
+  rec->expires_at = kotte__pg_get_time(kotte_pg_result_value(res, row, col + 4));
+  rec->max_expires_at = kotte__pg_get_time(kotte_pg_result_value(res, row, col + 5));
+  rec->idle_timeout = kotte__pg_get_be(kotte_pg_result_value(res, row, col + 6), 4) * 1000000LL;
   return 0;
 }
 
@@ -278,7 +278,7 @@ static int map_error(int status, const kotte_pg_result *res) {
   return kotte__pg_fail(status, "postgresql session backend", res);
 }
 
-static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags);
+static int send_op(pg_backend *b, op *o, const kotte__pg_params *p, unsigned int flags);
 static int send_update(op *o);
 
 /* After a miss: runs S_REAP for @p o's id, whose callback reports
@@ -292,10 +292,10 @@ static void left_for_purge(int rc, const char *sqlstate) {
 }
 
 static int reap_then_not_found(op *o) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   o->stmt = S_REAP;
   p_text(&p, o->hash);
-  kpg_p_time(&p, o->now);
+  kotte__pg_p_time(&p, o->now);
   int rc = send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT); /* deleting a dead row twice deletes it once */
   if (rc == 0) return 1;
   left_for_purge(rc, "");
@@ -320,7 +320,7 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   case S_UPDATE:
     if (kotte_pg_result_ntuples(res) != 1) return KOTTE_EINTERNAL;
     if (kotte_pg_result_is_null(res, 0, 0)) return KOTTE_ENOTFOUND; /* absent */
-    switch (kpg_get_be(kotte_pg_result_value(res, 0, 0), 4)) {
+    switch (kotte__pg_get_be(kotte_pg_result_value(res, 0, 0), 4)) {
     case UPD_DONE:
       *col = 1;
       return 0;
@@ -410,7 +410,7 @@ static int prepare_all(pg_backend *b) {
 }
 
 /* Submits @p o's statement; on failure @p o is still the caller's. */
-static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags) {
+static int send_op(pg_backend *b, op *o, const kotte__pg_params *p, unsigned int flags) {
   kotte_pg_query q = KOTTE_PG_QUERY_INIT;
   q.stmt = b->stmts[o->stmt];
   q.nparams = p->n;
@@ -422,7 +422,7 @@ static int send_op(pg_backend *b, op *o, const kpg_params *p, unsigned int flags
 }
 
 /* Submits @p o's statement; on failure @p o is freed. */
-static int run(pg_backend *b, op *o, const kpg_params *p, unsigned int flags) {
+static int run(pg_backend *b, op *o, const kotte__pg_params *p, unsigned int flags) {
   int rc = prepare_all(b);
   if (rc == 0) rc = send_op(b, o, p, flags);
   if (rc != 0) op_free(o);
@@ -430,11 +430,11 @@ static int run(pg_backend *b, op *o, const kpg_params *p, unsigned int flags) {
 }
 
 static int send_update(op *o) {
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, o->hash);
-  kpg_p_time(&p, o->now);
-  kpg_p_bytes(&p, o->patch, o->patch_len + 1);
-  kpg_p_int4(&p, (int64_t)(o->max_size > INT32_MAX ? INT32_MAX : o->max_size));
+  kotte__pg_p_time(&p, o->now);
+  kotte__pg_p_bytes(&p, o->patch, o->patch_len + 1);
+  kotte__pg_p_int4(&p, (int64_t)(o->max_size > INT32_MAX ? INT32_MAX : o->max_size));
   /* Merging the same keys twice gives the same data. */
   return send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT);
 }
@@ -470,16 +470,16 @@ static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, in
   unsigned char sealed[SEAL_LEN];
   hash_id(b, rec->id, hash);
   seal_token(b, rec->id, hash, sealed);
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, hash);
   p_text(&p, rec->user_id);
-  kpg_p_bytes(&p, json, rec->data_len + 1);
-  kpg_p_time(&p, rec->created_at);
-  kpg_p_time(&p, rec->last_activity);
-  kpg_p_time(&p, rec->expires_at);
-  kpg_p_time(&p, rec->max_expires_at);
-  kpg_p_int4(&p, rec->idle_timeout / 1000000);
-  kpg_p_bytes(&p, sealed, SEAL_LEN);
+  kotte__pg_p_bytes(&p, json, rec->data_len + 1);
+  kotte__pg_p_time(&p, rec->created_at);
+  kotte__pg_p_time(&p, rec->last_activity);
+  kotte__pg_p_time(&p, rec->expires_at);
+  kotte__pg_p_time(&p, rec->max_expires_at);
+  kotte__pg_p_int4(&p, rec->idle_timeout / 1000000);
+  kotte__pg_p_bytes(&p, sealed, SEAL_LEN);
   /* A replace is idempotent; a create is not (a second run would say "exists"). */
   int rc = run(b, o, &p, replace ? KOTTE_PG_IDEMPOTENT : 0);
   kotte__free(json);
@@ -493,9 +493,9 @@ static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int
   if (o == NULL) return KOTTE_ENOMEM;
   hash_id(b, id, o->hash);
   o->now = now;
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, o->hash);
-  kpg_p_time(&p, now);
+  kotte__pg_p_time(&p, now);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
@@ -527,7 +527,7 @@ static int pg_remove(kotte_session_backend *be, const char *id, kotte_session_ba
   if (o == NULL) return KOTTE_ENOMEM;
   char hash[HASH_LEN + 1];
   hash_id(b, id, hash);
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, hash);
   return run(b, o, &p, 0); /* a second run would count 0 */
 }
@@ -542,11 +542,11 @@ static int pg_rename(kotte_session_backend *be, const char *old_id, const char *
   hash_id(b, old_id, old_hash);
   hash_id(b, new_id, new_hash);
   seal_token(b, new_id, new_hash, sealed);
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, old_hash);
   p_text(&p, new_hash);
-  kpg_p_time(&p, now);
-  kpg_p_bytes(&p, sealed, SEAL_LEN);
+  kotte__pg_p_time(&p, now);
+  kotte__pg_p_bytes(&p, sealed, SEAL_LEN);
   return run(b, o, &p, 0);
 }
 
@@ -555,9 +555,9 @@ static int pg_list_user(kotte_session_backend *be, const char *user_id, kotte_ti
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_LIST, CB_LIST, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, user_id);
-  kpg_p_time(&p, now);
+  kotte__pg_p_time(&p, now);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
@@ -566,7 +566,7 @@ static int pg_remove_user(kotte_session_backend *be, const char *user_id,
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_REMOVE_USER, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  kpg_params p = { 0 };
+  kotte__pg_params p = { 0 };
   p_text(&p, user_id);
   return run(b, o, &p, 0);
 }
@@ -576,9 +576,9 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_PURGE, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  kpg_params p = { 0 };
-  kpg_p_time(&p, now);
-  kpg_p_int4(&p, limit);
+  kotte__pg_params p = { 0 };
+  kotte__pg_p_time(&p, now);
+  kotte__pg_p_int4(&p, limit);
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
@@ -610,7 +610,7 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   }
   b->keys = keys;
   b->pool = pool;
-  b->base.version = KOTTE_SESSION_BACKEND_VERSION;
+  (void)kotte_session_backend_init(&b->base, KOTTE_SESSION_BACKEND_VERSION);
   b->base.name = "postgresql";
   b->base.put = pg_put;
   b->base.get = pg_get;

@@ -3,7 +3,7 @@
 #define KOTTE_SESSION_INTERNAL_H
 
 #include "core/internal.h"
-#include "kotte/credential.h"
+#include "kotte/keyring.h"
 #include "kotte/pg.h"
 #include "kotte/sys/session_backend.h"
 

@@ -1,141 +1,66 @@
-/* The session store: semantics (ids, expiry, limits) over any backend, and
- * the delivery rule: exactly one callback per operation, on the loop
- * thread, never before the starting call returned. */
+/* The session store: semantics (ids, expiry, limits) over any backend.
+ * Delivery (one callback per operation, on the loop thread, never before
+ * the starting call returned) and the lifecycle are core/store.h's. */
 #include <sodium.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "core/defer.h"
-#include "runtime/runtime_internal.h"
 #include "core/json.h"
+#include "core/store.h"
+#include "keyring/keyring_internal.h"
 #include "pg/pg_diag.h"
-#include "credential/credential_internal.h"
 #include "session/session_internal.h"
 
-typedef enum op_kind {
-  OP_SESSION, /* result: a session */
-  OP_STATUS,  /* result: status only */
-  OP_COUNT,   /* result: a count */
-  OP_LIST     /* result: a list */
-} op_kind;
-
-typedef struct op op;
-struct op {
-  kotte_session_store *store;
-  op_kind kind;
-  int starting;          /* the starting call is still on the stack */
-  kotte__deferred link;  /* in the store's deferred queue */
-  void (*then)(op *o);   /* what the deferred queue does with it */
-  union {
-    kotte_session_cb session;
-    kotte_session_status_cb status;
-    kotte_session_count_cb count;
-    kotte_session_list_cb list;
-  } cb;
-  void *userdata;
-  int status;
-  kotte_session *session;
-  kotte_session_list *list;
-  uint64_t count;
+typedef struct op {
+  kotte__op base; /* first: its result is a kotte_session, a list or a count */
   /* purge */
   uint64_t total;
   int not_found_if_zero; /* delete: 0 removed means KOTTE_ENOTFOUND */
-  char *detail;          /* kotte_error_detail() for the callback, or NULL */
-};
+} op;
 
 struct kotte_session_store {
-  uv_loop_t *loop;
-  kotte_runtime *rt;
+  kotte__store base; /* first */
   kotte_session_backend *be;
   kotte_session_options opts;
-  kotte__defer_queue defer;
-  unsigned int pending;
-  int closing;
-  /* for kotte_session_store_free() on a runtime store: signalled when gone */
-  kotte__waiter *free_waiter; /* set while a thread waits in *_free() */
 };
 
-static void finalize(kotte_session_store *st);
+_Static_assert(offsetof(op, base) == 0 && offsetof(kotte_session_store, base) == 0,
+               "core/store.h: the shared part comes first");
 
 static kotte_time now_of(const kotte_session_store *st) {
-  return st->opts.clock ? st->opts.clock(st->opts.clock_ctx) : kotte_clock_now();
+  return kotte__store_clock(st->opts.clock, st->opts.clock_ctx);
 }
 
-/* ---- delivery ----------------------------------------------------------- */
+/* ---- operations and the store type (core/store.h) ------------------------ */
 
-static void deliver(op *o) {
-  kotte_session_store *st = o->store;
-  if (st->closing && o->status == 0) o->status = KOTTE_ECANCELED;
-  if (o->status != 0) {
-    kotte_session_free(o->session);
-    o->session = NULL;
-    kotte_session_list_free(o->list);
-    o->list = NULL;
-    o->count = 0;
-  }
-  /* during the callback (and until the next libkotte call on this
-   * thread), kotte_error_detail() describes this operation */
-  kotte__detail_set(o->status, o->detail);
-  switch (o->kind) {
-  case OP_SESSION: o->cb.session(o->status, o->session, o->userdata); break;
-  case OP_STATUS: o->cb.status(o->status, o->userdata); break;
-  case OP_COUNT: o->cb.count(o->status, o->count, o->userdata); break;
-  case OP_LIST: o->cb.list(o->status, o->list, o->userdata); break;
-  }
-  kotte__free(o->detail);
-  kotte__free(o);
-  /* The callback may have freed the store: `closing` is then set and this
-   * was possibly the last pending operation. */
-  if (--st->pending == 0 && st->closing) finalize(st);
+KOTTE__OP_CALL_RESULT(call_session, kotte_session_cb)
+KOTTE__OP_CALL_RESULT(call_list, kotte_session_list_cb)
+KOTTE__OP_CALL_COUNT(call_count, kotte_session_count_cb)
+#define call_status kotte__op_call_status
+
+static void free_session(void *s) { kotte_session_free(s); }
+static void free_list(void *l) { kotte_session_list_free(l); }
+
+static void op_free(kotte__op *base) { kotte__free(base); }
+
+static void store_release(kotte__store *base) {
+  kotte_session_store *st = (kotte_session_store *)base;
+  st->be->free(st->be); /* once, with no operation in flight */
+  kotte_keyring_free(st->opts.keyring);
 }
 
-static void run_deferred(kotte__deferred *d) {
-  op *o = (op *)((char *)d - offsetof(op, link));
-  o->then(o);
+static const kotte__store_type session_store_type = { op_free, store_release };
+
+/* The store an operation belongs to. */
+#define STORE(o) ((kotte_session_store *)(o)->base.store)
+
+static op *op_new(kotte_session_store *st, void (*call)(kotte__op *), kotte__op_cb cb,
+                  void *userdata) {
+  return kotte__op_new(&st->base, sizeof(op), call, cb, userdata);
 }
 
-/* Runs @p run(o) on a later loop turn. */
-static void enqueue(op *o, void (*run)(op *)) {
-  o->then = run;
-  kotte__defer_push(&o->store->defer, &o->link, run_deferred);
-}
-
-/* Called when the backend is done with an operation. */
-static void complete(op *o) {
-  /* the explanation the backend (or the store) just wrote, kept with the
-   * operation: other operations may fail before its callback runs */
-  kotte__free(o->detail);
-  o->detail = o->status != 0 ? kotte__detail_take(o->status) : NULL;
-  if (o->starting) enqueue(o, deliver);
-  else deliver(o);
-}
-
-static op *op_new(kotte_session_store *st, op_kind kind, void *cb, void *userdata) {
-  op *o = kotte__calloc(1, sizeof *o);
-  if (o == NULL) return NULL;
-  o->store = st;
-  o->kind = kind;
-  o->userdata = userdata;
-  o->starting = 1;
-  switch (kind) {
-  case OP_SESSION: o->cb.session = (kotte_session_cb)cb; break;
-  case OP_STATUS: o->cb.status = (kotte_session_status_cb)cb; break;
-  case OP_COUNT: o->cb.count = (kotte_session_count_cb)cb; break;
-  case OP_LIST: o->cb.list = (kotte_session_list_cb)cb; break;
-  }
-  return o;
-}
-
-/* Common end of every start function: the backend returned @p rc. */
-static int started(op *o, int rc) {
-  if (rc != 0) {
-    kotte__free(o);
-    return rc;
-  }
-  o->store->pending++;
-  o->starting = 0;
-  return 0;
-}
+static int started(op *o, int rc) { return kotte__op_started(&o->base, rc); }
+static void complete(op *o, int status) { kotte__op_complete(&o->base, status); }
 
 /* ---- backend callbacks -------------------------------------------------- */
 
@@ -161,35 +86,38 @@ static int session_of(const kotte_session_store *st, const kotte_session_record 
 
 static void on_record(int status, const kotte_session_record *rec, void *ctx) {
   op *o = ctx;
-  o->status = status;
-  if (status == 0 && o->kind == OP_SESSION) o->status = session_of(o->store, rec, &o->session);
-  complete(o);
+  if (status == 0 && o->base.call == call_session) {
+    kotte_session *s = NULL;
+    status = session_of(STORE(o), rec, &s);
+    kotte__op_set_result(&o->base, s, free_session);
+  }
+  complete(o, status);
 }
 
 static void on_count(int status, uint64_t count, void *ctx) {
   op *o = ctx;
-  o->status = status;
-  o->count = count;
-  if (status == 0 && o->not_found_if_zero && count == 0) o->status = KOTTE_ENOTFOUND;
-  complete(o);
+  o->base.count = count;
+  if (status == 0 && o->not_found_if_zero && count == 0) status = KOTTE_ENOTFOUND;
+  complete(o, status);
 }
 
 static void on_list(int status, const kotte_session_record *recs, size_t n, void *ctx) {
   op *o = ctx;
-  o->status = status;
   if (status == 0) {
-    o->status = kotte__session_list_from_records(recs, n, &o->list);
-    for (size_t i = 0; o->status == 0 && i < n; i++) {
+    kotte_session_list *l = NULL;
+    status = kotte__session_list_from_records(recs, n, &l);
+    kotte__op_set_result(&o->base, l, free_list);
+    for (size_t i = 0; status == 0 && i < n; i++) {
       kotte_session *s;
-      if (strstr(o->list->items[i]->data, "\"$sealed\"") == NULL) continue;
-      o->status = session_of(o->store, &recs[i], &s);
-      if (o->status == 0) {
-        kotte_session_free(o->list->items[i]);
-        o->list->items[i] = s;
+      if (strstr(l->items[i]->data, "\"$sealed\"") == NULL) continue;
+      status = session_of(STORE(o), &recs[i], &s);
+      if (status == 0) {
+        kotte_session_free(l->items[i]);
+        l->items[i] = s;
       }
     }
   }
-  complete(o);
+  complete(o, status);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -206,33 +134,36 @@ static int check_options(const kotte_session_options *opts) {
   return 0;
 }
 
-int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
-                            kotte_session_backend *be, const kotte_session_options *opts) {
-  kotte__clear_detail();
+/* The size of each version of the backend struct: a backend built against
+ * an older header has only the fields up to the first one added later. */
+static const size_t backend_sizes[KOTTE_SESSION_BACKEND_VERSION] = {
+  offsetof(kotte_session_backend, check), /* 1 */
+  sizeof(kotte_session_backend),          /* 2 */
+};
+_Static_assert(KOTTE_SESSION_BACKEND_VERSION == 2, "a new backend version: add its size above");
+
+int kotte_session_backend_init(kotte_session_backend *be, unsigned int version) {
+  return kotte__backend_init(be, "session", version, KOTTE_SESSION_BACKEND_VERSION, backend_sizes);
+}
+
+/* kotte_session_store_new() on @p loop, or _open() on @p rt's loop. */
+static int store_make(kotte_session_store **out, uv_loop_t *loop, kotte_runtime *rt,
+                      kotte_session_backend *be, const kotte_session_options *opts) {
   kotte_session_options defaults = KOTTE_SESSION_OPTIONS_INIT;
-  if (out == NULL) return KOTTE_EINVAL;
-  *out = NULL;
-  if (loop == NULL || be == NULL) return KOTTE_EINVAL;
   if (opts == NULL) opts = &defaults;
   int rc = check_options(opts);
   if (rc != 0) return rc;
-  if (be->version < 1 || be->version > KOTTE_SESSION_BACKEND_VERSION)
-    return kotte__fail(KOTTE_EVERSION, "session backend version %u is not supported",
-                       be->version);
-  if (!be->put || !be->get || !be->update || !be->remove || !be->rename || !be->free)
-    return kotte__fail(KOTTE_EINVAL, "session backend lacks a required method");
-  if (kotte__init() != 0) return KOTTE_EINTERNAL;
-  kotte_session_store *st = kotte__calloc(1, sizeof *st);
-  if (st == NULL) return KOTTE_ENOMEM;
-  if (kotte__defer_init(&st->defer, loop) != 0) {
+  int has_required = be->put && be->get && be->update && be->remove && be->rename && be->free;
+  kotte_session_store *st = kotte__store_new(sizeof *st, &session_store_type, "session",
+                                             be->version, KOTTE_SESSION_BACKEND_VERSION,
+                                             has_required, &rc);
+  if (st == NULL) return rc;
+  if ((rc = kotte__store_attach(&st->base, loop, rt)) != 0) {
     kotte__free(st);
-    return KOTTE_EINTERNAL;
+    return rc;
   }
-  st->defer.async.data = st;
-  st->loop = loop;
   st->be = be;
   /* Copy only the fields the caller's version has. */
-  memset(&st->opts, 0, sizeof st->opts);
   memcpy(&st->opts, opts, opts->version == 1 ? offsetof(kotte_session_options, keyring)
                                              : sizeof st->opts);
   st->opts.version = KOTTE_SESSION_OPTIONS_VERSION;
@@ -241,55 +172,13 @@ int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
   return 0;
 }
 
-static void on_closed(uv_handle_t *h) {
-  kotte_session_store *st = h->data;
-  kotte__waiter *waiter = st->free_waiter;
-  kotte__free(st);
-  kotte__waiter_signal(waiter);
-}
-
-static void finalize(kotte_session_store *st) {
-  kotte_session_backend *be = st->be;
-  st->be = NULL;
-  if (be) be->free(be);
-  kotte_keyring_free(st->opts.keyring);
-  st->opts.keyring = NULL;
-  kotte__defer_close(&st->defer, on_closed);
-}
-
-static void free_on_loop(kotte_session_store *st) {
-  if (st->closing) return;
-  st->closing = 1;
-  if (st->pending == 0) finalize(st);
-}
-
-typedef struct rt_free_call {
-  kotte_session_store *st;
-} rt_free_call;
-
-static void free_posted(void *arg) { free_on_loop(arg); }
-
-void kotte_session_store_free(kotte_session_store *st) {
-  if (st == NULL) return;
-  if (st->rt == NULL || kotte_runtime_on_loop_thread(st->rt)) {
-    free_on_loop(st);
-    return;
-  }
-  kotte__runtime_post_and_wait(st->rt, free_posted, st, &st->free_waiter, "kotte_session_store_free");
-}
-
-typedef struct open_call {
-  kotte_session_store **out;
-  kotte_runtime *rt;
-  kotte_session_backend *be;
-  const kotte_session_options *opts;
-} open_call;
-
-static int open_on_loop(void *arg) {
-  open_call *c = arg;
-  int rc = kotte_session_store_new(c->out, kotte_runtime_loop(c->rt), c->be, c->opts);
-  if (rc == 0) (*c->out)->rt = c->rt;
-  return rc;
+int kotte_session_store_new(kotte_session_store **out, uv_loop_t *loop,
+                            kotte_session_backend *be, const kotte_session_options *opts) {
+  kotte__clear_detail();
+  if (out == NULL) return KOTTE_EINVAL;
+  *out = NULL;
+  if (loop == NULL || be == NULL) return KOTTE_EINVAL;
+  return store_make(out, loop, NULL, be, opts);
 }
 
 int kotte_session_store_open(kotte_session_store **out, kotte_runtime *rt,
@@ -297,27 +186,24 @@ int kotte_session_store_open(kotte_session_store **out, kotte_runtime *rt,
   kotte__clear_detail();
   if (out == NULL || rt == NULL) return KOTTE_EINVAL;
   *out = NULL;
+  if (be == NULL) return KOTTE_EINVAL;
   /* a database without libkotte's schema, or an older one, is refused here
    * with its remedy, not at a user's first login */
   int rc = kotte__pg_schema_verify(kotte__session_backend_pg_pool(be));
-  if (rc != 0) return rc;
-  open_call c = { out, rt, be, opts };
-  return kotte_runtime_run(rt, open_on_loop, &c);
+  return rc != 0 ? rc : store_make(out, NULL, rt, be, opts);
+}
+
+void kotte_session_store_free(kotte_session_store *st) {
+  if (st) kotte__store_free(&st->base, "kotte_session_store_free");
 }
 
 const char *kotte_session_store_backend_name(const kotte_session_store *st) {
   return (st && st->be && st->be->name) ? st->be->name : "";
 }
 
-kotte_runtime *kotte__session_store_runtime(kotte_session_store *st) { return st->rt; }
+kotte_runtime *kotte__session_store_runtime(kotte_session_store *st) { return st->base.rt; }
 
 /* ---- operations --------------------------------------------------------- */
-
-#define CHECK_STORE(st, cb)                                                  \
-  do {                                                                       \
-    if ((st) == NULL || (cb) == NULL) return KOTTE_EINVAL;                   \
-    if ((st)->closing) return KOTTE_ECLOSED;                                 \
-  } while (0)
 
 static int check_id(const char *id) {
   if (id == NULL) return KOTTE_EINVAL;
@@ -364,13 +250,12 @@ static int put_new(kotte_session_store *st, op *o, const char *id, const char *u
 
 int kotte_session_create(kotte_session_store *st, const char *user_id, const char *data_json,
                          kotte_session_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   char id[KOTTE_SESSION_ID_LEN + 1];
   if ((rc = kotte_token_generate(id)) != 0) return rc;
-  op *o = op_new(st, OP_SESSION, (void *)cb, userdata);
+  op *o = op_new(st, call_session, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, put_new(st, o, id, user_id, data_json, 0, 0));
 }
@@ -378,44 +263,40 @@ int kotte_session_create(kotte_session_store *st, const char *user_id, const cha
 int kotte_session_set(kotte_session_store *st, const char *id, const char *user_id,
                       const char *data_json, int64_t ttl_s, kotte_session_cb cb,
                       void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc == 0) rc = check_user(user_id);
   if (rc == 0 && (ttl_s < 0 || ttl_s > INT64_MAX / 2000000)) rc = KOTTE_EINVAL;
   if (rc != 0) return rc;
-  op *o = op_new(st, OP_SESSION, (void *)cb, userdata);
+  op *o = op_new(st, call_session, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, put_new(st, o, id, user_id, data_json, ttl_s, 1));
 }
 
-static int get_common(kotte_session_store *st, const char *id, op_kind kind, void *cb,
-                      void *userdata) {
+static int get_common(kotte_session_store *st, const char *id, void (*call)(kotte__op *),
+                      kotte__op_cb cb, void *userdata) {
   int rc = check_id(id);
   if (rc != 0) return rc;
-  op *o = op_new(st, kind, cb, userdata);
+  op *o = op_new(st, call, cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->get(st->be, id, now_of(st), 1, on_record, o));
 }
 
 int kotte_session_get(kotte_session_store *st, const char *id, kotte_session_cb cb,
                       void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  return get_common(st, id, OP_SESSION, (void *)cb, userdata);
+  KOTTE__STORE_ENTER(st, cb);
+  return get_common(st, id, call_session, (kotte__op_cb)cb, userdata);
 }
 
 int kotte_session_touch(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                         void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
-  return get_common(st, id, OP_STATUS, (void *)cb, userdata);
+  KOTTE__STORE_ENTER(st, cb);
+  return get_common(st, id, call_status, (kotte__op_cb)cb, userdata);
 }
 
 int kotte_session_update(kotte_session_store *st, const char *id, const char *patch_json,
                          kotte_session_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
   if (patch_json == NULL) return KOTTE_EINVAL;
@@ -425,7 +306,7 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
   if ((rc = kotte__session_prepare(st->opts.keyring, patch_json, st->opts.max_data_size, &patch,
                                    &len)) != 0)
     return rc;
-  op *o = op_new(st, OP_SESSION, (void *)cb, userdata);
+  op *o = op_new(st, call_session, (kotte__op_cb)cb, userdata);
   if (o == NULL) {
     kotte__free(patch);
     return KOTTE_ENOMEM;
@@ -437,11 +318,10 @@ int kotte_session_update(kotte_session_store *st, const char *id, const char *pa
 
 int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_status_cb cb,
                          void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
-  op *o = op_new(st, OP_STATUS, (void *)cb, userdata);
+  op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   o->not_found_if_zero = 1;
   return started(o, st->be->remove(st->be, id, on_count, o));
@@ -449,104 +329,89 @@ int kotte_session_delete(kotte_session_store *st, const char *id, kotte_session_
 
 int kotte_session_regenerate(kotte_session_store *st, const char *id, kotte_session_cb cb,
                              void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_id(id);
   if (rc != 0) return rc;
   char new_id[KOTTE_SESSION_ID_LEN + 1];
   if ((rc = kotte_token_generate(new_id)) != 0) return rc;
-  op *o = op_new(st, OP_SESSION, (void *)cb, userdata);
+  op *o = op_new(st, call_session, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->rename(st->be, id, new_id, now_of(st), on_record, o));
 }
 
 int kotte_session_list_user(kotte_session_store *st, const char *user_id,
                             kotte_session_list_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   if (st->be->list_user == NULL) return KOTTE_ENOTSUP;
-  op *o = op_new(st, OP_LIST, (void *)cb, userdata);
+  op *o = op_new(st, call_list, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->list_user(st->be, user_id, now_of(st), on_list, o));
 }
 
 int kotte_session_delete_user(kotte_session_store *st, const char *user_id,
                               kotte_session_count_cb cb, void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   int rc = check_user(user_id);
   if (rc != 0) return rc;
   if (st->be->remove_user == NULL) return KOTTE_ENOTSUP;
-  op *o = op_new(st, OP_COUNT, (void *)cb, userdata);
+  op *o = op_new(st, call_count, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->remove_user(st->be, user_id, on_count, o));
 }
 
 /* Purge: one backend round per loop turn until a round comes back short. */
-static void purge_round(op *o);
+static void purge_round(kotte__op *base);
 
 static void on_purge_count(int status, uint64_t count, void *ctx) {
   op *o = ctx;
-  kotte_session_store *st = o->store;
+  kotte_session_store *st = STORE(o);
   o->total += count;
-  if (status != 0 || count < st->opts.purge_batch || st->closing) {
-    o->status = status;
-    o->count = o->total;
-    complete(o);
+  if (status != 0 || count < st->opts.purge_batch || st->base.closing) {
+    o->base.count = o->total;
+    complete(o, status);
     return;
   }
-  enqueue(o, purge_round); /* next round on the next loop turn */
+  kotte__op_defer(&o->base, purge_round); /* next round on the next loop turn */
 }
 
-static void purge_round(op *o) {
-  kotte_session_store *st = o->store;
+static void purge_round(kotte__op *base) {
+  op *o = (op *)base;
+  kotte_session_store *st = STORE(o);
   int rc = st->be->purge(st->be, now_of(st), st->opts.purge_batch, on_purge_count, o);
   if (rc != 0) {
-    o->status = rc;
-    o->count = o->total;
-    o->detail = kotte__detail_take(rc);
-    deliver(o);
+    o->base.count = o->total;
+    complete(o, rc); /* a later loop turn already: delivered now */
   }
 }
 
-static void on_backend_status(int status, void *ctx) {
-  op *o = ctx;
-  o->status = status;
-  complete(o);
-}
+static void on_backend_status(int status, void *ctx) { complete(ctx, status); }
 
 /* The fallback check: an id nobody holds is not found by a backend that answers. */
 static void on_probe(int status, const kotte_session_record *rec, void *ctx) {
   (void)rec;
-  op *o = ctx;
-  o->status = status == KOTTE_ENOTFOUND ? 0 : status;
-  complete(o);
+  complete(ctx, status == KOTTE_ENOTFOUND ? 0 : status);
 }
 
 int kotte_session_store_check(kotte_session_store *st, kotte_session_status_cb cb,
                               void *userdata) {
-  CHECK_STORE(st, cb);
-  op *o = op_new(st, OP_STATUS, (void *)cb, userdata);
+  KOTTE__STORE_ENTER(st, cb);
+  op *o = op_new(st, call_status, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   if (st->be->version >= 2 && st->be->check)
     return started(o, st->be->check(st->be, on_backend_status, o));
   char probe[KOTTE_SESSION_ID_LEN + 1];
   int rc = kotte_token_generate(probe);
-  if (rc != 0) {
-    kotte__free(o);
-    return rc;
-  }
-  return started(o, st->be->get(st->be, probe, now_of(st), 0, on_probe, o));
+  if (rc == 0) rc = st->be->get(st->be, probe, now_of(st), 0, on_probe, o);
+  return started(o, rc);
 }
 
 int kotte_session_purge_expired(kotte_session_store *st, kotte_session_count_cb cb,
                                 void *userdata) {
-  kotte__clear_detail();
-  CHECK_STORE(st, cb);
+  KOTTE__STORE_ENTER(st, cb);
   if (st->be->purge == NULL) return KOTTE_ENOTSUP;
-  op *o = op_new(st, OP_COUNT, (void *)cb, userdata);
+  op *o = op_new(st, call_count, (kotte__op_cb)cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
   return started(o, st->be->purge(st->be, now_of(st), st->opts.purge_batch, on_purge_count, o));
 }

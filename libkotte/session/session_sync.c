@@ -11,25 +11,19 @@ typedef enum sync_op {
 
 typedef struct session_call {
   kotte__sync base; /* first */
-  kotte_session_store *store;
-  sync_op op;
-  char *a, *b, *c; /* copied string arguments */
+  char *a, *b, *c; /* the call's copies of its string arguments (kotte__sync_copy) */
   int64_t ttl_s;
 } session_call;
 
-static void on_session(int status, kotte_session *s, void *ud) {
-  kotte__sync_complete(ud, status, s, 0);
-}
-static void on_status(int status, void *ud) { kotte__sync_complete(ud, status, NULL, 0); }
+KOTTE__SYNC_ON_RESULT(on_session, kotte_session)
+KOTTE__SYNC_ON_RESULT(on_list, kotte_session_list)
+#define on_status kotte__sync_on_status
 static void on_count(int status, uint64_t n, void *ud) { kotte__sync_complete(ud, status, NULL, n); }
-static void on_list(int status, kotte_session_list *l, void *ud) {
-  kotte__sync_complete(ud, status, l, 0);
-}
 
 static int start(kotte__sync *base) {
   session_call *c = (session_call *)base;
-  kotte_session_store *st = c->store;
-  switch (c->op) {
+  kotte_session_store *st = base->target;
+  switch ((sync_op)base->op) {
   case S_CREATE: return kotte_session_create(st, c->a, c->b, on_session, c);
   case S_GET: return kotte_session_get(st, c->a, on_session, c);
   case S_UPDATE: return kotte_session_update(st, c->a, c->b, on_session, c);
@@ -45,54 +39,25 @@ static int start(kotte__sync *base) {
   return KOTTE_EINTERNAL;
 }
 
-static void destroy(kotte__sync *base) {
-  session_call *c = (session_call *)base;
-  kotte__free(c->a);
-  kotte__free(c->b);
-  kotte__free(c->c);
-}
-
 static void free_session(void *p) { kotte_session_free(p); }
 static void free_list(void *p) { kotte_session_list_free(p); }
-
-/* Copies a possibly-NULL string; *ok is cleared when out of memory. */
-static char *dup_arg(const char *s, int *ok) {
-  if (s == NULL) return NULL;
-  char *d = kotte__strdup(s);
-  if (d == NULL) *ok = 0;
-  return d;
-}
 
 static int call(kotte_session_store *st, sync_op op, const char *a, const char *b, const char *c,
                 int64_t ttl_s, void **result, uint64_t *count, int timeout_ms) {
   if (st == NULL) return KOTTE_EINVAL;
   kotte_runtime *rt = kotte__session_store_runtime(st);
-  if (rt == NULL)
-    return kotte__fail(KOTTE_EINVAL, "blocking call on a store not opened on a runtime");
-  session_call *sc = kotte__sync_new(sizeof *sc, start);
-  if (sc == NULL) return KOTTE_ENOMEM;
-  int ok = 1;
-  sc->store = st;
-  sc->op = op;
-  sc->a = dup_arg(a, &ok);
-  sc->b = dup_arg(b, &ok);
-  sc->c = dup_arg(c, &ok);
+  int rc;
+  session_call *sc = kotte__sync_call_new(rt, sizeof *sc, start, st, op, &rc);
+  if (sc == NULL) return rc;
+  sc->a = kotte__sync_copy(&sc->base, a, 0);
+  sc->b = kotte__sync_copy(&sc->base, b, 0);
+  sc->c = kotte__sync_copy(&sc->base, c, 0);
   sc->ttl_s = ttl_s;
-  sc->base.destroy = destroy;
   sc->base.result_free = (op == S_LIST) ? free_list : free_session;
-  if (!ok) {
-    /* Never posted: drop both references by running the normal path with
-     * a start that fails at once would cost a loop turn; free directly. */
-    destroy(&sc->base);
-    uv_cond_destroy(&sc->base.cv);
-    uv_mutex_destroy(&sc->base.mu);
-    kotte__free(sc);
-    return KOTTE_ENOMEM;
-  }
-  return kotte__sync_run(rt, &sc->base, timeout_ms, result, count);
+  return kotte__sync_call_run(rt, &sc->base, timeout_ms, result, count);
 }
 
-#define OUT_INIT(out) do { if (out) *(out) = NULL; } while (0)
+#define OUT_INIT KOTTE__OUT_INIT
 
 int kotte_session_create_sync(kotte_session_store *st, const char *user_id,
                               const char *data_json, kotte_session **out, int timeout_ms) {

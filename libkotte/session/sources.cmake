@@ -2,10 +2,9 @@ list(APPEND KOTTE_SOURCES
   libkotte/session/backend_json_file.c
   libkotte/session/backend_memory.c
   libkotte/session/backend_postgresql.c
-  libkotte/session/id_keys.c
-  libkotte/session/journal.c
-  libkotte/session/session.c
+  libkotte/session/session_journal.c
+  libkotte/session/session_object.c
   libkotte/session/session_secrets.c
   libkotte/session/session_store.c
   libkotte/session/session_sync.c
-  libkotte/session/table.c)
+  libkotte/session/session_table.c)

@@ -19,13 +19,14 @@
  *
  *     bench_credentials [DIR] [OPS]     (defaults: /tmp, 2000)
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <kotte.h>
+
+#include "harness.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
@@ -34,20 +35,8 @@
 static const char *dir = "/tmp";
 static int ops = 2000;
 
-typedef struct result {
-  double ops_per_s, p50_us, p99_us;
-} result;
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static result summarize(uint64_t *lat, int n, uint64_t wall_ns) {
-  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
-  result r = { n / (wall_ns / 1e9), lat[n / 2] / 1e3, lat[(int)(n * 0.99)] / 1e3 };
-  return r;
-}
+typedef bench_result result;
+#define summarize bench_summarize
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "%s: %s %s\n", what, kotte_strerror(rc), kotte_error_detail());
@@ -101,17 +90,13 @@ static result measure_keyring(kotte_keyring *kr, int what, int threads) {
   int n = ops * 10, per = n / threads;
   uint64_t *lat = calloc((size_t)n, sizeof *lat);
   kjob jobs[2];
-  uv_thread_t t[2];
-  uint64_t t0 = uv_hrtime();
   for (int k = 0; k < threads; k++) {
     jobs[k] = (kjob){ kr, what, per, lat + k * per, { 0 }, 0 };
     if (kotte_keyring_seal(kr, "user-1", "ad", 2, SECRET, sizeof SECRET - 1, jobs[k].blob,
                            sizeof jobs[k].blob, &jobs[k].blob_len) != 0)
       exit(1);
-    uv_thread_create(&t[k], run_kjob, &jobs[k]);
   }
-  for (int k = 0; k < threads; k++) uv_thread_join(&t[k]);
-  result r = summarize(lat, per * threads, uv_hrtime() - t0);
+  result r = summarize(lat, per * threads, bench_threads(threads, run_kjob, jobs, sizeof jobs[0]));
   free(lat);
   return r;
 }
@@ -122,9 +107,7 @@ typedef struct prefill {
   kotte_cred_store *st;
   int n, left, base;
   char (*ids)[37];
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done;
+  bench_wait w;
 } prefill;
 
 static prefill *current_fill;
@@ -135,12 +118,7 @@ static void prefill_cb(int status, kotte_cred *c, void *ud) {
   if (status != 0) die("prefill", status);
   memcpy(p->ids[i], kotte_cred_id(c), 37);
   kotte_cred_free(c);
-  if (--p->left == 0) {
-    uv_mutex_lock(&p->mu);
-    p->done = 1;
-    uv_cond_signal(&p->cv);
-    uv_mutex_unlock(&p->mu);
-  }
+  if (--p->left == 0) bench_signal(&p->w);
 }
 
 static void prefill_start(void *arg) {
@@ -162,14 +140,7 @@ static void do_prefill(kotte_runtime *rt, kotte_cred_store *st, int n, char (*id
   p.n = p.left = n;
   p.ids = ids;
   current_fill = &p;
-  uv_mutex_init(&p.mu);
-  uv_cond_init(&p.cv);
-  kotte_runtime_post(rt, prefill_start, &p);
-  uv_mutex_lock(&p.mu);
-  while (!p.done) uv_cond_wait(&p.cv, &p.mu);
-  uv_mutex_unlock(&p.mu);
-  uv_cond_destroy(&p.cv);
-  uv_mutex_destroy(&p.mu);
+  bench_post_and_wait(rt, prefill_start, &p, &p.w);
 }
 
 /* ---- measured loops ------------------------------------------------------ */
@@ -221,16 +192,11 @@ static result measure(kotte_runtime *rt, kotte_cred_store *st, int op, int threa
                       char (*ids)[37], int nids) {
   uint64_t *lat = calloc((size_t)ops, sizeof *lat);
   job jobs[2];
-  uv_thread_t t[2];
   int per = ops / threads;
   save_seq++;
-  uint64_t t0 = uv_hrtime();
-  for (int k = 0; k < threads; k++) {
+  for (int k = 0; k < threads; k++)
     jobs[k] = (job){ rt, st, op, per, k * 104729, k, ids, nids, lat + k * per };
-    uv_thread_create(&t[k], run_job, &jobs[k]);
-  }
-  for (int k = 0; k < threads; k++) uv_thread_join(&t[k]);
-  result r = summarize(lat, per * threads, uv_hrtime() - t0);
+  result r = summarize(lat, per * threads, bench_threads(threads, run_job, jobs, sizeof jobs[0]));
   free(lat);
   return r;
 }
@@ -242,9 +208,7 @@ typedef struct chain {
   int op, i, n, nids;
   char (*ids)[37];
   uint64_t *lat, t0, wall0, wall;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done;
+  bench_wait w;
 } chain;
 
 static void chain_next(chain *c);
@@ -256,10 +220,7 @@ static void chain_end_one(chain *c) {
     return;
   }
   c->wall = uv_hrtime() - c->wall0;
-  uv_mutex_lock(&c->mu);
-  c->done = 1;
-  uv_cond_signal(&c->cv);
-  uv_mutex_unlock(&c->mu);
+  bench_signal(&c->w);
 }
 
 static void chain_cred(int status, kotte_cred *cr, void *ud) {
@@ -307,36 +268,13 @@ static result measure_async(kotte_runtime *rt, kotte_cred_store *st, int op, cha
   c.nids = nids;
   c.lat = calloc((size_t)ops, sizeof *c.lat);
   save_seq++;
-  uv_mutex_init(&c.mu);
-  uv_cond_init(&c.cv);
-  kotte_runtime_post(rt, chain_start, &c);
-  uv_mutex_lock(&c.mu);
-  while (!c.done) uv_cond_wait(&c.cv, &c.mu);
-  uv_mutex_unlock(&c.mu);
-  uv_cond_destroy(&c.cv);
-  uv_mutex_destroy(&c.mu);
+  bench_post_and_wait(rt, chain_start, &c, &c.w);
   result r = summarize(c.lat, ops, c.wall);
   free(c.lat);
   return r;
 }
 
-static double fsync_reference(void) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/kotte-bench-fsync.tmp", dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-  if (fd < 0) return 0;
-  char line[200];
-  memset(line, 'x', sizeof line);
-  line[199] = '\n';
-  int n = ops / 4 > 200 ? ops / 4 : 200;
-  uint64_t t0 = uv_hrtime();
-  for (int i = 0; i < n; i++)
-    if (write(fd, line, sizeof line) != (ssize_t)sizeof line || fdatasync(fd) != 0) break;
-  double r = n / ((uv_hrtime() - t0) / 1e9);
-  close(fd);
-  unlink(path);
-  return r;
-}
+static double fsync_reference(void) { return bench_fsync_reference(dir, ops); }
 
 /* ---- rewrap -------------------------------------------------------------- */
 

@@ -11,7 +11,6 @@
  *
  *     bench_sessions [DIR] [OPS]     (defaults: /tmp, 2000)
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +18,13 @@
 
 #include <kotte.h>
 
+#include "harness.h"
+
 static const char *dir = "/tmp";
 static int ops = 2000;
 
-typedef struct result {
-  double ops_per_s, p50_us, p99_us;
-} result;
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static result summarize(uint64_t *lat, int n, uint64_t wall_ns) {
-  qsort(lat, (size_t)n, sizeof *lat, cmp_u64);
-  result r = { n / (wall_ns / 1e9), lat[n / 2] / 1e3, lat[(int)(n * 0.99)] / 1e3 };
-  return r;
-}
+typedef bench_result result;
+#define summarize bench_summarize
 
 /* ---- prefill: N creates issued at once on the loop ---------------------- */
 
@@ -43,9 +32,7 @@ typedef struct prefill {
   kotte_session_store *st;
   int n, left;
   char (*ids)[44];
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done;
+  bench_wait w;
 } prefill;
 
 typedef struct slot {
@@ -62,12 +49,7 @@ static void prefill_cb(int status, kotte_session *s, void *ud) {
   }
   memcpy(p->ids[sl->i], kotte_session_id(s), 44);
   kotte_session_free(s);
-  if (--p->left == 0) {
-    uv_mutex_lock(&p->mu);
-    p->done = 1;
-    uv_cond_signal(&p->cv);
-    uv_mutex_unlock(&p->mu);
-  }
+  if (--p->left == 0) bench_signal(&p->w);
 }
 
 static slot *slots;
@@ -91,14 +73,7 @@ static void do_prefill(kotte_runtime *rt, kotte_session_store *st, int n, char (
   p.n = p.left = n;
   p.ids = ids;
   slots = calloc((size_t)n, sizeof *slots);
-  uv_mutex_init(&p.mu);
-  uv_cond_init(&p.cv);
-  kotte_runtime_post(rt, prefill_start, &p);
-  uv_mutex_lock(&p.mu);
-  while (!p.done) uv_cond_wait(&p.cv, &p.mu);
-  uv_mutex_unlock(&p.mu);
-  uv_cond_destroy(&p.cv);
-  uv_mutex_destroy(&p.mu);
+  bench_post_and_wait(rt, prefill_start, &p, &p.w);
   free(slots);
 }
 
@@ -144,15 +119,10 @@ static result measure(kotte_runtime *rt, kotte_session_store *st, int op, int th
                       char (*ids)[44], int nids) {
   uint64_t *lat = calloc((size_t)ops, sizeof *lat);
   job jobs[2];
-  uv_thread_t t[2];
   int per = ops / threads;
-  uint64_t t0 = uv_hrtime();
-  for (int k = 0; k < threads; k++) {
+  for (int k = 0; k < threads; k++)
     jobs[k] = (job){ rt, st, op, per, k * 104729, ids, nids, lat + k * per };
-    uv_thread_create(&t[k], run_job, &jobs[k]);
-  }
-  for (int k = 0; k < threads; k++) uv_thread_join(&t[k]);
-  result r = summarize(lat, per * threads, uv_hrtime() - t0);
+  result r = summarize(lat, per * threads, bench_threads(threads, run_job, jobs, sizeof jobs[0]));
   free(lat);
   return r;
 }
@@ -164,9 +134,7 @@ typedef struct chain {
   int op, i, n, nids;
   char (*ids)[44];
   uint64_t *lat, t0, wall0, wall;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int done;
+  bench_wait w;
 } chain;
 
 static void chain_next(chain *c);
@@ -184,10 +152,7 @@ static void chain_cb(int status, kotte_session *s, void *ud) {
     return;
   }
   c->wall = uv_hrtime() - c->wall0;
-  uv_mutex_lock(&c->mu);
-  c->done = 1;
-  uv_cond_signal(&c->cv);
-  uv_mutex_unlock(&c->mu);
+  bench_signal(&c->w);
 }
 
 static void chain_next(chain *c) {
@@ -218,37 +183,13 @@ static result measure_async(kotte_runtime *rt, kotte_session_store *st, int op, 
   c.ids = ids;
   c.nids = nids;
   c.lat = calloc((size_t)ops, sizeof *c.lat);
-  uv_mutex_init(&c.mu);
-  uv_cond_init(&c.cv);
-  kotte_runtime_post(rt, chain_start, &c);
-  uv_mutex_lock(&c.mu);
-  while (!c.done) uv_cond_wait(&c.cv, &c.mu);
-  uv_mutex_unlock(&c.mu);
-  uv_cond_destroy(&c.cv);
-  uv_mutex_destroy(&c.mu);
+  bench_post_and_wait(rt, chain_start, &c, &c.w);
   result r = summarize(c.lat, ops, c.wall);
   free(c.lat);
   return r;
 }
 
-static double fsync_reference(void) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/kotte-bench-fsync.tmp", dir);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
-  if (fd < 0) return 0;
-  char line[200];
-  memset(line, 'x', sizeof line);
-  line[199] = '\n';
-  int n = ops / 4 > 200 ? ops / 4 : 200;
-  uint64_t t0 = uv_hrtime();
-  for (int i = 0; i < n; i++) {
-    if (write(fd, line, sizeof line) != (ssize_t)sizeof line || fdatasync(fd) != 0) break;
-  }
-  double r = n / ((uv_hrtime() - t0) / 1e9);
-  close(fd);
-  unlink(path);
-  return r;
-}
+static double fsync_reference(void) { return bench_fsync_reference(dir, ops); }
 
 int main(int argc, char **argv) {
   if (argc > 1) dir = argv[1];

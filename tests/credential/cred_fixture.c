@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 #include "credential/credential_internal.h"
 
 static kotte_time test_clock(void *ctx) { return ((cfx *)ctx)->now; }
@@ -16,16 +16,11 @@ kotte_keyring *cfx_ring(const char *current, const char *previous) {
   return kr;
 }
 
-const char *cfx_postgresql_conninfo(void) {
-  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
-  return ci && *ci ? ci : NULL;
-}
-
 kotte_cred_backend *cfx_backend(cfx *f) {
   kotte_cred_backend *be = NULL;
-  int rc = f->kind == CFX_MEMORY       ? kotte_cred_backend_memory_new(&be)
-           : f->kind == CFX_POSTGRESQL ? kotte_cred_backend_postgresql_new(&be, f->pool)
-                                       : kotte_cred_backend_json_file_new(&be, &f->loop, f->path);
+  int rc = f->env.kind == CFX_MEMORY       ? kotte_cred_backend_memory_new(&be)
+           : f->env.kind == CFX_POSTGRESQL ? kotte_cred_backend_postgresql_new(&be, f->env.pool)
+                                       : kotte_cred_backend_json_file_new(&be, &f->env.loop, f->env.path);
   assert_int_equal(rc, 0);
   return be;
 }
@@ -35,13 +30,13 @@ static void close_store(cfx *f) {
   kotte_cred_store_free(f->store);
   f->store = NULL;
   f->be = NULL;
-  uv_run(&f->loop, UV_RUN_DEFAULT); /* until the store's handles are closed */
+  bh_env_settle(&f->env); /* until the store's handles are closed */
 }
 
 void cfx_reopen(cfx *f) {
   close_store(f);
   f->be = cfx_backend(f);
-  assert_int_equal(kotte_cred_store_new(&f->store, &f->loop, f->be, f->kr, &f->opts), 0);
+  assert_int_equal(kotte_cred_store_new(&f->store, &f->env.loop, f->be, f->kr, &f->opts), 0);
 }
 
 void cfx_use_ring(cfx *f, kotte_keyring *kr) {
@@ -50,50 +45,16 @@ void cfx_use_ring(cfx *f, kotte_keyring *kr) {
   f->kr = kr;
 }
 
-typedef struct sql_call {
-  int done, status;
-} sql_call;
-
-static void on_sql(int status, const kotte_pg_result *res, void *ud) {
-  sql_call *c = ud;
-  (void)res;
-  c->done = 1;
-  c->status = status;
-}
-
-/* Each test starts from an empty table (kotte_app may DELETE, not TRUNCATE). */
-static void empty_table(cfx *f) {
-  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
-  sql_call c = { 0, 0 };
-  q.sql = "DELETE FROM kotte_credentials";
-  assert_int_equal(kotte_pg_pool_query(f->pool, &q, on_sql, &c), 0);
-  while (!c.done) uv_run(&f->loop, UV_RUN_ONCE);
-  assert_int_equal(c.status, 0);
-}
-
 static int setup(void **state, int kind) {
   cfx *f = calloc(1, sizeof *f);
   assert_non_null(f);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  f->kind = kind;
+  bh_env_open(&f->env, kind, "credentials.journal", "kotte_credentials");
   f->now = 1700000000LL * SEC;
   kotte_cred_options o = KOTTE_CRED_OPTIONS_INIT;
   o.clock = test_clock;
   o.clock_ctx = f;
   f->opts = o;
   f->kr = cfx_ring(KEY_A, NULL);
-  if (kind == CFX_POSTGRESQL) {
-    kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;
-    po.conninfo = cfx_postgresql_conninfo();
-    assert_non_null(po.conninfo);
-    assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &po), 0);
-    empty_table(f);
-  }
-  if (kind == CFX_JSON_FILE) {
-    snprintf(f->dir, sizeof f->dir, "/tmp/kotte-cred-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/credentials.journal", f->dir);
-  }
   cfx_reopen(f);
   *state = f;
   return 0;
@@ -106,19 +67,8 @@ int cfx_setup_postgresql(void **state) { return setup(state, CFX_POSTGRESQL); }
 int cfx_teardown(void **state) {
   cfx *f = *state;
   close_store(f);
-  if (f->pool) {
-    kotte_pg_pool_free(f->pool);
-    f->pool = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT); /* until the pool's handles are closed */
-  }
   kotte_keyring_free(f->kr);
-  assert_int_equal(f->inline_callbacks, 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  if (f->kind == CFX_JSON_FILE) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-  }
+  bh_env_close(&f->env);
   free(f);
   return 0;
 }
@@ -145,10 +95,7 @@ typedef struct call {
   kotte_cred_report *report;
 } call;
 
-static void seen(call *c) {
-  if (c->f->in_start) c->f->inline_callbacks++;
-  c->calls++;
-}
+static void seen(call *c) { bh_seen(&c->f->env, &c->calls); }
 static void on_cred(int st, kotte_cred *cr, void *ud) {
   call *c = ud;
   seen(c);
@@ -175,14 +122,7 @@ static void on_report(int st, kotte_cred_report *r, void *ud) {
 
 /* Waits for the single callback; the start call returned @p rc. */
 static int finish(cfx *f, call *c, int rc) {
-  f->in_start = 0;
-  if (rc != 0) {
-    assert_int_equal(c->calls, 0); /* a failed start never calls back */
-    return rc;
-  }
-  while (c->calls == 0) uv_run(&f->loop, UV_RUN_ONCE);
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  assert_int_equal(c->calls, 1);
+  if (bh_finish(&f->env, &c->calls, rc) != 0) return rc;
   if (c->status != 0) {
     assert_null(c->cred);
     assert_null(c->list);
@@ -191,7 +131,7 @@ static int finish(cfx *f, call *c, int rc) {
   return c->status;
 }
 
-#define START(f) ((f)->in_start = 1)
+#define START(f) ((f)->env.in_start = 1)
 
 static int cred_result(call *c, int rc, kotte_cred **out) {
   if (out) *out = c->cred;
@@ -282,12 +222,12 @@ static void on_raw(int status, const kotte_cred_record *rec, void *ctx) {
   raw *r = ctx;
   r->done = 1;
   r->status = status;
-  if (status == 0) assert_int_equal(ct_records_copy(rec, 1, &r->rec), 0);
+  if (status == 0) assert_int_equal(kotte__cred_records_copy(rec, 1, &r->rec), 0);
 }
 
 static int raw_wait(cfx *f, raw *r, int rc) {
   if (rc != 0) return rc;
-  while (!r->done) uv_run(&f->loop, UV_RUN_ONCE);
+  while (!r->done) uv_run(&f->env.loop, UV_RUN_ONCE);
   return r->status;
 }
 
@@ -305,7 +245,7 @@ int cfx_raw_update(cfx *f, const char *user, const char *id, const kotte_cred_pa
   return rc;
 }
 
-void cfx_raw_free(kotte_cred_record *r) { ct_records_free(r, r ? 1 : 0); }
+void cfx_raw_free(kotte_cred_record *r) { kotte__cred_records_free(r, r ? 1 : 0); }
 
 void cfx_report_keys(const kotte_cred_report *r, char *out, size_t cap) {
   size_t w = 0;

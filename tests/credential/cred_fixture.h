@@ -15,6 +15,8 @@
 #include <kotte/pg.h>
 #include <kotte/sys/credential_backend.h>
 
+#include "backend_helpers.h"
+
 #define SEC 1000000LL
 
 /* Two fixed test keys (never use fixed keys outside tests). */
@@ -22,28 +24,22 @@
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
 
 typedef struct cfx {
-  uv_loop_t loop;
+  bh_env env; /* loop, kind, json_file path, pool (backend_helpers.h) */
   kotte_cred_store *store;
   kotte_cred_backend *be; /* owned by the store; for raw access */
   kotte_keyring *kr;      /* the fixture's reference */
   kotte_time now;
-  char dir[128];
-  char path[256];
-  int kind;             /* CFX_MEMORY, CFX_JSON_FILE or CFX_POSTGRESQL */
-  kotte_pg_pool *pool;  /* CFX_POSTGRESQL: the pool the backends borrow */
-  int in_start;         /* set while a start call is on the stack */
-  int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
   kotte_cred_options opts;
 } cfx;
 
-enum { CFX_MEMORY = 1, CFX_JSON_FILE = 2, CFX_POSTGRESQL = 3 };
+enum { CFX_MEMORY = BH_MEMORY, CFX_JSON_FILE = BH_JSON_FILE, CFX_POSTGRESQL = BH_POSTGRESQL };
 
 int cfx_setup_memory(void **state);
 int cfx_setup_json_file(void **state);
 /* PostgreSQL at $KOTTE_TEST_PG_CONNINFO (tests/pg/pg.sh); the table is
  * emptied before each test. cfx_postgresql_conninfo() is NULL when unset. */
 int cfx_setup_postgresql(void **state);
-const char *cfx_postgresql_conninfo(void);
+#define cfx_postgresql_conninfo bh_postgresql_conninfo
 int cfx_teardown(void **state);
 
 /* (Re)creates the store with f->opts and f->kr (json_file: same file). */

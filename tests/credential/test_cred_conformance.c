@@ -555,7 +555,7 @@ static void an_update_racing_a_rewrap_loses_nothing(void **state) {
       assert_int_equal(kotte_cred_rewrap(f->store, race_rewrap, &r), 0);
     }
     assert_int_equal(r.calls, 0);
-    while (r.calls < 2) uv_run(&f->loop, UV_RUN_ONCE);
+    while (r.calls < 2) uv_run(&f->env.loop, UV_RUN_ONCE);
     assert_int_equal(r.update_status, 0);
     assert_int_equal(r.rewrap_status, 0);
     assert_int_equal(kotte_cred_report_failed(r.report), 0);
@@ -575,7 +575,7 @@ static void a_store_keeps_its_key_ring_after_the_caller_frees_it(void **state) {
   kotte_cred_store *st;
   kotte_cred_backend *be;
   assert_int_equal(kotte_cred_backend_memory_new(&be), 0);
-  assert_int_equal(kotte_cred_store_new(&st, &f->loop, be, kr, NULL), 0);
+  assert_int_equal(kotte_cred_store_new(&st, &f->env.loop, be, kr, NULL), 0);
   kotte_keyring_free(kr);
   kotte_cred_store *keep = f->store;
   f->store = st;
@@ -584,7 +584,7 @@ static void a_store_keeps_its_key_ring_after_the_caller_frees_it(void **state) {
   assert_int_equal(cfx_get(f, "alice", id, NULL), 0);
   f->store = keep;
   kotte_cred_store_free(st);
-  uv_run(&f->loop, UV_RUN_NOWAIT); /* its close callback; the fixture's store stays */
+  uv_run(&f->env.loop, UV_RUN_NOWAIT); /* its close callback; the fixture's store stays */
 }
 
 /* Free from inside a callback and with operations in flight. */
@@ -612,7 +612,7 @@ static void freeing_the_store_in_a_callback_cancels_the_rest(void **state) {
   for (int i = 0; i < 3; i++)
     assert_int_equal(kotte_cred_save(f->store, "alice", &in[i], free_in_cb, &x), 0);
   assert_int_equal(x.calls, 0); /* never inline */
-  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_run(&f->env.loop, UV_RUN_DEFAULT);
   assert_int_equal(x.calls, 3); /* exactly one callback each, even after free */
   assert_int_equal(x.statuses[0], 0);
   assert_int_equal(x.statuses[1], KOTTE_ECANCELED);
@@ -643,7 +643,7 @@ static void calls_after_free_are_refused_and_a_rewrap_is_canceled(void **state) 
   f->store = NULL;
   kotte_cred_input in = cfx_input("late", "u", "p");
   assert_int_equal(kotte_cred_save(st, "alice", &in, free_in_cb, NULL), KOTTE_ECLOSED);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_run(&f->env.loop, UV_RUN_DEFAULT);
   assert_int_equal(status, KOTTE_ECANCELED);
   cfx_reopen(f);
 }
@@ -654,19 +654,19 @@ static void options_and_versions_are_checked(void **state) {
   kotte_cred_options o = KOTTE_CRED_OPTIONS_INIT;
   kotte_cred_store *st;
   o.version = 99;
-  assert_int_equal(kotte_cred_store_new(&st, &f->loop, be, f->kr, &o), KOTTE_EVERSION);
+  assert_int_equal(kotte_cred_store_new(&st, &f->env.loop, be, f->kr, &o), KOTTE_EVERSION);
   o.version = KOTTE_CRED_OPTIONS_VERSION;
   o.rewrap_batch = 0;
-  assert_int_equal(kotte_cred_store_new(&st, &f->loop, be, f->kr, &o), KOTTE_EINVAL);
-  assert_int_equal(kotte_cred_store_new(&st, &f->loop, be, NULL, NULL), KOTTE_EINVAL);
+  assert_int_equal(kotte_cred_store_new(&st, &f->env.loop, be, f->kr, &o), KOTTE_EINVAL);
+  assert_int_equal(kotte_cred_store_new(&st, &f->env.loop, be, NULL, NULL), KOTTE_EINVAL);
   unsigned int v = be->version;
   be->version = KOTTE_CRED_BACKEND_VERSION + 1;
-  assert_int_equal(kotte_cred_store_new(&st, &f->loop, be, f->kr, NULL), KOTTE_EVERSION);
+  assert_int_equal(kotte_cred_store_new(&st, &f->env.loop, be, f->kr, NULL), KOTTE_EVERSION);
   be->version = v;
   kotte_cred_backend_free(be);
   assert_string_equal(kotte_cred_store_backend_name(f->store),
-                      f->kind == CFX_MEMORY       ? "memory"
-                      : f->kind == CFX_POSTGRESQL ? "postgresql"
+                      f->env.kind == CFX_MEMORY       ? "memory"
+                      : f->env.kind == CFX_POSTGRESQL ? "postgresql"
                                                   : "json_file");
 }
 

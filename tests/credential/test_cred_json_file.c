@@ -14,44 +14,25 @@
 
 #include <kotte.h>
 
+#include "json_file_helpers.h"
 #include "test_files.h"
 #include "test_log.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 #define KEY_B "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80="
 
-typedef struct env {
-  kotte_runtime *rt;
-  kotte_keyring *kr;
-  kotte_cred_store *st; /* a store a failed test left open (freed by teardown) */
-  char dir[64];
-  char path[128];
-} env;
+typedef jf_env env; /* ->st: a kotte_cred_store a failed test left open */
+
+static void free_store(void *st) { kotte_cred_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
+  env *e = jf_env_new("credentials.journal", free_store);
   assert_int_equal(kotte_keyring_new(&e->kr, KEY_A, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-cjf-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/credentials.journal", e->dir);
   *state = e;
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  set_immutable(e->path, 0); /* a failed test may leave it so */
-  test_log_stop();
-  kotte_cred_store_free(e->st);
-  kotte_runtime_free(e->rt);
-  kotte_keyring_free(e->kr);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 static int open_store(env *e, kotte_cred_store **st) {
   kotte_cred_backend *be;
@@ -266,10 +247,7 @@ static int child_main(const char *path) {
 static void two_processes_write_one_file_without_losing_anything(void **state) {
   env *e = *state;
   enum { N = CHILD_WRITES };
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "/proc/%d/exe --child '%s'", (int)getpid(), e->path);
-  FILE *child = popen(cmd, "r");
-  assert_non_null(child);
+  FILE *child = jf_child_start(e->path);
   kotte_cred_store *st;
   assert_int_equal(open_store(e, &st), 0);
   static char ids[N][37], child_ids[N][37];
@@ -279,11 +257,7 @@ static void two_processes_write_one_file_without_losing_anything(void **state) {
     snprintf(pass, sizeof pass, "parent-pw-%d", i);
     save(st, "shared", name, pass, ids[i]);
   }
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(fread(child_ids[i], 1, 36, child), 36);
-    child_ids[i][36] = '\0';
-  }
-  assert_int_equal(pclose(child), 0);
+  jf_child_ids(child, child_ids[0], sizeof child_ids[0], 36, N);
   for (int i = 0; i < N; i++) {
     char pass[32];
     snprintf(pass, sizeof pass, "child-pw-%d", i);
@@ -364,102 +338,68 @@ static void a_rewrap_is_durable(void **state) {
   kotte_cred_store_free(st);
 }
 
-/* ---- a journal damaged while the store has it open ---------------------- */
+/* ---- what both stores' journals must do (json_file_helpers.h) ------------ */
 
-/* Saved connections written (one updated, one deleted), then the file is
- * damaged (damage_file()) behind the open store's back: nothing
- * acknowledged is lost, and an ERROR says why. */
-static void damage_while_open(env *e, int how) {
-  kotte_cred_store *st;
-  char a[37], b[37], c[37], d[37];
-  test_log_start();
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  save(st, "alice", "prod", "pw-a", a);
-  save(st, "alice", "test", "pw-b", b);
-  save(st, "bob", "prod", "pw-c", c);
+static int ops_open(jf_env *e, void **st) { return open_store(e, (kotte_cred_store **)st); }
+static void ops_close(void *st) { kotte_cred_store_free(st); }
+static int ops_put(void *st, const char *owner, int v, char *id) {
+  char name[32], pass[32];
+  snprintf(name, sizeof name, "n%d", v);
+  snprintf(pass, sizeof pass, "pw-%d", v);
+  kotte_cred_input in = input(name, "reader", pass);
+  kotte_cred *c;
+  int rc = kotte_cred_save_sync(st, owner, &in, &c, -1);
+  if (rc == 0) memcpy(id, kotte_cred_id(c), 37);
+  kotte_cred_free(c);
+  return rc;
+}
+static int ops_value(void *st, const char *owner, const char *id, int *v) {
+  kotte_cred *c;
+  int rc = kotte_cred_get_sync(st, owner, id, &c, -1);
+  if (rc != 0) return rc;
+  assert_int_equal(sscanf(kotte_cred_password(c), "pw-%d", v), 1);
+  kotte_cred_free(c);
+  return 0;
+}
+static int ops_change(void *st, const char *owner, const char *id, int v) {
+  char pass[32];
+  snprintf(pass, sizeof pass, "pw-%d", v);
   kotte_cred_input up = KOTTE_CRED_INPUT_INIT;
   up.fields = KOTTE_CRED_PASSWORD;
-  up.password = "pw-a2";
-  assert_int_equal(kotte_cred_update_sync(st, "alice", a, &up, NULL, -1), 0);
-  assert_int_equal(kotte_cred_delete_sync(st, "alice", b, -1), 0);
-  long long before = damage_file(e->path, how);
-
-  expect_password(st, "alice", a, "pw-a2");
-  expect_password(st, "bob", c, "pw-c");
-  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
-  save(st, "carol", "prod", "pw-d", d);
-  kotte_cred_input dup = input("prod", "x", "y"); /* the unique names are all there */
+  up.password = pass;
+  return kotte_cred_update_sync(st, owner, id, &up, NULL, -1);
+}
+static int ops_remove(void *st, const char *owner, const char *id) {
+  return kotte_cred_delete_sync(st, owner, id, -1);
+}
+static int ops_check(void *st) { return kotte_cred_store_check_sync(st, -1); }
+/* the unique names are all there: bob's "n3" survived the damage */
+static void ops_still_indexed(void *st) {
+  kotte_cred_input dup = input("n3", "x", "y");
   assert_int_equal(kotte_cred_save_sync(st, "bob", &dup, NULL, -1), KOTTE_EEXISTS);
-
-  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
-  kotte_cred_store_free(st);
-  e->st = NULL;
-  test_log_stop();
-
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  expect_password(st, "alice", a, "pw-a2");
-  expect_password(st, "bob", c, "pw-c");
-  expect_password(st, "carol", d, "pw-d");
-  assert_int_equal(kotte_cred_get_sync(st, "alice", b, NULL, -1), KOTTE_ENOTFOUND);
-  kotte_cred_store_free(st);
-  e->st = NULL;
 }
 
+static const jf_ops ops = { "credentials.journal", ops_open, ops_close, ops_put, ops_value,
+                            ops_change, ops_remove, ops_check, ops_still_indexed };
+
 static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_EMPTY);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_EMPTY);
 }
 
 static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_HALF);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_HALF);
 }
 
 static void a_journal_removed_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_REMOVE);
+  jf_test_damage_while_open(*state, &ops, DAMAGE_REMOVE);
 }
 
-/* ---- readiness: a journal that cannot be written ------------------------ */
-
 static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
-  env *e = *state;
-  kotte_cred_store *st;
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  char a[37], b[37];
-  save(st, "alice", "prod", "pw-a", a);
-  struct stat sb;
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(stat(e->path, &sb), 0);
-  off_t healthy = sb.st_size;
-  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here */
-  kotte_cred_input in = input("test", "reader", "pw-b");
-  int rc = kotte_cred_save_sync(st, "alice", &in, NULL, -1);
-  if (rc == 0) set_immutable(e->path, 0);
-  assert_int_equal(rc, KOTTE_EIO);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), KOTTE_EIO);
-  assert_int_equal(set_immutable(e->path, 0), 0);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(kotte_cred_store_check_sync(st, -1), 0);
-  assert_int_equal(stat(e->path, &sb), 0);
-  assert_true(sb.st_size > healthy + 4096 && sb.st_size < healthy + 4096 + 64); /* one nop, once */
-  save(st, "alice", "test", "pw-b", b);
-  kotte_cred_store_free(st);
-  e->st = NULL;
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  expect_password(st, "alice", a, "pw-a");
-  expect_password(st, "alice", b, "pw-b");
-  kotte_cred_store_free(st);
-  e->st = NULL;
+  jf_test_unwritable_journal(*state, &ops);
 }
 
 static void an_unwritable_location_gives_an_io_error(void **state) {
-  env *e = *state;
-  snprintf(e->path, sizeof e->path, "%s/missing/dir/credentials.journal", e->dir);
-  kotte_cred_store *st;
-  assert_int_equal(open_store(e, &st), KOTTE_EIO);
-  assert_non_null(strstr(kotte_error_detail(), "missing/dir"));
+  jf_test_unwritable_location(*state, &ops);
 }
 
 int main(int argc, char **argv) {

@@ -15,36 +15,22 @@
 #include <kotte.h>
 #include <kotte/sys/credential_backend.h>
 
+#include "json_file_helpers.h"
+
 #define KEY_A "00112233445566778899aabbccddeeff0123456789abcdef0011223344556677"
 
-typedef struct env {
-  kotte_runtime *rt;
-  kotte_keyring *kr;
-  char dir[64];
-  char path[128];
-} env;
+typedef jf_env env;
+
+static void free_store(void *st) { kotte_cred_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
+  env *e = jf_env_new("credentials.journal", free_store);
   assert_int_equal(kotte_keyring_new(&e->kr, KEY_A, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-csync-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/credentials.journal", e->dir);
   *state = e;
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  kotte_runtime_free(e->rt);
-  kotte_keyring_free(e->kr);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 static kotte_cred_input input(const char *name, const char *pass) {
   kotte_cred_input in = KOTTE_CRED_INPUT_INIT;

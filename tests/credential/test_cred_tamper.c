@@ -101,7 +101,7 @@ static void a_whole_row_moved_to_another_user_fails(void **state) {
   moved.user_id = "mallory";
   int done = 0;
   assert_int_equal(f->be->insert(f->be, &moved, on_insert, &done), 0);
-  while (!done) uv_run(&f->loop, UV_RUN_ONCE);
+  while (!done) uv_run(&f->env.loop, UV_RUN_ONCE);
   expect_rejected(f, "mallory", a, KOTTE_EINTEGRITY);
   cfx_raw_free(ra);
 }

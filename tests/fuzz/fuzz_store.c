@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/json.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 static char path[64];
 
@@ -23,16 +23,19 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
   if (fd < 0 || (n && write(fd, d, n) != (ssize_t)n)) abort();
   close(fd);
   static kotte__id_keys keys;
-  if (keys.hash == NULL && (kotte__init() != 0 ||
-                           kotte__id_keys_init(&keys, (const unsigned char *)"fuzz-session-secret",
-                                               19, "fuzz") != 0))
-    abort();
-  kt_table t;
-  kj j;
-  kt_init(&t);
-  int rc = kj_open(&j, path, &t, &keys);
+  static int keys_ready;
+  if (!keys_ready) {
+    if (kotte__init() != 0 ||
+        kotte__id_keys_init(&keys, (const unsigned char *)"fuzz-session-secret", 19, "fuzz") != 0)
+      abort();
+    keys_ready = 1;
+  }
+  kotte__session_table t;
+  kotte__session_journal j;
+  kotte__session_table_init(&t);
+  int rc = kotte__session_journal_open(&j, path, &t, &keys);
   if (rc == 0) {
-    kj_close(&j);
+    kotte__session_journal_close(&j);
   } else if (rc == KOTTE_ECORRUPT) {
     /* refused: must be untouched */
     char *back = malloc(n + 1);
@@ -44,7 +47,7 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
   } else if (rc != KOTTE_ENOMEM && rc != KOTTE_EIO) {
     abort();
   }
-  kt_clear(&t);
+  kotte__session_table_clear(&t);
 }
 
 static void fuzz_json(const uint8_t *d, size_t n) {

@@ -33,8 +33,14 @@
  * so their string order is the order of PostgreSQL's uuid type.
  *
  * A NULL optional method means "not supported": the store answers
- * KOTTE_ENOTSUP. Fields are only ever appended; set version to
- * KOTTE_CRED_BACKEND_VERSION.
+ * KOTTE_ENOTSUP. Fields are only ever appended. Start from
+ * kotte_cred_backend_init() (or KOTTE_CRED_BACKEND_INIT for a static struct), which
+ * zeroes every method and sets the version, then fill in yours:
+ *
+ *     struct my_backend *b = calloc(1, sizeof *b);
+ *     kotte_cred_backend_init(&b->base, KOTTE_CRED_BACKEND_VERSION);
+ *     b->base.name = "mine";
+ *     b->base.get = my_get;  ...
  */
 #ifndef KOTTE_SYS_CREDENTIAL_BACKEND_H
 #define KOTTE_SYS_CREDENTIAL_BACKEND_H
@@ -118,7 +124,25 @@ typedef void (*kotte_cred_backend_count_cb)(int status, uint64_t count, void *ct
 typedef void (*kotte_cred_backend_keys_cb)(int status, const kotte_cred_key_count *counts,
                                            size_t n, void *ctx);
 
+/** A kotte_cred_backend with every method NULL and the version set. */
+/* (every field named, so that -Wextra stays quiet; it grows with the struct) */
+#define KOTTE_CRED_BACKEND_INIT                                              \
+  { KOTTE_CRED_BACKEND_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/**
+ * Readies @p be for a backend writer (libgit2's git_odb_init_backend()):
+ * zeroes the fields that version @p version of the struct has, and no
+ * byte past them (a backend compiled against an older header has a
+ * smaller struct, and its own fields follow it), and sets be->version.
+ * Then set the name and the methods. Any thread.
+ * @return 0; KOTTE_EINVAL for a NULL @p be; KOTTE_EVERSION (and @p be
+ *         untouched) for a version this library does not know
+ *         (outside 1..KOTTE_CRED_BACKEND_VERSION).
+ */
+KOTTE_EXTERN int kotte_cred_backend_init(kotte_cred_backend *be, unsigned int version);
+
 struct kotte_cred_backend {
+  /** KOTTE_CRED_BACKEND_VERSION of the header the backend was built with. */
   unsigned int version;
   /** Short name, e.g. "memory". */
   const char *name;

@@ -21,8 +21,14 @@
  *  - a session is alive at time now when now <= expires_at.
  *
  * A NULL optional method means "not supported": the store answers
- * KOTTE_ENOTSUP. Fields are only ever appended; set version to
- * KOTTE_SESSION_BACKEND_VERSION.
+ * KOTTE_ENOTSUP. Fields are only ever appended. Start from
+ * kotte_session_backend_init() (or KOTTE_SESSION_BACKEND_INIT for a static struct), which
+ * zeroes every method and sets the version, then fill in yours:
+ *
+ *     struct my_backend *b = calloc(1, sizeof *b);
+ *     kotte_session_backend_init(&b->base, KOTTE_SESSION_BACKEND_VERSION);
+ *     b->base.name = "mine";
+ *     b->base.get = my_get;  ...
  */
 #ifndef KOTTE_SYS_SESSION_BACKEND_H
 #define KOTTE_SYS_SESSION_BACKEND_H
@@ -56,7 +62,25 @@ typedef void (*kotte_session_backend_list_cb)(int status, const kotte_session_re
 typedef void (*kotte_session_backend_count_cb)(int status, uint64_t count, void *ctx);
 typedef void (*kotte_session_backend_status_cb)(int status, void *ctx);
 
+/** A kotte_session_backend with every method NULL and the version set. */
+/* (every field named, so that -Wextra stays quiet; it grows with the struct) */
+#define KOTTE_SESSION_BACKEND_INIT                                              \
+  { KOTTE_SESSION_BACKEND_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+
+/**
+ * Readies @p be for a backend writer (libgit2's git_odb_init_backend()):
+ * zeroes the fields that version @p version of the struct has, and no
+ * byte past them (a backend compiled against an older header has a
+ * smaller struct, and its own fields follow it), and sets be->version.
+ * Then set the name and the methods. Any thread.
+ * @return 0; KOTTE_EINVAL for a NULL @p be; KOTTE_EVERSION (and @p be
+ *         untouched) for a version this library does not know
+ *         (outside 1..KOTTE_SESSION_BACKEND_VERSION).
+ */
+KOTTE_EXTERN int kotte_session_backend_init(kotte_session_backend *be, unsigned int version);
+
 struct kotte_session_backend {
+  /** KOTTE_SESSION_BACKEND_VERSION of the header the backend was built with. */
   unsigned int version;
   /** Short name, e.g. "memory". */
   const char *name;

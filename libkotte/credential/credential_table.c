@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
-void ct_init(ct_table *t) { memset(t, 0, sizeof *t); }
+void kotte__cred_table_init(kotte__cred_table *t) { memset(t, 0, sizeof *t); }
 
-size_t ct_count(const ct_table *t) { return HASH_COUNT(t->by_id); }
+size_t kotte__cred_table_count(const kotte__cred_table *t) { return HASH_COUNT(t->by_id); }
 
-static void entry_free(ct_entry *e) {
+static void entry_free(kotte__cred_entry *e) {
   kotte__free(e->name);
   kotte__free(e->host);
   kotte__free(e->database);
@@ -20,8 +20,8 @@ static void entry_free(ct_entry *e) {
   kotte__free(e);
 }
 
-static void unlink_entry(ct_table *t, ct_entry *e) {
-  ct_user *u = e->user;
+static void unlink_entry(kotte__cred_table *t, kotte__cred_entry *e) {
+  kotte__cred_user *u = e->user;
   HASH_DEL(t->by_id, e);
   HASH_DELETE(hh_name, u->by_name, e);
   DL_DELETE(u->entries, e);
@@ -32,15 +32,15 @@ static void unlink_entry(ct_table *t, ct_entry *e) {
   }
 }
 
-void ct_clear(ct_table *t) {
-  ct_entry *e, *tmp;
+void kotte__cred_table_clear(kotte__cred_table *t) {
+  kotte__cred_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) {
     unlink_entry(t, e);
     entry_free(e);
   }
 }
 
-void ct_record(const ct_entry *e, kotte_cred_record *r) {
+void kotte__cred_table_record(const kotte__cred_entry *e, kotte_cred_record *r) {
   r->id = e->id;
   r->user_id = e->user->user_id;
   r->name = e->name;
@@ -64,8 +64,8 @@ static unsigned char *blob_dup(const unsigned char *p, size_t n) {
 }
 
 /* A detached entry holding copies of @p rec, or NULL. */
-static ct_entry *entry_new(const kotte_cred_record *rec) {
-  ct_entry *e = kotte__calloc(1, sizeof *e);
+static kotte__cred_entry *entry_new(const kotte_cred_record *rec) {
+  kotte__cred_entry *e = kotte__calloc(1, sizeof *e);
   if (e == NULL) return NULL;
   snprintf(e->id, sizeof e->id, "%s", rec->id);
   snprintf(e->key_id, sizeof e->key_id, "%s", rec->key_id);
@@ -87,8 +87,8 @@ static ct_entry *entry_new(const kotte_cred_record *rec) {
   return e;
 }
 
-static ct_user *user_get(ct_table *t, const char *user_id, int create) {
-  ct_user *u;
+static kotte__cred_user *user_get(kotte__cred_table *t, const char *user_id, int create) {
+  kotte__cred_user *u;
   HASH_FIND_STR(t->by_user, user_id, u);
   if (u || !create) return u;
   u = kotte__calloc(1, sizeof *u);
@@ -108,21 +108,21 @@ static ct_user *user_get(ct_table *t, const char *user_id, int create) {
   return u;
 }
 
-static void user_drop_if_empty(ct_table *t, ct_user *u) {
+static void user_drop_if_empty(kotte__cred_table *t, kotte__cred_user *u) {
   if (u->entries) return;
   HASH_DEL(t->by_user, u);
   kotte__free(u->user_id);
   kotte__free(u);
 }
 
-static ct_entry *by_name(ct_user *u, const char *name) {
-  ct_entry *e;
+static kotte__cred_entry *by_name(kotte__cred_user *u, const char *name) {
+  kotte__cred_entry *e;
   HASH_FIND(hh_name, u->by_name, name, strlen(name), e);
   return e;
 }
 
 /* Links a detached entry under user @p u. 0 or KOTTE_ENOMEM (then unlinked). */
-static int link_entry(ct_table *t, ct_user *u, ct_entry *e) {
+static int link_entry(kotte__cred_table *t, kotte__cred_user *u, kotte__cred_entry *e) {
   e->user = u;
   kotte__uthash_oom = 0;
   HASH_ADD(hh, t->by_id, id, strlen(e->id), e);
@@ -136,11 +136,12 @@ static int link_entry(ct_table *t, ct_user *u, ct_entry *e) {
   return 0;
 }
 
-int ct_insert(ct_table *t, const kotte_cred_record *rec, ct_entry **out) {
-  ct_entry *e;
+int kotte__cred_table_insert(kotte__cred_table *t, const kotte_cred_record *rec,
+                             kotte__cred_entry **out) {
+  kotte__cred_entry *e;
   HASH_FIND_STR(t->by_id, rec->id, e);
   if (e) return KOTTE_EEXISTS;
-  ct_user *u = user_get(t, rec->user_id, 1);
+  kotte__cred_user *u = user_get(t, rec->user_id, 1);
   if (u == NULL) return KOTTE_ENOMEM;
   if (by_name(u, rec->name)) {
     user_drop_if_empty(t, u);
@@ -157,13 +158,15 @@ int ct_insert(ct_table *t, const kotte_cred_record *rec, ct_entry **out) {
   return 0;
 }
 
-int ct_put(ct_table *t, const kotte_cred_record *rec, ct_entry **out) {
-  ct_remove(t, NULL, rec->id);
-  return ct_insert(t, rec, out);
+int kotte__cred_table_put(kotte__cred_table *t, const kotte_cred_record *rec,
+                          kotte__cred_entry **out) {
+  kotte__cred_table_remove(t, NULL, rec->id);
+  return kotte__cred_table_insert(t, rec, out);
 }
 
-ct_entry *ct_find(ct_table *t, const char *user_id, const char *id) {
-  ct_entry *e;
+kotte__cred_entry *kotte__cred_table_find(kotte__cred_table *t, const char *user_id,
+                                          const char *id) {
+  kotte__cred_entry *e;
   HASH_FIND_STR(t->by_id, id, e);
   if (e == NULL || strcmp(e->user->user_id, user_id) != 0) return NULL;
   return e;
@@ -173,10 +176,10 @@ static int blob_eq(const unsigned char *a, size_t alen, const unsigned char *b, 
   return alen == blen && memcmp(a, b, alen) == 0;
 }
 
-int ct_update(ct_table *t, const char *user_id, const char *id, const kotte_cred_patch *p,
-              ct_entry **out) {
+int kotte__cred_table_update(kotte__cred_table *t, const char *user_id, const char *id,
+                             const kotte_cred_patch *p, kotte__cred_entry **out) {
   int cas = p->expect_key_id || p->expect_username || p->expect_password;
-  ct_entry *e = ct_find(t, user_id, id);
+  kotte__cred_entry *e = kotte__cred_table_find(t, user_id, id);
   if (e == NULL) return cas ? KOTTE_ECONFLICT : KOTTE_ENOTFOUND;
   if ((p->expect_key_id && strcmp(e->key_id, p->expect_key_id) != 0) ||
       (p->expect_username &&
@@ -184,7 +187,7 @@ int ct_update(ct_table *t, const char *user_id, const char *id, const kotte_cred
       (p->expect_password &&
        !blob_eq(e->password, e->password_len, p->expect_password, p->expect_password_len)))
     return KOTTE_ECONFLICT;
-  ct_user *u = e->user;
+  kotte__cred_user *u = e->user;
   if ((p->set & KOTTE_CRED_SET_NAME) && strcmp(p->name, e->name) != 0 && by_name(u, p->name))
     return KOTTE_EEXISTS;
   /* Allocate everything first, then swap: all or nothing. */
@@ -240,8 +243,8 @@ int ct_update(ct_table *t, const char *user_id, const char *id, const kotte_cred
   return 0;
 }
 
-int ct_remove(ct_table *t, const char *user_id, const char *id) {
-  ct_entry *e;
+int kotte__cred_table_remove(kotte__cred_table *t, const char *user_id, const char *id) {
+  kotte__cred_entry *e;
   HASH_FIND_STR(t->by_id, id, e);
   if (e == NULL || (user_id && strcmp(e->user->user_id, user_id) != 0)) return 0;
   unlink_entry(t, e);
@@ -255,17 +258,18 @@ static int by_created(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-int ct_list_user(ct_table *t, const char *user_id, kotte_cred_record **recs, size_t *n) {
+int kotte__cred_table_list_user(kotte__cred_table *t, const char *user_id, kotte_cred_record **recs,
+                                size_t *n) {
   *recs = NULL;
   *n = 0;
-  ct_user *u = user_get(t, user_id, 0);
+  kotte__cred_user *u = user_get(t, user_id, 0);
   size_t count = 0;
-  ct_entry *e;
+  kotte__cred_entry *e;
   if (u) DL_COUNT(u->entries, e, count);
   kotte_cred_record *r = kotte__calloc(count ? count : 1, sizeof *r);
   if (r == NULL) return KOTTE_ENOMEM;
   size_t i = 0;
-  if (u) DL_FOREACH(u->entries, e) ct_record(e, &r[i++]);
+  if (u) DL_FOREACH(u->entries, e) kotte__cred_table_record(e, &r[i++]);
   qsort(r, i, sizeof *r, by_created);
   *recs = r;
   *n = i;
@@ -273,24 +277,24 @@ int ct_list_user(ct_table *t, const char *user_id, kotte_cred_record **recs, siz
 }
 
 /* A max-heap by id of the `limit` smallest candidates seen so far. */
-static void heap_sift_down(ct_entry **h, size_t n, size_t i) {
+static void heap_sift_down(kotte__cred_entry **h, size_t n, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
     if (l < n && strcmp(h[l]->id, h[m]->id) > 0) m = l;
     if (r < n && strcmp(h[r]->id, h[m]->id) > 0) m = r;
     if (m == i) return;
-    ct_entry *tmp = h[i];
+    kotte__cred_entry *tmp = h[i];
     h[i] = h[m];
     h[m] = tmp;
     i = m;
   }
 }
 
-static void heap_sift_up(ct_entry **h, size_t i) {
+static void heap_sift_up(kotte__cred_entry **h, size_t i) {
   while (i > 0) {
     size_t parent = (i - 1) / 2;
     if (strcmp(h[i]->id, h[parent]->id) <= 0) return;
-    ct_entry *tmp = h[i];
+    kotte__cred_entry *tmp = h[i];
     h[i] = h[parent];
     h[parent] = tmp;
     i = parent;
@@ -301,14 +305,14 @@ static int by_id(const void *a, const void *b) {
   return strcmp(((const kotte_cred_record *)a)->id, ((const kotte_cred_record *)b)->id);
 }
 
-int ct_scan_stale(ct_table *t, const char *key_id, const char *after, unsigned int limit,
-                  kotte_cred_record **recs, size_t *n) {
+int kotte__cred_table_scan_stale(kotte__cred_table *t, const char *key_id, const char *after,
+                                 unsigned int limit, kotte_cred_record **recs, size_t *n) {
   *recs = NULL;
   *n = 0;
-  ct_entry **heap = kotte__calloc(limit ? limit : 1, sizeof *heap);
+  kotte__cred_entry **heap = kotte__calloc(limit ? limit : 1, sizeof *heap);
   if (heap == NULL) return KOTTE_ENOMEM;
   size_t size = 0;
-  ct_entry *e, *tmp;
+  kotte__cred_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) {
     if (strcmp(e->key_id, key_id) == 0 || (after && strcmp(e->id, after) <= 0)) continue;
     if (size < limit) {
@@ -324,7 +328,7 @@ int ct_scan_stale(ct_table *t, const char *key_id, const char *after, unsigned i
     kotte__free(heap);
     return KOTTE_ENOMEM;
   }
-  for (size_t i = 0; i < size; i++) ct_record(heap[i], &r[i]);
+  for (size_t i = 0; i < size; i++) kotte__cred_table_record(heap[i], &r[i]);
   kotte__free(heap);
   qsort(r, size, sizeof *r, by_id);
   *recs = r;
@@ -337,14 +341,14 @@ static int by_key(const void *a, const void *b) {
                 ((const kotte_cred_key_count *)b)->key_id);
 }
 
-int ct_key_counts(ct_table *t, kotte_cred_key_count **counts, size_t *n) {
+int kotte__cred_table_key_counts(kotte__cred_table *t, kotte_cred_key_count **counts, size_t *n) {
   *counts = NULL;
   *n = 0;
   /* Few distinct keys (a handful during a rotation): a linear list. */
   size_t cap = 4, len = 0;
   kotte_cred_key_count *c = kotte__calloc(cap, sizeof *c);
   if (c == NULL) return KOTTE_ENOMEM;
-  ct_entry *e, *tmp;
+  kotte__cred_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) {
     size_t i;
     for (i = 0; i < len; i++)
@@ -370,8 +374,9 @@ int ct_key_counts(ct_table *t, kotte_cred_key_count **counts, size_t *n) {
   return 0;
 }
 
-void ct_foreach(ct_table *t, void (*visit)(const ct_entry *e, void *ctx), void *ctx) {
-  ct_entry *e, *tmp;
+void kotte__cred_table_foreach(kotte__cred_table *t,
+                               void (*visit)(const kotte__cred_entry *e, void *ctx), void *ctx) {
+  kotte__cred_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) visit(e, ctx);
 }
 
@@ -387,7 +392,7 @@ static void record_fields_free(kotte_cred_record *r) {
   kotte__free((char *)r->key_id);
 }
 
-int ct_records_copy(const kotte_cred_record *in, size_t n, kotte_cred_record **out) {
+int kotte__cred_records_copy(const kotte_cred_record *in, size_t n, kotte_cred_record **out) {
   kotte_cred_record *r = kotte__calloc(n ? n : 1, sizeof *r);
   *out = NULL;
   if (r == NULL) return KOTTE_ENOMEM;
@@ -406,7 +411,7 @@ int ct_records_copy(const kotte_cred_record *in, size_t n, kotte_cred_record **o
     d->password = s->password ? blob_dup(s->password, s->password_len) : NULL;
     if (!d->id || !d->user_id || !d->name || !d->host || !d->database || !d->sslmode ||
         !d->key_id || (s->username && !d->username) || (s->password && !d->password)) {
-      ct_records_free(r, i + 1);
+      kotte__cred_records_free(r, i + 1);
       return KOTTE_ENOMEM;
     }
   }
@@ -414,7 +419,7 @@ int ct_records_copy(const kotte_cred_record *in, size_t n, kotte_cred_record **o
   return 0;
 }
 
-void ct_records_free(kotte_cred_record *r, size_t n) {
+void kotte__cred_records_free(kotte_cred_record *r, size_t n) {
   if (r == NULL) return;
   for (size_t i = 0; i < n; i++) record_fields_free(&r[i]);
   kotte__free(r);

@@ -15,13 +15,13 @@
 #define KOTTE_CREDENTIAL_JOURNAL_H
 
 #include "core/journal_file.h"
-#include "credential/cred_table.h"
+#include "credential/credential_table.h"
 
 /* Opens and loads @p path into @p t; the journal stays bound to @p t. */
-int cj_open(kotte__journal *j, const char *path, ct_table *t);
+int kotte__cred_journal_open(kotte__journal *j, const char *path, kotte__cred_table *t);
 
 /* Line builders. */
-void cj_buf_put(kotte__journal_buf *b, const ct_entry *e);
-void cj_buf_del(kotte__journal_buf *b, const char *id);
+void kotte__cred_journal_put(kotte__journal_buf *b, const kotte__cred_entry *e);
+void kotte__cred_journal_del(kotte__journal_buf *b, const char *id);
 
 #endif

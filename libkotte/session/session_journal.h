@@ -4,7 +4,7 @@
  *
  * The file never holds a session id: records are keyed by the id's keyed
  * hash "h" and carry the id sealed, "t" (base64url), only so that a list
- * can hand ids back (session/id_keys.h; the postgresql backend stores the
+ * can hand ids back (keyring/id_keys.h; the postgresql backend stores the
  * same two values). The header is {"kotte":"sessions","version":2}. Then,
  * in order:
  *
@@ -22,39 +22,38 @@
 #define KOTTE_SESSION_JOURNAL_H
 
 #include "core/journal_file.h"
-#include "session/id_keys.h"
-#include "session/table.h"
+#include "keyring/id_keys.h"
+#include "session/session_table.h"
 
-typedef struct kj {
-  /* Bound to the table given to kj_open(); the json_file backend locks,
+typedef struct kotte__session_journal {
+  /* Bound to the table given to kotte__session_journal_open(); the json_file backend locks,
    * appends and compacts it through core/journal_queue.h. */
   kotte__journal file;
-  kt_table *table;
-  const kotte__id_keys *keys;
-} kj;
-
-/* A growable output buffer for journal lines. */
-typedef kotte__journal_buf kj_buf;
+  kotte__session_table *table;
+  kotte__id_keys *keys;
+} kotte__session_journal;
 
 /* Opens (creating with mode 0600 if absent) and loads @p path into @p t,
  * with @p keys (borrowed for the journal's life). */
-int kj_open(kj *j, const char *path, kt_table *t, const kotte__id_keys *keys);
+int kotte__session_journal_open(kotte__session_journal *j, const char *path,
+                                kotte__session_table *t, kotte__id_keys *keys);
 
-void kj_close(kj *j);
+void kotte__session_journal_close(kotte__session_journal *j);
 
 /* A sealed copy of @p token bound to @p hash, in kotte__malloc memory
- * (KOTTE__ID_SEALED_LEN bytes), or NULL. Call on the thread that owns the
- * keys' seal key (the backend's worker). */
-unsigned char *kj_seal(const kotte__id_keys *keys, const char *token, const char *hash);
+ * (KOTTE__ID_SEALED_LEN bytes), or NULL. */
+unsigned char *kotte__session_journal_seal(kotte__id_keys *keys, const char *token,
+                                           const char *hash);
 
-/* Gives @p *sealed (from kj_seal) to @p e, replacing what it held; never
+/* Gives @p *sealed (from kotte__session_journal_seal) to @p e, replacing what it held; never
  * fails. *sealed is NULL afterwards. */
-void kj_attach(kt_entry *e, unsigned char **sealed);
+void kotte__session_journal_attach(kotte__session_entry *e, unsigned char **sealed);
 
 /* Line builders: e->id is the hash, e->sealed the sealed id. */
-void kj_buf_put(kj_buf *b, const char *from_hash, const kt_entry *e);
-void kj_buf_touch(kj_buf *b, const kt_entry *e);
-void kj_buf_del(kj_buf *b, const char *hash);
-void kj_buf_delu(kj_buf *b, const char *user_id);
+void kotte__session_journal_put(kotte__journal_buf *b, const char *from_hash,
+                                const kotte__session_entry *e);
+void kotte__session_journal_touch(kotte__journal_buf *b, const kotte__session_entry *e);
+void kotte__session_journal_del(kotte__journal_buf *b, const char *hash);
+void kotte__session_journal_delu(kotte__journal_buf *b, const char *user_id);
 
 #endif

@@ -15,33 +15,21 @@
 #include <kotte.h>
 #include <kotte/credential.h>
 
+#include "json_file_helpers.h"
+
 #define KEY_A "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 #define KEY_B "f0e0d0c0b0a090807060504030201000f1e1d1c1b1a191817161514131211101"
 
-typedef struct env {
-  kotte_runtime *rt;
-  char dir[64], path[128];
-} env;
+typedef jf_env env;
+
+static void free_store(void *st) { kotte_session_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-sec-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/sessions.journal", e->dir);
-  *state = e;
+  *state = jf_env_new("sessions.journal", free_store);
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  kotte_runtime_free(e->rt);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 /* A json_file store whose ring holds @p current (and @p previous); NULL: no ring. */
 static kotte_session_store *open_store(env *e, const char *current, const char *previous) {

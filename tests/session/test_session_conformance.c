@@ -461,7 +461,7 @@ static void freeing_the_store_in_a_callback_cancels_the_rest(void **state) {
   for (int i = 0; i < 3; i++)
     assert_int_equal(kotte_session_create(f->store, "alice", NULL, free_in_cb, &c), 0);
   assert_int_equal(c.calls, 0); /* never inline */
-  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_run(&f->env.loop, UV_RUN_DEFAULT);
   assert_int_equal(c.calls, 3); /* exactly one callback each, even after free */
   assert_int_equal(c.statuses[0], 0);
   assert_int_equal(c.statuses[1], KOTTE_ECANCELED);
@@ -479,7 +479,7 @@ static void calls_after_free_are_refused(void **state) {
   kotte_session_store_free(st); /* pending: not released yet */
   f->store = NULL;
   assert_int_equal(kotte_session_create(st, "alice", NULL, free_in_cb, &c), KOTTE_ECLOSED);
-  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_run(&f->env.loop, UV_RUN_DEFAULT);
   assert_int_equal(c.calls, 1);
   assert_int_equal(c.statuses[0], KOTTE_ECANCELED);
   fx_reopen(f);
@@ -491,14 +491,14 @@ static void options_with_an_unknown_version_are_refused(void **state) {
   kotte_session_options o = KOTTE_SESSION_OPTIONS_INIT;
   kotte_session_store *st;
   o.version = 99;
-  assert_int_equal(kotte_session_store_new(&st, &f->loop, be, &o), KOTTE_EVERSION);
+  assert_int_equal(kotte_session_store_new(&st, &f->env.loop, be, &o), KOTTE_EVERSION);
   o.version = KOTTE_SESSION_OPTIONS_VERSION;
   o.idle_timeout_s = 0;
-  assert_int_equal(kotte_session_store_new(&st, &f->loop, be, &o), KOTTE_EINVAL);
+  assert_int_equal(kotte_session_store_new(&st, &f->env.loop, be, &o), KOTTE_EINVAL);
   kotte_session_backend_free(be);
   assert_string_equal(kotte_session_store_backend_name(f->store),
-                      f->kind == FX_MEMORY       ? "memory"
-                      : f->kind == FX_POSTGRESQL ? "postgresql"
+                      f->env.kind == FX_MEMORY       ? "memory"
+                      : f->env.kind == FX_POSTGRESQL ? "postgresql"
                                                  : "json_file");
 }
 

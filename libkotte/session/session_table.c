@@ -3,20 +3,18 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "session/table.h"
+#include "session/session_table.h"
 
-_Thread_local int kotte__uthash_oom;
-
-static int alive(const kt_entry *e, kotte_time now) { return now <= e->expires_at; }
+static int alive(const kotte__session_entry *e, kotte_time now) { return now <= e->expires_at; }
 
 static kotte_time cap(kotte_time a, kotte_time b) { return a < b ? a : b; }
 
-void kt_init(kt_table *t) { memset(t, 0, sizeof *t); }
+void kotte__session_table_init(kotte__session_table *t) { memset(t, 0, sizeof *t); }
 
-size_t kt_count(const kt_table *t) { return HASH_COUNT(t->by_id); }
+size_t kotte__session_table_count(const kotte__session_table *t) { return HASH_COUNT(t->by_id); }
 
-static void free_entry(kt_table *t, kt_entry *e) {
-  kt_user *u = e->user;
+static void free_entry(kotte__session_table *t, kotte__session_entry *e) {
+  kotte__session_user *u = e->user;
   HASH_DEL(t->by_id, e);
   DL_DELETE(u->sessions, e);
   if (u->sessions == NULL) {
@@ -29,12 +27,12 @@ static void free_entry(kt_table *t, kt_entry *e) {
   kotte__free(e);
 }
 
-void kt_clear(kt_table *t) {
-  kt_entry *e, *tmp;
+void kotte__session_table_clear(kotte__session_table *t) {
+  kotte__session_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) free_entry(t, e);
 }
 
-void kt_record(const kt_entry *e, kotte_session_record *r) {
+void kotte__session_table_record(const kotte__session_entry *e, kotte_session_record *r) {
   r->id = e->id;
   r->user_id = e->user->user_id;
   r->data = e->data;
@@ -46,8 +44,8 @@ void kt_record(const kt_entry *e, kotte_session_record *r) {
   r->idle_timeout = e->idle_timeout;
 }
 
-static kt_user *user_get(kt_table *t, const char *user_id, int create) {
-  kt_user *u;
+static kotte__session_user *user_get(kotte__session_table *t, const char *user_id, int create) {
+  kotte__session_user *u;
   HASH_FIND_STR(t->by_user, user_id, u);
   if (u || !create) return u;
   u = kotte__calloc(1, sizeof *u);
@@ -67,7 +65,7 @@ static kt_user *user_get(kt_table *t, const char *user_id, int create) {
   return u;
 }
 
-static void set_fields(kt_entry *e, const kotte_session_record *r) {
+static void set_fields(kotte__session_entry *e, const kotte_session_record *r) {
   e->created_at = r->created_at;
   e->last_activity = r->last_activity;
   e->expires_at = r->expires_at;
@@ -75,8 +73,9 @@ static void set_fields(kt_entry *e, const kotte_session_record *r) {
   e->idle_timeout = r->idle_timeout;
 }
 
-int kt_put_raw(kt_table *t, const kotte_session_record *r, kt_entry **out) {
-  kt_entry *e;
+int kotte__session_table_put_raw(kotte__session_table *t, const kotte_session_record *r,
+                                 kotte__session_entry **out) {
+  kotte__session_entry *e;
   char *data = kotte__strndup(r->data, r->data_len);
   if (data == NULL) return KOTTE_ENOMEM;
   HASH_FIND_STR(t->by_id, r->id, e);
@@ -85,7 +84,7 @@ int kt_put_raw(kt_table *t, const kotte_session_record *r, kt_entry **out) {
     e = NULL;
   }
   if (e == NULL) {
-    kt_user *u = user_get(t, r->user_id, 1);
+    kotte__session_user *u = user_get(t, r->user_id, 1);
     e = u ? kotte__calloc(1, sizeof *e) : NULL;
     if (e == NULL) {
       if (u && u->sessions == NULL) {
@@ -116,9 +115,9 @@ int kt_put_raw(kt_table *t, const kotte_session_record *r, kt_entry **out) {
   return 0;
 }
 
-int kt_put(kt_table *t, const kotte_session_record *r, int replace, kotte_time now,
-           kt_entry **out) {
-  kt_entry *e;
+int kotte__session_table_put(kotte__session_table *t, const kotte_session_record *r, int replace,
+                             kotte_time now, kotte__session_entry **out) {
+  kotte__session_entry *e;
   HASH_FIND_STR(t->by_id, r->id, e);
   if (e && !alive(e, now)) {
     free_entry(t, e);
@@ -131,11 +130,12 @@ int kt_put(kt_table *t, const kotte_session_record *r, int replace, kotte_time n
     copy.max_expires_at = e->max_expires_at;
     copy.expires_at = cap(copy.expires_at, e->max_expires_at);
   }
-  return kt_put_raw(t, &copy, out);
+  return kotte__session_table_put_raw(t, &copy, out);
 }
 
-int kt_get(kt_table *t, const char *id, kotte_time now, int slide, kt_entry **out, int *removed) {
-  kt_entry *e;
+int kotte__session_table_get(kotte__session_table *t, const char *id, kotte_time now, int slide,
+                             kotte__session_entry **out, int *removed) {
+  kotte__session_entry *e;
   if (removed) *removed = 0;
   HASH_FIND_STR(t->by_id, id, e);
   if (e == NULL) return KOTTE_ENOTFOUND;
@@ -152,10 +152,11 @@ int kt_get(kt_table *t, const char *id, kotte_time now, int slide, kt_entry **ou
   return 0;
 }
 
-int kt_update(kt_table *t, const char *id, kotte_time now, const char *patch, size_t patch_len,
-              size_t max, kt_entry **out) {
-  kt_entry *e;
-  int rc = kt_get(t, id, now, 0, &e, NULL);
+int kotte__session_table_update(kotte__session_table *t, const char *id, kotte_time now,
+                                const char *patch, size_t patch_len, size_t max,
+                                kotte__session_entry **out) {
+  kotte__session_entry *e;
+  int rc = kotte__session_table_get(t, id, now, 0, &e, NULL);
   if (rc != 0) return rc;
   char *merged;
   size_t len;
@@ -170,24 +171,24 @@ int kt_update(kt_table *t, const char *id, kotte_time now, const char *patch, si
   return 0;
 }
 
-kt_entry *kt_find(kt_table *t, const char *id) {
-  kt_entry *e;
+kotte__session_entry *kotte__session_table_find(kotte__session_table *t, const char *id) {
+  kotte__session_entry *e;
   HASH_FIND_STR(t->by_id, id, e);
   return e;
 }
 
-int kt_remove(kt_table *t, const char *id) {
-  kt_entry *e;
+int kotte__session_table_remove(kotte__session_table *t, const char *id) {
+  kotte__session_entry *e;
   HASH_FIND_STR(t->by_id, id, e);
   if (e == NULL) return 0;
   free_entry(t, e);
   return 1;
 }
 
-int kt_rename(kt_table *t, const char *old_id, const char *new_id, kotte_time now,
-              kt_entry **out) {
-  kt_entry *e, *taken;
-  int rc = kt_get(t, old_id, now, 1, &e, NULL);
+int kotte__session_table_rename(kotte__session_table *t, const char *old_id, const char *new_id,
+                                kotte_time now, kotte__session_entry **out) {
+  kotte__session_entry *e, *taken;
+  int rc = kotte__session_table_get(t, old_id, now, 1, &e, NULL);
   if (rc != 0) return rc;
   HASH_FIND_STR(t->by_id, new_id, taken);
   if (taken) return KOTTE_EEXISTS;
@@ -203,8 +204,9 @@ int kt_rename(kt_table *t, const char *old_id, const char *new_id, kotte_time no
   return 0;
 }
 
-void kt_touch_raw(kt_table *t, const char *id, kotte_time last, kotte_time expires) {
-  kt_entry *e;
+void kotte__session_table_touch_raw(kotte__session_table *t, const char *id, kotte_time last,
+                                    kotte_time expires) {
+  kotte__session_entry *e;
   HASH_FIND_STR(t->by_id, id, e);
   if (e) {
     e->last_activity = last;
@@ -218,20 +220,20 @@ static int by_created(const void *a, const void *b) {
   return strcmp(x->id, y->id);
 }
 
-int kt_list_user(kt_table *t, const char *user_id, kotte_time now, kotte_session_record **recs,
-                 size_t *n) {
+int kotte__session_table_list_user(kotte__session_table *t, const char *user_id, kotte_time now,
+                                   kotte_session_record **recs, size_t *n) {
   *recs = NULL;
   *n = 0;
-  kt_user *u = user_get(t, user_id, 0);
+  kotte__session_user *u = user_get(t, user_id, 0);
   if (u == NULL) return 0;
   size_t count = 0;
-  kt_entry *e;
+  kotte__session_entry *e;
   DL_COUNT(u->sessions, e, count);
   kotte_session_record *r = kotte__calloc(count, sizeof *r);
   if (r == NULL) return KOTTE_ENOMEM;
   size_t i = 0;
   DL_FOREACH(u->sessions, e) {
-    if (alive(e, now)) kt_record(e, &r[i++]);
+    if (alive(e, now)) kotte__session_table_record(e, &r[i++]);
   }
   qsort(r, i, sizeof *r, by_created);
   *recs = r;
@@ -239,11 +241,11 @@ int kt_list_user(kt_table *t, const char *user_id, kotte_time now, kotte_session
   return 0;
 }
 
-uint64_t kt_remove_user(kt_table *t, const char *user_id) {
-  kt_user *u = user_get(t, user_id, 0);
+uint64_t kotte__session_table_remove_user(kotte__session_table *t, const char *user_id) {
+  kotte__session_user *u = user_get(t, user_id, 0);
   if (u == NULL) return 0;
   uint64_t n = 0;
-  kt_entry *e, *tmp;
+  kotte__session_entry *e, *tmp;
   /* free_entry frees `u` with its last session, so stop on that one. */
   DL_FOREACH_SAFE(u->sessions, e, tmp) {
     int last = (tmp == NULL);
@@ -254,9 +256,10 @@ uint64_t kt_remove_user(kt_table *t, const char *user_id) {
   return n;
 }
 
-uint64_t kt_purge(kt_table *t, kotte_time now, unsigned int limit, kt_visit_fn visit, void *ctx) {
+uint64_t kotte__session_table_purge(kotte__session_table *t, kotte_time now, unsigned int limit,
+                                    kotte__session_visit_fn visit, void *ctx) {
   uint64_t n = 0;
-  kt_entry *e, *tmp;
+  kotte__session_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) {
     if (n >= limit) break;
     if (alive(e, now)) continue;
@@ -267,7 +270,8 @@ uint64_t kt_purge(kt_table *t, kotte_time now, unsigned int limit, kt_visit_fn v
   return n;
 }
 
-void kt_foreach(kt_table *t, kt_visit_fn visit, void *ctx) {
-  kt_entry *e, *tmp;
+void kotte__session_table_foreach(kotte__session_table *t, kotte__session_visit_fn visit,
+                                  void *ctx) {
+  kotte__session_entry *e, *tmp;
   HASH_ITER(hh, t->by_id, e, tmp) visit(e, ctx);
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/json.h"
-#include "credential/cred_journal.h"
+#include "credential/credential_journal.h"
 
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
 #define ADD(ok, expr) ((ok) = (ok) && (expr) != NULL)
@@ -18,7 +18,7 @@ static int add_blob(cJSON *j, const char *key, const unsigned char *p, size_t n)
   return ok;
 }
 
-void cj_buf_put(kotte__journal_buf *b, const ct_entry *e) {
+void kotte__cred_journal_put(kotte__journal_buf *b, const kotte__cred_entry *e) {
   cJSON *j = cJSON_CreateObject();
   int ok = j != NULL;
   ADD(ok, cJSON_AddStringToObject(j, "op", "put"));
@@ -41,7 +41,7 @@ void cj_buf_put(kotte__journal_buf *b, const ct_entry *e) {
   kotte__journal_buf_line(b, j);
 }
 
-void cj_buf_del(kotte__journal_buf *b, const char *id) {
+void kotte__cred_journal_del(kotte__journal_buf *b, const char *id) {
   cJSON *j = cJSON_CreateObject();
   int ok = j != NULL;
   ADD(ok, cJSON_AddStringToObject(j, "op", "del"));
@@ -97,7 +97,7 @@ static int get_blob(const cJSON *j, const char *k, unsigned char **out, size_t *
   return 0;
 }
 
-static int apply_put(ct_table *t, const cJSON *j) {
+static int apply_put(kotte__cred_table *t, const cJSON *j) {
   kotte_cred_record r;
   memset(&r, 0, sizeof r);
   char id[KOTTE_CRED_ID_LEN + 1];
@@ -125,7 +125,7 @@ static int apply_put(ct_table *t, const cJSON *j) {
       get_blob(j, "pw", &pw, &r.password_len) == 0) {
     r.username = un;
     r.password = pw;
-    rc = ct_put(t, &r, NULL);
+    rc = kotte__cred_table_put(t, &r, NULL);
     if (rc == KOTTE_EEXISTS) rc = KOTTE_ECORRUPT; /* two records of one name */
   }
   kotte__free(un);
@@ -135,36 +135,36 @@ static int apply_put(ct_table *t, const cJSON *j) {
 
 static int apply(void *ctx, int version, const cJSON *j) {
   (void)version; /* one format so far */
-  ct_table *t = ctx;
+  kotte__cred_table *t = ctx;
   const char *op = get_str(j, "op");
   if (op == NULL) return KOTTE_ECORRUPT;
   if (strcmp(op, "put") == 0) return apply_put(t, j);
   if (strcmp(op, "del") == 0) {
     char id[KOTTE_CRED_ID_LEN + 1];
     if (kotte__uuid_canonical(get_str(j, "id"), id) != 0) return KOTTE_ECORRUPT;
-    ct_remove(t, NULL, id);
+    kotte__cred_table_remove(t, NULL, id);
     return 0;
   }
   return KOTTE_ECORRUPT;
 }
 
-static void reset(void *ctx) { ct_clear(ctx); }
-static size_t live(void *ctx) { return ct_count(ctx); }
+static void reset(void *ctx) { kotte__cred_table_clear(ctx); }
+static size_t live(void *ctx) { return kotte__cred_table_count(ctx); }
 
 typedef struct snap {
   kotte__journal_buf *b;
   size_t lines;
 } snap;
 
-static void snap_entry(const ct_entry *e, void *ctx) {
+static void snap_entry(const kotte__cred_entry *e, void *ctx) {
   snap *s = ctx;
-  cj_buf_put(s->b, e);
+  kotte__cred_journal_put(s->b, e);
   s->lines++;
 }
 
 static size_t snapshot(void *ctx, kotte__journal_buf *b) {
   snap s = { b, 0 };
-  ct_foreach(ctx, snap_entry, &s);
+  kotte__cred_table_foreach(ctx, snap_entry, &s);
   return s.lines;
 }
 
@@ -179,6 +179,6 @@ static const kotte__journal_ops cred_ops = {
   .snapshot = snapshot,
 };
 
-int cj_open(kotte__journal *j, const char *path, ct_table *t) {
+int kotte__cred_journal_open(kotte__journal *j, const char *path, kotte__cred_table *t) {
   return kotte__journal_open(j, path, &cred_ops, t);
 }

@@ -1,5 +1,7 @@
 /* uthash (Debian uthash-dev) configured for libkotte: our allocator, and
- * out-of-memory reported instead of exit(). */
+ * out-of-memory reported instead of exit(). Every hash table in libkotte
+ * includes uthash through this header. A caller clears kotte__uthash_oom
+ * before a HASH_ADD and reads it after (defined in core/alloc.c). */
 #ifndef KOTTE_UTHASH_CONFIG_H
 #define KOTTE_UTHASH_CONFIG_H
 

@@ -13,22 +13,18 @@
 #include <kotte.h>
 #include <kotte/pg.h>
 
+#include "backend_helpers.h"
+
 #define SEC 1000000LL
 
 typedef struct fx {
-  uv_loop_t loop;
+  bh_env env; /* loop, kind, json_file path, pool (backend_helpers.h) */
   kotte_session_store *store;
   kotte_time now;
-  char dir[128];
-  char path[256];
-  int kind;             /* FX_MEMORY, FX_JSON_FILE or FX_POSTGRESQL */
-  kotte_pg_pool *pool;  /* FX_POSTGRESQL: the pool the backends borrow */
-  int in_start;         /* set while a start call is on the stack */
-  int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
   kotte_session_options opts;
 } fx;
 
-enum { FX_MEMORY = 1, FX_JSON_FILE = 2, FX_POSTGRESQL = 3 };
+enum { FX_MEMORY = BH_MEMORY, FX_JSON_FILE = BH_JSON_FILE, FX_POSTGRESQL = BH_POSTGRESQL };
 
 /* The backend kinds the conformance suite runs over. */
 int fx_setup_memory(void **state);
@@ -36,7 +32,7 @@ int fx_setup_json_file(void **state);
 /* PostgreSQL at $KOTTE_TEST_PG_CONNINFO (tests/pg/pg.sh); the table is
  * emptied before each test. fx_postgresql_conninfo() is NULL when unset. */
 int fx_setup_postgresql(void **state);
-const char *fx_postgresql_conninfo(void);
+#define fx_postgresql_conninfo bh_postgresql_conninfo
 int fx_teardown(void **state);
 
 /* (Re)creates the store with fx->opts (after a test changed them). */

@@ -1,14 +1,15 @@
 /* The json_file session journal: session records over the shared file
  * journal (core/journal_file.c), keyed by the ids' keyed hashes. */
+#include <sodium.h>
 #include <string.h>
 
 #include "core/json.h"
-#include "session/journal.h"
+#include "session/session_journal.h"
 
 #define JOURNAL_VERSION 2 /* 1: clear ids (read, then rewritten) */
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
-static void buf_line(kj_buf *b, cJSON *j) { kotte__journal_buf_line(b, j); }
+static void buf_line(kotte__journal_buf *b, cJSON *j) { kotte__journal_buf_line(b, j); }
 
 static cJSON *op_obj(const char *op) {
   cJSON *j = cJSON_CreateObject();
@@ -22,13 +23,14 @@ static cJSON *op_obj(const char *op) {
 /* cJSON_Add*ToObject return NULL on failure; collect that in one flag. */
 #define ADD(ok, expr) ((ok) = (ok) && (expr) != NULL)
 
-unsigned char *kj_seal(const kotte__id_keys *keys, const char *token, const char *hash) {
+unsigned char *kotte__session_journal_seal(kotte__id_keys *keys, const char *token,
+                                           const char *hash) {
   unsigned char *blob = kotte__malloc(KOTTE__ID_SEALED_LEN);
   if (blob) kotte__id_seal(keys, token, hash, blob);
   return blob;
 }
 
-void kj_attach(kt_entry *e, unsigned char **sealed) {
+void kotte__session_journal_attach(kotte__session_entry *e, unsigned char **sealed) {
   if (e->sealed) {
     memcpy(e->sealed, *sealed, KOTTE__ID_SEALED_LEN);
     kotte__free(*sealed);
@@ -38,7 +40,8 @@ void kj_attach(kt_entry *e, unsigned char **sealed) {
   *sealed = NULL;
 }
 
-void kj_buf_put(kj_buf *b, const char *from_hash, const kt_entry *e) {
+void kotte__session_journal_put(kotte__journal_buf *b, const char *from_hash,
+                                const kotte__session_entry *e) {
   cJSON *j = op_obj(from_hash ? "mv" : "put");
   int ok = j != NULL && e->sealed != NULL;
   char sealed[sodium_base64_ENCODED_LEN(KOTTE__ID_SEALED_LEN, B64)];
@@ -60,7 +63,7 @@ void kj_buf_put(kj_buf *b, const char *from_hash, const kt_entry *e) {
   buf_line(b, j);
 }
 
-void kj_buf_touch(kj_buf *b, const kt_entry *e) {
+void kotte__session_journal_touch(kotte__journal_buf *b, const kotte__session_entry *e) {
   cJSON *j = op_obj("touch");
   int ok = j != NULL;
   ADD(ok, cJSON_AddStringToObject(j, "h", e->id));
@@ -73,7 +76,7 @@ void kj_buf_touch(kj_buf *b, const kt_entry *e) {
   buf_line(b, j);
 }
 
-static void buf_one(kj_buf *b, const char *op, const char *key, const char *val) {
+static void buf_one(kotte__journal_buf *b, const char *op, const char *key, const char *val) {
   cJSON *j = op_obj(op);
   if (j && !cJSON_AddStringToObject(j, key, val)) {
     cJSON_Delete(j);
@@ -82,8 +85,12 @@ static void buf_one(kj_buf *b, const char *op, const char *key, const char *val)
   buf_line(b, j);
 }
 
-void kj_buf_del(kj_buf *b, const char *hash) { buf_one(b, "del", "h", hash); }
-void kj_buf_delu(kj_buf *b, const char *user_id) { buf_one(b, "delu", "u", user_id); }
+void kotte__session_journal_del(kotte__journal_buf *b, const char *hash) {
+  buf_one(b, "del", "h", hash);
+}
+void kotte__session_journal_delu(kotte__journal_buf *b, const char *user_id) {
+  buf_one(b, "delu", "u", user_id);
+}
 
 /* ---- replay ------------------------------------------------------------- */
 
@@ -95,8 +102,8 @@ static const char *get_str(const cJSON *j, const char *k) {
 /* The record's key under @p k as a hash: version 2 stores the hash (under
  * "h", or "from"), version 1 the clear id (under "id", or "from"), which
  * is hashed here. NULL if absent or malformed. */
-static const char *get_key(const kj *sj, int version, const cJSON *j, const char *k,
-                           char hash[KOTTE__ID_HASH_LEN + 1], const char **token) {
+static const char *get_key(const kotte__session_journal *sj, int version, const cJSON *j,
+                           const char *k, char hash[KOTTE__ID_HASH_LEN + 1], const char **token) {
   const char *v = get_str(j, version == 1 && strcmp(k, "h") == 0 ? "id" : k);
   if (!kotte_token_is_valid(v)) return NULL;
   if (version != 1) return v;
@@ -106,9 +113,9 @@ static const char *get_key(const kj *sj, int version, const cJSON *j, const char
 }
 
 /* The sealed id of a put: version 2 decodes "t"; version 1 seals the id. */
-static unsigned char *get_sealed(const kj *sj, int version, const cJSON *j, const char *token,
-                                 const char *hash) {
-  if (version == 1) return kj_seal(sj->keys, token, hash);
+static unsigned char *get_sealed(const kotte__session_journal *sj, int version, const cJSON *j,
+                                 const char *token, const char *hash) {
+  if (version == 1) return kotte__session_journal_seal(sj->keys, token, hash);
   const char *t = get_str(j, "t");
   unsigned char *blob = kotte__malloc(KOTTE__ID_SEALED_LEN);
   size_t len = 0;
@@ -122,8 +129,8 @@ static unsigned char *get_sealed(const kj *sj, int version, const cJSON *j, cons
   return blob;
 }
 
-static int apply_put(kj *sj, int version, const cJSON *j, int mv) {
-  kt_table *t = sj->table;
+static int apply_put(kotte__session_journal *sj, int version, const cJSON *j, int mv) {
+  kotte__session_table *t = sj->table;
   kotte_session_record r;
   char hash[KOTTE__ID_HASH_LEN + 1], from_hash[KOTTE__ID_HASH_LEN + 1];
   const char *token = NULL, *from = NULL;
@@ -144,10 +151,10 @@ static int apply_put(kj *sj, int version, const cJSON *j, int mv) {
   if (rc == 0) {
     r.data = data;
     r.data_len = len;
-    if (from) kt_remove(t, from);
-    kt_entry *e;
-    rc = kt_put_raw(t, &r, &e);
-    if (rc == 0) kj_attach(e, &sealed);
+    if (from) kotte__session_table_remove(t, from);
+    kotte__session_entry *e;
+    rc = kotte__session_table_put_raw(t, &r, &e);
+    if (rc == 0) kotte__session_journal_attach(e, &sealed);
     kotte__free(data);
   }
   kotte__free(sealed);
@@ -155,8 +162,8 @@ static int apply_put(kj *sj, int version, const cJSON *j, int mv) {
 }
 
 /* Applies one record. 0, KOTTE_ECORRUPT (bad record) or KOTTE_ENOMEM. */
-static int apply(kj *sj, int version, const cJSON *j) {
-  kt_table *t = sj->table;
+static int apply(kotte__session_journal *sj, int version, const cJSON *j) {
+  kotte__session_table *t = sj->table;
   char hash[KOTTE__ID_HASH_LEN + 1];
   const char *op = get_str(j, "op");
   if (op == NULL) return KOTTE_ECORRUPT;
@@ -166,42 +173,46 @@ static int apply(kj *sj, int version, const cJSON *j) {
     const char *h = get_key(sj, version, j, "h", hash, NULL);
     kotte_time a, e;
     if (!h || kotte__json_get_time(j, "a", &a) || kotte__json_get_time(j, "e", &e)) return KOTTE_ECORRUPT;
-    kt_touch_raw(t, h, a, e);
+    kotte__session_table_touch_raw(t, h, a, e);
     return 0;
   }
   if (strcmp(op, "del") == 0) {
     const char *h = get_key(sj, version, j, "h", hash, NULL);
     if (!h) return KOTTE_ECORRUPT;
-    kt_remove(t, h);
+    kotte__session_table_remove(t, h);
     return 0;
   }
   if (strcmp(op, "delu") == 0) {
     const char *u = get_str(j, "u");
     if (!kotte__user_id_valid(u)) return KOTTE_ECORRUPT;
-    kt_remove_user(t, u);
+    kotte__session_table_remove_user(t, u);
     return 0;
   }
   return KOTTE_ECORRUPT;
 }
 
 static int apply_cb(void *ctx, int version, const cJSON *rec) { return apply(ctx, version, rec); }
-static void reset_cb(void *ctx) { kt_clear(((kj *)ctx)->table); }
-static size_t live_cb(void *ctx) { return kt_count(((kj *)ctx)->table); }
+static void reset_cb(void *ctx) {
+  kotte__session_table_clear(((kotte__session_journal *)ctx)->table);
+}
+static size_t live_cb(void *ctx) {
+  return kotte__session_table_count(((kotte__session_journal *)ctx)->table);
+}
 
 typedef struct snap {
-  kj_buf *buf;
+  kotte__journal_buf *buf;
   size_t lines;
 } snap;
 
-static void snap_entry(const kt_entry *e, void *ctx) {
+static void snap_entry(const kotte__session_entry *e, void *ctx) {
   snap *s = ctx;
-  kj_buf_put(s->buf, NULL, e);
+  kotte__session_journal_put(s->buf, NULL, e);
   s->lines++;
 }
 
 static size_t snapshot_cb(void *ctx, kotte__journal_buf *b) {
   snap s = { b, 0 };
-  kt_foreach(((kj *)ctx)->table, snap_entry, &s);
+  kotte__session_table_foreach(((kotte__session_journal *)ctx)->table, snap_entry, &s);
   return s.lines;
 }
 
@@ -216,10 +227,11 @@ static const kotte__journal_ops session_ops = {
   .snapshot = snapshot_cb,
 };
 
-int kj_open(kj *j, const char *path, kt_table *t, const kotte__id_keys *keys) {
+int kotte__session_journal_open(kotte__session_journal *j, const char *path,
+                                kotte__session_table *t, kotte__id_keys *keys) {
   j->table = t;
   j->keys = keys;
   return kotte__journal_open(&j->file, path, &session_ops, j);
 }
 
-void kj_close(kj *j) { kotte__journal_close(&j->file); }
+void kotte__session_journal_close(kotte__session_journal *j) { kotte__journal_close(&j->file); }

@@ -11,17 +11,12 @@ static kotte_time test_clock(void *ctx) { return ((fx *)ctx)->now; }
  * keys from. */
 static const unsigned char pg_secret[] = "conformance-suite-session-secret";
 
-const char *fx_postgresql_conninfo(void) {
-  const char *ci = getenv("KOTTE_TEST_PG_CONNINFO");
-  return ci && *ci ? ci : NULL;
-}
-
 kotte_session_backend *fx_backend(fx *f) {
   kotte_session_backend *be = NULL;
-  int rc = f->kind == FX_MEMORY   ? kotte_session_backend_memory_new(&be)
-           : f->kind == FX_POSTGRESQL
-               ? kotte_session_backend_postgresql_new(&be, f->pool, pg_secret, sizeof pg_secret - 1)
-               : kotte_session_backend_json_file_new(&be, &f->loop, f->path, pg_secret,
+  int rc = f->env.kind == FX_MEMORY   ? kotte_session_backend_memory_new(&be)
+           : f->env.kind == FX_POSTGRESQL
+               ? kotte_session_backend_postgresql_new(&be, f->env.pool, pg_secret, sizeof pg_secret - 1)
+               : kotte_session_backend_json_file_new(&be, &f->env.loop, f->env.path, pg_secret,
                                                      sizeof pg_secret - 1);
   assert_int_equal(rc, 0);
   return be;
@@ -31,58 +26,24 @@ static void close_store(fx *f) {
   if (f->store == NULL) return;
   kotte_session_store_free(f->store);
   f->store = NULL;
-  uv_run(&f->loop, UV_RUN_DEFAULT); /* until the store's handles are closed */
+  bh_env_settle(&f->env); /* until the store's handles are closed */
 }
 
 void fx_reopen(fx *f) {
   close_store(f);
   kotte_session_backend *be = fx_backend(f);
-  assert_int_equal(kotte_session_store_new(&f->store, &f->loop, be, &f->opts), 0);
-}
-
-typedef struct sql_call {
-  int done, status;
-} sql_call;
-
-static void on_sql(int status, const kotte_pg_result *res, void *ud) {
-  sql_call *c = ud;
-  c->done = 1;
-  c->status = status;
-}
-
-/* Each test starts from an empty table (kotte_app may DELETE, not TRUNCATE). */
-static void empty_table(fx *f) {
-  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
-  sql_call c = { 0, 0 };
-  q.sql = "DELETE FROM kotte_sessions";
-  assert_int_equal(kotte_pg_pool_query(f->pool, &q, on_sql, &c), 0);
-  while (!c.done) uv_run(&f->loop, UV_RUN_ONCE);
-  assert_int_equal(c.status, 0);
+  assert_int_equal(kotte_session_store_new(&f->store, &f->env.loop, be, &f->opts), 0);
 }
 
 static int setup(void **state, int kind) {
   fx *f = calloc(1, sizeof *f);
   assert_non_null(f);
-  assert_int_equal(uv_loop_init(&f->loop), 0);
-  f->kind = kind;
+  bh_env_open(&f->env, kind, "sessions.journal", "kotte_sessions");
   f->now = 1700000000LL * SEC;
   kotte_session_options o = KOTTE_SESSION_OPTIONS_INIT;
   o.clock = test_clock;
   o.clock_ctx = f;
   f->opts = o;
-  if (kind == FX_POSTGRESQL) {
-    kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;
-    po.conninfo = fx_postgresql_conninfo();
-    po.min_size = 1;
-    assert_non_null(po.conninfo);
-    assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &po), 0);
-    empty_table(f);
-  }
-  if (kind == FX_JSON_FILE) {
-    snprintf(f->dir, sizeof f->dir, "/tmp/kotte-test-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/sessions.journal", f->dir);
-  }
   fx_reopen(f);
   *state = f;
   return 0;
@@ -95,18 +56,7 @@ int fx_setup_postgresql(void **state) { return setup(state, FX_POSTGRESQL); }
 int fx_teardown(void **state) {
   fx *f = *state;
   close_store(f);
-  if (f->pool) {
-    kotte_pg_pool_free(f->pool);
-    f->pool = NULL;
-    uv_run(&f->loop, UV_RUN_DEFAULT); /* until the pool's handles are closed */
-  }
-  assert_int_equal(f->inline_callbacks, 0);
-  assert_int_equal(uv_loop_close(&f->loop), 0);
-  if (f->kind == FX_JSON_FILE) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-  }
+  bh_env_close(&f->env);
   free(f);
   return 0;
 }
@@ -121,10 +71,7 @@ typedef struct call {
   uint64_t count;
 } call;
 
-static void seen(call *c) {
-  if (c->f->in_start) c->f->inline_callbacks++;
-  c->calls++;
-}
+static void seen(call *c) { bh_seen(&c->f->env, &c->calls); }
 static void on_session(int st, kotte_session *s, void *ud) {
   call *c = ud;
   seen(c);
@@ -151,19 +98,10 @@ static void on_list(int st, kotte_session_list *l, void *ud) {
 
 /* Waits for the single callback; the start call returned @p rc. */
 static int finish(fx *f, call *c, int rc) {
-  f->in_start = 0;
-  if (rc != 0) {
-    assert_int_equal(c->calls, 0); /* a failed start never calls back */
-    return rc;
-  }
-  while (c->calls == 0) uv_run(&f->loop, UV_RUN_ONCE);
-  /* Let anything stray run, then check there was exactly one callback. */
-  uv_run(&f->loop, UV_RUN_NOWAIT);
-  assert_int_equal(c->calls, 1);
-  return c->status;
+  return bh_finish(&f->env, &c->calls, rc) != 0 ? rc : c->status;
 }
 
-#define START(f) ((f)->in_start = 1)
+#define START(f) ((f)->env.in_start = 1)
 
 static int session_result(call *c, int rc, kotte_session **out) {
   if (out) *out = c->session;

@@ -1,22 +1,23 @@
-/* The key ring: key forms, key ids, per-subject subkeys, and sealing with
- * XChaCha20-Poly1305. Keys stay in sodium_malloc() memory that is
- * inaccessible except while a seal or open is using it. */
+/* The key ring: key forms, key ids, per-subject subkeys, and the blob
+ * format around the one sealer (aead.h). Keys stay in key pages that are
+ * inaccessible except while a seal or open is using them. */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "credential/credential_internal.h"
+#include "keyring/aead.h"
+#include "keyring/keyring_internal.h"
 
 #define KEY_BYTES 32
 #define RAW_ID_BYTES 8
 #define BLOB_VERSION 1
 #define HEADER_BYTES (1 + RAW_ID_BYTES)
-#define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
 
-_Static_assert(HEADER_BYTES + NONCE_BYTES + TAG_BYTES == KOTTE_SEAL_OVERHEAD,
+_Static_assert(HEADER_BYTES + KOTTE__AEAD_OVERHEAD == KOTTE_SEAL_OVERHEAD,
                "KOTTE_SEAL_OVERHEAD must match the blob format");
 _Static_assert(crypto_kdf_KEYBYTES == KEY_BYTES, "master keys are KDF keys");
+_Static_assert(KOTTE__AEAD_KEY_BYTES == KEY_BYTES, "subkeys are AEAD keys");
 
 /* Frozen: changing any of these changes every derived key or id. */
 #define PASSPHRASE_SALT_LABEL "libkotte MASTER_ENCRYPTION_KEY passphrase v1"
@@ -31,29 +32,13 @@ static const char kdf_context[crypto_kdf_CONTEXTBYTES] = { 'k', 'o', 't', 't',
 struct kotte_keyring {
   atomic_int refs;
   size_t n;
-  unsigned char *keys; /* sodium_malloc, n * KEY_BYTES; key 0 is current */
+  /* n * KEY_BYTES, key 0 is current; shared by every thread: readable
+   * while at least one seal or open runs, inaccessible otherwise */
+  kotte__key_pages keys;
   unsigned char (*raw_ids)[RAW_ID_BYTES];
   char (*ids)[KOTTE_KEY_ID_LEN + 1];
-  uv_mutex_t mu;
-  unsigned int users; /* guarded by mu: seals and opens using `keys` now */
   atomic_ullong opens;
 };
-
-/* ---- access to the keys ------------------------------------------------- */
-
-/* The key pages are shared by every thread: readable while at least one
- * seal or open runs, inaccessible otherwise. */
-static void keys_acquire(kotte_keyring *kr) {
-  uv_mutex_lock(&kr->mu);
-  if (kr->users++ == 0) sodium_mprotect_readonly(kr->keys);
-  uv_mutex_unlock(&kr->mu);
-}
-
-static void keys_release(kotte_keyring *kr) {
-  uv_mutex_lock(&kr->mu);
-  if (--kr->users == 0) sodium_mprotect_noaccess(kr->keys);
-  uv_mutex_unlock(&kr->mu);
-}
 
 /* ---- parsing the configured forms --------------------------------------- */
 
@@ -143,18 +128,17 @@ static void key_id_of(const unsigned char *key, unsigned char raw[RAW_ID_BYTES],
 }
 
 static void ring_destroy(kotte_keyring *kr) {
-  if (kr->keys) sodium_free(kr->keys); /* wipes */
+  kotte__key_pages_free(&kr->keys); /* wipes */
   kotte__free(kr->raw_ids);
   kotte__free(kr->ids);
-  uv_mutex_destroy(&kr->mu);
   kotte__free(kr);
 }
 
 /* Adds the key at slot kr->n unless it duplicates an earlier one. */
 static void keep_unless_duplicate(kotte_keyring *kr) {
-  unsigned char *k = kr->keys + kr->n * KEY_BYTES;
+  unsigned char *k = kr->keys.p + kr->n * KEY_BYTES;
   for (size_t i = 0; i < kr->n; i++) {
-    if (sodium_memcmp(kr->keys + i * KEY_BYTES, k, KEY_BYTES) == 0) {
+    if (sodium_memcmp(kr->keys.p + i * KEY_BYTES, k, KEY_BYTES) == 0) {
       sodium_memzero(k, KEY_BYTES);
       return;
     }
@@ -177,23 +161,23 @@ int kotte_keyring_new(kotte_keyring **out, const char *current, const char *prev
   slots++;
   kotte_keyring *kr = kotte__calloc(1, sizeof *kr);
   if (kr == NULL) return KOTTE_ENOMEM;
-  if (uv_mutex_init(&kr->mu) != 0) {
-    kotte__free(kr);
-    return KOTTE_EINTERNAL;
-  }
   atomic_init(&kr->refs, 1);
   atomic_init(&kr->opens, 0);
-  kr->keys = sodium_malloc(slots * KEY_BYTES);
+  int rc = kotte__key_pages_new(&kr->keys, slots * KEY_BYTES);
+  if (rc != 0) {
+    kotte__free(kr);
+    return rc;
+  }
   kr->raw_ids = kotte__calloc(slots, RAW_ID_BYTES);
   kr->ids = kotte__calloc(slots, KOTTE_KEY_ID_LEN + 1);
-  if (kr->keys == NULL || kr->raw_ids == NULL || kr->ids == NULL) {
+  if (kr->raw_ids == NULL || kr->ids == NULL) {
     ring_destroy(kr);
     return KOTTE_ENOMEM;
   }
   const char *s = current;
   size_t n = strlen(current);
   trim(&s, &n);
-  int rc = parse_key(s, n, "MASTER_ENCRYPTION_KEY (current key)", kr->keys);
+  rc = parse_key(s, n, "MASTER_ENCRYPTION_KEY (current key)", kr->keys.p);
   if (rc != 0) {
     ring_destroy(kr);
     return rc;
@@ -209,7 +193,7 @@ int kotte_keyring_new(kotte_keyring **out, const char *current, const char *prev
     if (len > 0) {
       char where[96];
       snprintf(where, sizeof where, "MASTER_ENCRYPTION_KEYS_PREVIOUS (item %zu)", item);
-      if ((rc = parse_key(k, len, where, kr->keys + kr->n * KEY_BYTES)) != 0) {
+      if ((rc = parse_key(k, len, where, kr->keys.p + kr->n * KEY_BYTES)) != 0) {
         ring_destroy(kr);
         return rc;
       }
@@ -218,7 +202,7 @@ int kotte_keyring_new(kotte_keyring **out, const char *current, const char *prev
     p = comma ? comma + 1 : p + len;
     if (!comma) break;
   }
-  sodium_mprotect_noaccess(kr->keys);
+  kotte__key_pages_lock(&kr->keys, 0);
   *out = kr;
   return 0;
 }
@@ -256,14 +240,14 @@ int kotte_keyring_has_key(const kotte_keyring *kr, const char *key_id) {
 
 uint64_t kotte__keyring_open_count(kotte_keyring *kr) { return atomic_load(&kr->opens); }
 
-const volatile unsigned char *kotte__keyring_key_memory(kotte_keyring *kr) { return kr->keys; }
+const volatile unsigned char *kotte__keyring_key_memory(kotte_keyring *kr) { return kr->keys.p; }
 
 /* ---- sealing ------------------------------------------------------------ */
 
 size_t kotte_keyring_sealed_size(size_t pt_len) { return pt_len + KOTTE_SEAL_OVERHEAD; }
 
-/* The subkey of key @p slot for @p subject. Keys must be readable. */
-static void subkey_for(const kotte_keyring *kr, size_t slot, const char *subject,
+/* The subkey of key @p slot for @p subject. */
+static void subkey_for(kotte_keyring *kr, size_t slot, const char *subject,
                        unsigned char sub[KEY_BYTES]) {
   unsigned char h[8];
   crypto_generichash_state st;
@@ -273,7 +257,9 @@ static void subkey_for(const kotte_keyring *kr, size_t slot, const char *subject
   crypto_generichash_final(&st, h, sizeof h);
   uint64_t id = 0;
   for (int i = 7; i >= 0; i--) id = (id << 8) | h[i];
-  crypto_kdf_derive_from_key(sub, KEY_BYTES, id, kdf_context, kr->keys + slot * KEY_BYTES);
+  const unsigned char *keys = kotte__key_pages_acquire(&kr->keys);
+  crypto_kdf_derive_from_key(sub, KEY_BYTES, id, kdf_context, keys + slot * KEY_BYTES);
+  kotte__key_pages_release(&kr->keys);
 }
 
 /*
@@ -321,21 +307,15 @@ int kotte_keyring_seal(kotte_keyring *kr, const char *subject, const void *ad, s
     return kotte__fail(KOTTE_EINVAL, "seal: the output buffer is too small");
   out[0] = BLOB_VERSION;
   memcpy(out + 1, kr->raw_ids[0], RAW_ID_BYTES);
-  unsigned char *nonce = out + HEADER_BYTES;
-  randombytes_buf(nonce, NONCE_BYTES);
   full_ad f;
   int rc = full_ad_build(&f, out, subject, ad, ad_len);
   if (rc != 0) return rc;
   unsigned char sub[KEY_BYTES];
-  keys_acquire(kr);
   subkey_for(kr, 0, subject, sub);
-  keys_release(kr);
-  unsigned long long clen = 0;
-  crypto_aead_xchacha20poly1305_ietf_encrypt(out + HEADER_BYTES + NONCE_BYTES, &clen, pt, pt_len,
-                                             f.p, f.len, NULL, nonce, sub);
+  kotte__aead_seal(sub, f.p, f.len, pt, pt_len, out + HEADER_BYTES);
   sodium_memzero(sub, sizeof sub);
   full_ad_free(&f);
-  if (out_len) *out_len = HEADER_BYTES + NONCE_BYTES + (size_t)clen;
+  if (out_len) *out_len = kotte_keyring_sealed_size(pt_len);
   return 0;
 }
 
@@ -400,13 +380,9 @@ int kotte_keyring_open(kotte_keyring *kr, const char *subject, const void *ad, s
     return rc;
   }
   unsigned char sub[KEY_BYTES];
-  keys_acquire(kr);
   subkey_for(kr, slot, subject, sub);
-  keys_release(kr);
-  unsigned long long mlen = 0;
-  int bad = crypto_aead_xchacha20poly1305_ietf_decrypt(
-      (unsigned char *)pt, &mlen, NULL, blob + HEADER_BYTES + NONCE_BYTES,
-      blob_len - HEADER_BYTES - NONCE_BYTES, f.p, f.len, blob + HEADER_BYTES, sub);
+  int bad = kotte__aead_open(sub, f.p, f.len, blob + HEADER_BYTES, blob_len - HEADER_BYTES,
+                             (unsigned char *)pt);
   sodium_memzero(sub, sizeof sub);
   full_ad_free(&f);
   if (bad) {

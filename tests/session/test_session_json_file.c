@@ -16,38 +16,20 @@
 
 #include <kotte.h>
 
+#include "json_file_helpers.h"
 #include "test_files.h"
 #include "test_log.h"
 
-typedef struct env {
-  kotte_runtime *rt;
-  kotte_session_store *st; /* a store a failed test left open (freed by teardown) */
-  char dir[64];
-  char path[128];
-} env;
+typedef jf_env env; /* ->st: a kotte_session_store a failed test left open */
+
+static void free_store(void *st) { kotte_session_store_free(st); }
 
 static int setup(void **state) {
-  env *e = calloc(1, sizeof *e);
-  assert_int_equal(kotte_runtime_new(&e->rt, NULL), 0);
-  strcpy(e->dir, "/tmp/kotte-jf-XXXXXX");
-  assert_non_null(mkdtemp(e->dir));
-  snprintf(e->path, sizeof e->path, "%s/sessions.journal", e->dir);
-  *state = e;
+  *state = jf_env_new("sessions.journal", free_store);
   return 0;
 }
 
-static int teardown(void **state) {
-  env *e = *state;
-  set_immutable(e->path, 0); /* a failed test may leave it so */
-  test_log_stop();
-  kotte_session_store_free(e->st);
-  kotte_runtime_free(e->rt);
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-  assert_int_equal(system(cmd), 0);
-  free(e);
-  return 0;
-}
+#define teardown jf_teardown
 
 /* The secret the journal's keys come from (SESSION_SECRET_KEY). */
 static const unsigned char secret[] = "json-file-suite-session-secret";
@@ -280,10 +262,7 @@ static int child_main(const char *path) {
 static void two_processes_write_one_file_without_losing_anything(void **state) {
   env *e = *state;
   enum { N = CHILD_WRITES };
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "/proc/%d/exe --child '%s'", (int)getpid(), e->path);
-  FILE *child = popen(cmd, "r");
-  assert_non_null(child);
+  FILE *child = jf_child_start(e->path);
   kotte_session_store *st;
   assert_int_equal(open_store(e, &st), 0);
   static char ids[N][44];
@@ -293,11 +272,7 @@ static void two_processes_write_one_file_without_losing_anything(void **state) {
     create(st, "parent", data, ids[i]);
   }
   static char child_ids[N][44];
-  for (int i = 0; i < N; i++) {
-    assert_int_equal(fread(child_ids[i], 1, 43, child), 43);
-    child_ids[i][43] = '\0';
-  }
-  assert_int_equal(pclose(child), 0);
+  jf_child_ids(child, child_ids[0], sizeof child_ids[0], 43, N);
   for (int i = 0; i < N; i++) {
     char data[32];
     snprintf(data, sizeof data, "{\"child\":%d}", i);
@@ -338,63 +313,6 @@ static void compaction_shrinks_the_file_and_keeps_live_sessions(void **state) {
   assert_int_equal(open_store(e, &st), 0);
   expect_data(st, ids[0], "{\"payload\":\"xxxxxxxxxxxxxxxxxxxx\"}");
   kotte_session_store_free(st);
-}
-
-/* ---- a journal damaged while the store has it open ---------------------- */
-
-/* Three sessions written (one updated, one deleted), then the file is
- * damaged (damage_file()) behind the open store's back. */
-static void damage_while_open(env *e, int how) {
-  kotte_session_store *st;
-  char a[44], b[44], c[44], d[44];
-  test_log_start();
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  create(st, "alice", "{\"n\":1}", a);
-  create(st, "bob", "{\"n\":2}", b);
-  create(st, "carol", "{\"n\":3}", c);
-  kotte_session *s;
-  assert_int_equal(kotte_session_update_sync(st, a, "{\"m\":\"x\"}", &s, -1), 0);
-  kotte_session_free(s);
-  assert_int_equal(kotte_session_delete_sync(st, c, -1), 0);
-  long long before = damage_file(e->path, how);
-
-  /* every operation goes on as if nothing happened */
-  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
-  expect_data(st, b, "{\"n\":2}");
-  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
-  create(st, "dave", "{\"n\":4}", d);
-
-  /* an ERROR that says what happened, and no talk of unacknowledged writes */
-  test_log_expect_damage(e->path, before, how == DAMAGE_REMOVE);
-  kotte_session_store_free(st);
-  e->st = NULL;
-  test_log_stop();
-
-  /* and it is all on disk */
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  expect_data(st, a, "{\"n\":1,\"m\":\"x\"}");
-  expect_data(st, b, "{\"n\":2}");
-  expect_data(st, d, "{\"n\":4}");
-  assert_int_equal(kotte_session_get_sync(st, c, &s, -1), KOTTE_ENOTFOUND);
-  kotte_session_store_free(st);
-  e->st = NULL;
-  struct stat sb;
-  assert_int_equal(stat(e->path, &sb), 0);
-  assert_int_equal(sb.st_mode & 0777, 0600);
-}
-
-static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_EMPTY);
-}
-
-static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_HALF);
-}
-
-static void a_journal_removed_while_open_loses_nothing(void **state) {
-  damage_while_open(*state, DAMAGE_REMOVE);
 }
 
 /* An existing empty file holds nothing to lose: it is a new store (a
@@ -572,56 +490,64 @@ static void another_secret_finds_no_session(void **state) {
 
 /* ---- readiness: a journal that cannot be written ------------------------ */
 
-static off_t size_of(const char *path) {
-  struct stat sb;
-  assert_int_equal(stat(path, &sb), 0);
-  return sb.st_size;
+/* ---- what both stores' journals must do (json_file_helpers.h) ------------ */
+
+static int ops_open(jf_env *e, void **st) { return open_store(e, (kotte_session_store **)st); }
+static void ops_close(void *st) { kotte_session_store_free(st); }
+static int ops_put(void *st, const char *owner, int v, char *id) {
+  char data[32];
+  snprintf(data, sizeof data, "{\"v\":%d}", v);
+  kotte_session *s;
+  int rc = kotte_session_create_sync(st, owner, data, &s, -1);
+  if (rc == 0) memcpy(id, kotte_session_id(s), 44);
+  kotte_session_free(s);
+  return rc;
+}
+static int ops_value(void *st, const char *owner, const char *id, int *v) {
+  kotte_session *s;
+  int rc = kotte_session_get_sync(st, id, &s, -1);
+  if (rc != 0) return rc;
+  assert_string_equal(kotte_session_user_id(s), owner);
+  assert_int_equal(sscanf(kotte_session_data(s), "{\"v\":%d}", v), 1);
+  kotte_session_free(s);
+  return 0;
+}
+static int ops_change(void *st, const char *owner, const char *id, int v) {
+  (void)owner;
+  char data[32];
+  snprintf(data, sizeof data, "{\"v\":%d}", v);
+  kotte_session *s;
+  int rc = kotte_session_update_sync(st, id, data, &s, -1);
+  kotte_session_free(s);
+  return rc;
+}
+static int ops_remove(void *st, const char *owner, const char *id) {
+  (void)owner;
+  return kotte_session_delete_sync(st, id, -1);
+}
+static int ops_check(void *st) { return kotte_session_store_check_sync(st, -1); }
+
+static const jf_ops ops = { "sessions.journal", ops_open, ops_close, ops_put, ops_value,
+                            ops_change, ops_remove, ops_check, NULL };
+
+static void a_journal_truncated_to_zero_while_open_loses_nothing(void **state) {
+  jf_test_damage_while_open(*state, &ops, DAMAGE_EMPTY);
+}
+
+static void a_journal_cut_in_half_while_open_loses_nothing(void **state) {
+  jf_test_damage_while_open(*state, &ops, DAMAGE_HALF);
+}
+
+static void a_journal_removed_while_open_loses_nothing(void **state) {
+  jf_test_damage_while_open(*state, &ops, DAMAGE_REMOVE);
 }
 
 static void the_check_reports_an_unwritable_journal_until_it_is_writable_again(void **state) {
-  env *e = *state;
-  kotte_session_store *st;
-  assert_int_equal(open_store(e, &st), 0);
-  e->st = st;
-  char a[44], b[44];
-  create(st, "alice", "{\"n\":1}", a);
-  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
-  off_t healthy = size_of(e->path);
-  for (int i = 0; i < 5; i++) assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
-  assert_int_equal(size_of(e->path), healthy); /* probes do not grow the journal */
-
-  if (set_immutable(e->path, 1) != 0) skip(); /* no chattr +i here: nothing to test */
-  kotte_session *s;
-  int rc = kotte_session_create_sync(st, "bob", "{\"n\":2}", &s, -1);
-  set_immutable(e->path, rc == 0 ? 0 : 1); /* (undone at once if writes still work) */
-  assert_int_equal(rc, KOTTE_EIO);
-  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO);
-  assert_int_equal(kotte_session_store_check_sync(st, -1), KOTTE_EIO); /* until it can write */
-  assert_int_equal(size_of(e->path), healthy);
-
-  assert_int_equal(set_immutable(e->path, 0), 0);
-  assert_int_equal(kotte_session_store_check_sync(st, -1), 0); /* ready again, by itself */
-  off_t after = size_of(e->path);
-  assert_true(after > healthy + 4096 && after < healthy + 4096 + 64); /* one nop record */
-  assert_int_equal(kotte_session_store_check_sync(st, -1), 0);
-  assert_int_equal(size_of(e->path), after);
-  create(st, "bob", "{\"n\":2}", b);
-  expect_data(st, a, "{\"n\":1}");
-  kotte_session_store_free(st);
-  e->st = NULL;
-  assert_int_equal(open_store(e, &st), 0); /* the nop record reads back */
-  e->st = st;
-  expect_data(st, b, "{\"n\":2}");
-  kotte_session_store_free(st);
-  e->st = NULL;
+  jf_test_unwritable_journal(*state, &ops);
 }
 
 static void an_unwritable_location_gives_an_io_error(void **state) {
-  env *e = *state;
-  snprintf(e->path, sizeof e->path, "%s/missing/dir/sessions.journal", e->dir);
-  kotte_session_store *st;
-  assert_int_equal(open_store(e, &st), KOTTE_EIO);
-  assert_non_null(strstr(kotte_error_detail(), "missing/dir"));
+  jf_test_unwritable_location(*state, &ops);
 }
 
 int main(int argc, char **argv) {
