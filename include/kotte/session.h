@@ -220,13 +220,18 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *    must use the same); they live in sodium_malloc memory;
  *  - purge deletes in batches (FOR UPDATE SKIP LOCKED) under an advisory
  *    lock: one replica sweeps at a time, and gets never wait for it;
- *  - it needs the schema of sql/migrations/ up to 0003: no index covers
+ *  - it needs the schema of sql/migrations/ (0003 at least): no index covers
  *    expires_at, so a slide is a HOT update unless it carries the expiry
  *    into the next 5-minute bucket (expires_bucket, which the purge's
  *    index is on). On an older schema, statements fail with KOTTE_EDB and
  *    a detail naming SQLSTATE 42703 and the need to migrate;
  *  - data comes back as compact JSON in jsonb's key order (shorter keys
- *    first), which may differ from the order it was stored in.
+ *    first), which may differ from the order it was stored in;
+ *  - a get or touch inside the touch interval (kotte_session_options) is
+ *    one SELECT and writes nothing; the slide, once due, is one UPDATE more;
+ *  - it needs the schema of sql/migrations/ up to 0005 (0005 adds the
+ *    NOTIFY triggers the cache of kotte_session_backend_postgresql_new_v2()
+ *    relies on); this one has no cache.
  *
  * Any thread (statements are registered with the pool on first use, on the
  * loop thread). Returns 0, KOTTE_EINVAL, KOTTE_EKEY (secret too short),
@@ -236,6 +241,75 @@ KOTTE_EXTERN int kotte_session_backend_postgresql_new(kotte_session_backend **ou
                                                       kotte_pg_pool *pool,
                                                       const unsigned char *secret,
                                                       size_t secret_len);
+
+#define KOTTE_SESSION_PG_OPTIONS_VERSION 1
+
+/**
+ * Options of kotte_session_backend_postgresql_new_v2(). Initialise with
+ * KOTTE_SESSION_PG_OPTIONS_INIT; fields are only ever appended.
+ */
+typedef struct kotte_session_pg_options {
+  unsigned int version;
+  /**
+   * 1: keep a per-process cache of session records, so that a get or touch
+   * inside the touch interval is answered without a round trip (default 0).
+   *
+   * It is kept true across replicas by LISTEN/NOTIFY: the schema (sql/
+   * migrations/0005) NOTIFYs channel "kotte_sessions" with the row key in
+   * the same transaction as every delete (logout, delete_user, purge),
+   * update, set and regenerate, so a change on another replica reaches
+   * this cache when that replica's commit does. The backend holds one
+   * more connection of its own for this (kotte_pg_listener, kotte/pg.h).
+   * While that connection is down, or has not yet confirmed its LISTEN,
+   * the cache is emptied and bypassed (every read goes to the database);
+   * a cached record is answered only when everything the connection
+   * received was applied. Expiry and the touch interval are checked on
+   * every cached read. What it cannot see: a notification still on its
+   * way (a delete committed on another replica is visible here once its
+   * NOTIFY arrives, typically within milliseconds), and a silent network
+   * break before the listener's ping notices it (ping_interval_ms +
+   * ping_timeout_ms, 4 s by default). Leave it off where a logout must be
+   * visible on every replica the instant it commits.
+   */
+  int cache;
+  /** Most records the cache holds; the oldest goes first (default 100000, ~0.5 KiB each). */
+  size_t cache_max_entries;
+} kotte_session_pg_options;
+
+#define KOTTE_SESSION_PG_OPTIONS_INIT { KOTTE_SESSION_PG_OPTIONS_VERSION, 0, 100000 }
+
+/**
+ * kotte_session_backend_postgresql_new() with options (NULL: defaults).
+ * Also returns KOTTE_EVERSION for options of an unknown version.
+ */
+KOTTE_EXTERN int kotte_session_backend_postgresql_new_v2(kotte_session_backend **out,
+                                                         kotte_pg_pool *pool,
+                                                         const unsigned char *secret,
+                                                         size_t secret_len,
+                                                         const kotte_session_pg_options *opts);
+
+#define KOTTE_SESSION_PG_CACHE_STATS_VERSION 1
+
+/** Counters of a postgresql backend's cache. Fields are only ever appended. */
+typedef struct kotte_session_pg_cache_stats {
+  unsigned int version; /**< set to KOTTE_SESSION_PG_CACHE_STATS_VERSION before the call */
+  int live;             /**< 1 while the cache may answer (its listener is up) */
+  uint64_t hits;        /**< reads answered from the cache */
+  uint64_t misses;      /**< reads the cache sent to the database (absent, dead or slide due) */
+  uint64_t bypassed;    /**< reads sent to the database because the cache could not be trusted */
+  uint64_t fills;       /**< records taken in */
+  uint64_t invalidations; /**< notifications received */
+  uint64_t flushes;     /**< times it was emptied (listener up or down) */
+  uint64_t ups;         /**< times its listener came up */
+} kotte_session_pg_cache_stats;
+
+/**
+ * Fills @p out from a postgresql backend made with the cache (also after a
+ * store took it, while the store lives). Loop thread. 0, KOTTE_EINVAL (not
+ * such a backend), KOTTE_EVERSION.
+ */
+KOTTE_EXTERN int kotte_session_backend_postgresql_cache_stats(const kotte_session_backend *be,
+                                                              kotte_session_pg_cache_stats *out);
 
 /** Frees a backend that no store took. NULL is a no-op. */
 KOTTE_EXTERN void kotte_session_backend_free(kotte_session_backend *backend);

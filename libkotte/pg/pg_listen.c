@@ -62,6 +62,7 @@ struct kotte_pg_listener {
   uint64_t last_ping;       /* when the last ping was sent or answered */
   unsigned int failures, rotation;
   int announced_up;         /* "up" was queued since the last "down" */
+  int fatal;                /* the server sent FATAL: the connection is ending */
   int closing;
   unsigned int n_handles;
   kotte_pg_listener_stats stats;
@@ -181,6 +182,7 @@ static void close_conn(kotte_pg_listener *l) {
   if (l->pg) PQfinish(l->pg);
   l->pg = NULL;
   l->want_write = 0;
+  l->fatal = 0;
   l->ping_sent = 0;
   l->deadline = 0;
 }
@@ -228,8 +230,11 @@ static void lose(kotte_pg_listener *l, const char *what, int next_host) {
 /* Notices and errors outside a command (the FATAL before a server closes
  * the connection): to the log hook, by SQLSTATE only, not to stderr. */
 static void on_notice(void *arg, const PGresult *res) {
-  (void)arg;
+  kotte_pg_listener *l = arg;
   const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+  /* FATAL outside a command (a terminated backend, a shutdown): the server
+   * is closing the connection, whose end may come in the next read only */
+  if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) l->fatal = 1;
   const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
   kotte__log(KOTTE_LOG_DEBUG, "pg listener: server %s (SQLSTATE %s)", sev ? sev : "notice",
              code ? code : "?");
@@ -266,8 +271,8 @@ static void send_listen(kotte_pg_listener *l) {
 /* Reads what arrived: results of LISTEN or of a ping, notifications, the
  * end of the connection. 0, or -1 when the connection was lost (handled). */
 static int read_input(kotte_pg_listener *l) {
-  if (!PQconsumeInput(l->pg)) {
-    lose(l, "connection lost", 0);
+  if (!PQconsumeInput(l->pg) || l->fatal) {
+    lose(l, l->fatal ? "the server ended the connection" : "connection lost", 0);
     return -1;
   }
   int failed_standby = 0, failed = 0;
@@ -314,8 +319,8 @@ static int read_input(kotte_pg_listener *l) {
       return -1;
     }
   }
-  if (PQstatus(l->pg) == CONNECTION_BAD) {
-    lose(l, "connection lost", 0);
+  if (PQstatus(l->pg) == CONNECTION_BAD || l->fatal) { /* the FATAL is parsed above */
+    lose(l, l->fatal ? "the server ended the connection" : "connection lost", 0);
     return -1;
   }
   return 0;

@@ -26,6 +26,7 @@ typedef struct fx {
   int in_start;         /* set while a start call is on the stack */
   int inline_callbacks; /* callbacks seen while in_start: must stay 0 */
   kotte_session_options opts;
+  kotte_session_backend *be; /* the store's backend (borrowed) */
 } fx;
 
 enum { FX_MEMORY = 1, FX_JSON_FILE = 2, FX_POSTGRESQL = 3 };
@@ -51,6 +52,9 @@ int fx_teardown(void **state);
 
 /* (Re)creates the store with fx->opts (after a test changed them). */
 void fx_reopen(fx *f);
+
+/* PostgreSQL with the cache: runs the loop until the cache is live (10 s at most). */
+void fx_wait_cache_live(fx *f);
 
 /* Creates a backend of the fixture's kind on its loop (json_file: same path). */
 kotte_session_backend *fx_backend(fx *f);

@@ -554,6 +554,8 @@ int main(void) {
     failed += cmocka_run_group_tests_name("session conformance: postgresql", postgresql, NULL, NULL);
     failed += cmocka_run_group_tests_name("session conformance: postgresql, touch 0", postgresql,
                                           fx_variant_touch0, fx_variant_reset);
+    failed += cmocka_run_group_tests_name("session conformance: postgresql, cache", postgresql,
+                                          fx_variant_cache, fx_variant_reset);
   } else {
     printf("session conformance: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
            "(tests/suites.d/20-postgresql.sh starts a server and sets it)\n");

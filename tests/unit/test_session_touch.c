@@ -164,6 +164,8 @@ int main(void) {
   if (fx_postgresql_conninfo()) {
     const struct CMUnitTest postgresql[] = TOUCH(fx_setup_postgresql);
     failed += cmocka_run_group_tests_name("touch interval: postgresql", postgresql, NULL, NULL);
+    failed += cmocka_run_group_tests_name("touch interval: postgresql, cache", postgresql,
+                                          fx_variant_cache, fx_variant_reset);
   } else {
     printf("touch interval: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set\n");
   }
