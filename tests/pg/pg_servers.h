@@ -68,4 +68,15 @@ static inline void server_cmd(const char *cmd, const server *s, const char *extr
   assert_int_equal(rc, 0);
 }
 
+/* A primary and a streaming standby of it; @p ci gets the conninfo of
+ * kotte_app over both (target_session_attrs=read-write: the primary). */
+static inline void server_start_pair(server *p, server *sb, char *ci, size_t n) {
+  server_start(p, "start");
+  char args[512];
+  snprintf(args, sizeof args, "start --standby-of %s", p->dir);
+  server_start(sb, args);
+  snprintf(ci, n, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
+                  "target_session_attrs=read-write", p->port, sb->port);
+}
+
 #endif

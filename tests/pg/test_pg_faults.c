@@ -437,13 +437,8 @@ static void restarts_end_every_query_promptly_with_pipelining(void **state) {
 static void a_failover_reaches_the_new_primary_within_seconds(void **state) {
   (void)state;
   server p, sb;
-  server_start(&p, "start");
-  char args[512];
-  snprintf(args, sizeof args, "start --standby-of %s", p.dir);
-  server_start(&sb, args);
   char ci[512];
-  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
-                          "target_session_attrs=read-write", p.port, sb.port);
+  server_start_pair(&p, &sb, ci, sizeof ci);
   uv_loop_t loop;
   uv_loop_init(&loop);
   stack s;

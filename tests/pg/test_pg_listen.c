@@ -242,13 +242,8 @@ static void a_server_restart_says_down_then_up(void **state) {
 static void a_failover_is_followed_to_the_promoted_standby(void **state) {
   (void)state;
   server p, sb;
-  server_start(&p, "start");
-  char args[512];
-  snprintf(args, sizeof args, "start --standby-of %s", p.dir);
-  server_start(&sb, args);
   char ci[512];
-  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
-                          "target_session_attrs=read-write", p.port, sb.port);
+  server_start_pair(&p, &sb, ci, sizeof ci);
   rig r;
   rig_open(&r, ci);
   assert_true(wait_count(&r.loop, &r.e.ups, 1, 5000));

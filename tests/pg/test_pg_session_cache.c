@@ -269,13 +269,8 @@ static void a_server_restart_never_leaves_a_stale_read(void **state) {
 static void a_failover_empties_the_cache_and_the_listener_follows(void **state) {
   (void)state;
   server p, sb;
-  server_start(&p, "start");
-  char args[512];
-  snprintf(args, sizeof args, "start --standby-of %s", p.dir);
-  server_start(&sb, args);
   char ci[512], new_primary[512];
-  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
-                          "target_session_attrs=read-write", p.port, sb.port);
+  server_start_pair(&p, &sb, ci, sizeof ci);
   snprintf(new_primary, sizeof new_primary, "host=127.0.0.1 port=%s dbname=kotte user=kotte_app",
            sb.port);
   rig r;
