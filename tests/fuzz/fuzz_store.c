@@ -23,7 +23,7 @@ static void fuzz_journal(const uint8_t *d, size_t n) {
   if (fd < 0 || (n && write(fd, d, n) != (ssize_t)n)) abort();
   close(fd);
   static kotte__id_keys keys;
-  if (keys.hash == NULL && (kotte__init() != 0 ||
+  if (keys.hash.p == NULL && (kotte__init() != 0 ||
                            kotte__id_keys_init(&keys, (const unsigned char *)"fuzz-session-secret",
                                                19, "fuzz") != 0))
     abort();
