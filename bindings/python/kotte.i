@@ -361,6 +361,11 @@ KPY_OUT_HANDLE(kpy_aioq)
 %ignore kotte_cred_options::clock_ctx;
 %rename("$ignore", regextarget=1) "^kotte_cred_(id|user_id|name|host|port|database|sslmode|username|password|key_id|created_at|updated_at|created_at_iso|updated_at_iso|free)$";
 %rename("$ignore", regextarget=1) "^kotte_cred_(list_(count|get|free)|report_.*)$";
+/* loop-thread APIs: the LISTEN facility and the cache's counters */
+%rename("$ignore", regextarget=1) "^kotte_pg_listener";
+%rename("$ignore", regextarget=1) "^kotte_pg_notify_cb$";
+%ignore kotte_session_backend_postgresql_cache_stats;
+%ignore kotte_session_pg_cache_stats;
 %ignore kotte_pg_pool_new;
 %ignore kotte_pg_pool_loop;
 %ignore kotte_pg_pool_prepare;
@@ -432,6 +437,16 @@ KPY_OUT_HANDLE(kpy_aioq)
     kotte_cred_options *o = malloc(sizeof *o);
     if (o) {
       kotte_cred_options init = KOTTE_CRED_OPTIONS_INIT;
+      *o = init;
+    }
+    return o;
+  }
+}
+%extend kotte_session_pg_options {
+  kotte_session_pg_options() {
+    kotte_session_pg_options *o = malloc(sizeof *o);
+    if (o) {
+      kotte_session_pg_options init = KOTTE_SESSION_PG_OPTIONS_INIT;
       *o = init;
     }
     return o;

@@ -186,6 +186,14 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
   STR(credential_path, "CREDENTIAL_STORAGE_PATH", "./data/connections.json");
   INT(session_max_age, "SESSION_MAX_AGE", 3600, 1, 366LL * 86400);
   INT(session_idle_timeout, "SESSION_IDLE_TIMEOUT", 1800, 1, 366LL * 86400);
+  /* unset or -1: 1 % of each session's idle timeout (libkotte's default) */
+  INT(session_touch_interval, "SESSION_TOUCH_INTERVAL", -1, -1, 366LL * 86400);
+  if (cfg->session_touch_interval > cfg->session_idle_timeout) {
+    snprintf(err, errlen, "SESSION_TOUCH_INTERVAL must be at most SESSION_IDLE_TIMEOUT");
+    return -1;
+  }
+  /* on by default here: see docs/session-cache.md */
+  if (env_bool(&cfg->session_cache, "SESSION_CACHE", 1, err, errlen) != 0) return -1;
   STR(session_cookie_name, "SESSION_COOKIE_NAME", "kotte_session");
   if (!ks_cookie_name_valid(cfg->session_cookie_name)) {
     snprintf(err, errlen, "SESSION_COOKIE_NAME must be a cookie name (letters, digits, !#$%%&'*+-.^_`|~)");

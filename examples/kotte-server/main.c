@@ -47,6 +47,8 @@ static void usage(FILE *out) {
       "SESSION_STORAGE_TYPE and CREDENTIAL_STORAGE_TYPE (memory|json_file|postgresql;\n"
       "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
       "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
+      "SESSION_TOUCH_INTERVAL (1 % of the idle timeout; 0: every read writes), SESSION_CACHE\n"
+      "(true: postgresql sessions read through a LISTEN/NOTIFY-invalidated cache),\n"
       "SESSION_SECRET_KEY (signs the session cookie), SESSION_COOKIE_NAME (kotte_session),\n"
       "KOTTE_MIGRATE_ON_START (false: a missing or older schema stops the start) and\n"
       "KOTTE_SQL_DIR (the sql/ folder it applies),\n"
@@ -271,7 +273,9 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
       unsigned char *secret;
       size_t len;
       if (ks_pg_session_secret(&secret, &len, err, errlen) != 0) return -1;
-      rc = kotte_session_backend_postgresql_new(&be, srv->pool, secret, len);
+      kotte_session_pg_options po = KOTTE_SESSION_PG_OPTIONS_INIT;
+      po.cache = srv->cfg.session_cache;
+      rc = kotte_session_backend_postgresql_new_v2(&be, srv->pool, secret, len, &po);
       sodium_free(secret);
       break;
     }
@@ -295,6 +299,7 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
   opts.idle_timeout_s = srv->cfg.session_idle_timeout;
   opts.max_age_s = srv->cfg.session_max_age;
   opts.keyring = kr;
+  opts.touch_interval_s = srv->cfg.session_touch_interval;
   rc = kotte_session_store_new(&srv->sessions, srv->loop, be, &opts);
   kotte_keyring_free(kr); /* the store holds its own reference */
   if (rc != 0) {

@@ -50,11 +50,16 @@ typedef struct kotte_session_list kotte_session_list;
 /** Length of a session id (a kotte token), without the NUL. */
 #define KOTTE_SESSION_ID_LEN KOTTE_TOKEN_LEN
 
-#define KOTTE_SESSION_OPTIONS_VERSION 2
+#define KOTTE_SESSION_OPTIONS_VERSION 3
+
+/** touch_interval_s: 1 % of each session's own idle timeout (the default). */
+#define KOTTE_SESSION_TOUCH_DEFAULT (-1)
 
 /**
  * Store options. Initialise with KOTTE_SESSION_OPTIONS_INIT; fields are only
- * ever appended. Version 1 ended after clock_ctx; version 2 adds keyring.
+ * ever appended. Version 1 ended after clock_ctx; version 2 adds keyring;
+ * version 3 adds touch_interval_s (options of an older version get its
+ * default).
  */
 typedef struct kotte_session_options {
   unsigned int version;
@@ -82,10 +87,28 @@ typedef struct kotte_session_options {
    * sealed data.
    */
   kotte_keyring *keyring;
+  /**
+   * The touch interval (v3), in seconds: a get or touch writes the slid idle
+   * expiry back only when the session's stored last activity is at least
+   * this old; a read inside the interval writes nothing (on PostgreSQL it is
+   * one SELECT) and answers the stored times. 0: every read writes, as
+   * before version 3. KOTTE_SESSION_TOUCH_DEFAULT (-1, the default): 1 % of
+   * the session's own idle timeout (18 s for Kotte's 1800 s), so that short
+   * timeouts stay nearly exact. update, set and regenerate always write.
+   *
+   * The bound this gives: the stored last activity lags the last read by
+   * less than one interval, so a session may expire up to one interval
+   * early (on any replica, this one included), never late; and it never
+   * outlives its absolute expiry. Backends of version 1 or 2 (without
+   * get_touch) write on every read whatever the interval. Must be -1 or
+   * between 0 and the idle timeout.
+   */
+  int64_t touch_interval_s;
 } kotte_session_options;
 
 #define KOTTE_SESSION_OPTIONS_INIT                                           \
-  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL, NULL }
+  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL, NULL, \
+    KOTTE_SESSION_TOUCH_DEFAULT }
 
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */
@@ -189,11 +212,15 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *    it). The keys are derived from @p secret (e.g. SESSION_SECRET_KEY, at
  *    least 16 bytes; every replica must use the same) and live in
  *    sodium_malloc memory;
- *  - it needs the schema of sql/migrations/ up to 0003. On an older schema,
- *    statements fail with KOTTE_EDB and a detail naming SQLSTATE 42703 and
- *    the need to migrate;
+ *  - it needs the schema of sql/migrations/ up to 0005 (0005 adds the
+ *    NOTIFY triggers the cache of kotte_session_backend_postgresql_new_v2()
+ *    relies on; this one has no cache). On an older schema, statements fail
+ *    with KOTTE_EDB and a detail naming SQLSTATE 42703 and the need to
+ *    migrate;
  *  - data comes back as compact JSON in jsonb's key order (shorter keys
- *    first), which may differ from the order it was stored in.
+ *    first), which may differ from the order it was stored in;
+ *  - a get or touch inside the touch interval (kotte_session_options) is
+ *    one SELECT and writes nothing; the slide, once due, is one UPDATE more.
  *
  * The table, the statements and why slides are HOT updates:
  * docs/postgresql-schema.md.
@@ -206,6 +233,75 @@ KOTTE_EXTERN int kotte_session_backend_postgresql_new(kotte_session_backend **ou
                                                       kotte_pg_pool *pool,
                                                       const unsigned char *secret,
                                                       size_t secret_len);
+
+#define KOTTE_SESSION_PG_OPTIONS_VERSION 1
+
+/**
+ * Options of kotte_session_backend_postgresql_new_v2(). Initialise with
+ * KOTTE_SESSION_PG_OPTIONS_INIT; fields are only ever appended.
+ */
+typedef struct kotte_session_pg_options {
+  unsigned int version;
+  /**
+   * 1: keep a per-process cache of session records, so that a get or touch
+   * inside the touch interval is answered without a round trip (default 0).
+   *
+   * It is kept true across replicas by LISTEN/NOTIFY: the schema (sql/
+   * migrations/0005) NOTIFYs channel "kotte_sessions" with the row key in
+   * the same transaction as every delete (logout, delete_user, purge),
+   * update, set and regenerate, so a change on another replica reaches
+   * this cache when that replica's commit does. The backend holds one
+   * more connection of its own for this (kotte_pg_listener, kotte/pg.h).
+   * While that connection is down, or has not yet confirmed its LISTEN,
+   * the cache is emptied and bypassed (every read goes to the database);
+   * a cached record is answered only when everything the connection
+   * received was applied. Expiry and the touch interval are checked on
+   * every cached read. What it cannot see: a notification still on its
+   * way (a delete committed on another replica is visible here once its
+   * NOTIFY arrives, typically within milliseconds), and a silent network
+   * break before the listener's ping notices it (ping_interval_ms +
+   * ping_timeout_ms, 4 s by default). Leave it off where a logout must be
+   * visible on every replica the instant it commits.
+   */
+  int cache;
+  /** Most records the cache holds; the oldest goes first (default 100000, ~0.5 KiB each). */
+  size_t cache_max_entries;
+} kotte_session_pg_options;
+
+#define KOTTE_SESSION_PG_OPTIONS_INIT { KOTTE_SESSION_PG_OPTIONS_VERSION, 0, 100000 }
+
+/**
+ * kotte_session_backend_postgresql_new() with options (NULL: defaults).
+ * Also returns KOTTE_EVERSION for options of an unknown version.
+ */
+KOTTE_EXTERN int kotte_session_backend_postgresql_new_v2(kotte_session_backend **out,
+                                                         kotte_pg_pool *pool,
+                                                         const unsigned char *secret,
+                                                         size_t secret_len,
+                                                         const kotte_session_pg_options *opts);
+
+#define KOTTE_SESSION_PG_CACHE_STATS_VERSION 1
+
+/** Counters of a postgresql backend's cache. Fields are only ever appended. */
+typedef struct kotte_session_pg_cache_stats {
+  unsigned int version; /**< set to KOTTE_SESSION_PG_CACHE_STATS_VERSION before the call */
+  int live;             /**< 1 while the cache may answer (its listener is up) */
+  uint64_t hits;        /**< reads answered from the cache */
+  uint64_t misses;      /**< reads the cache sent to the database (absent, dead or slide due) */
+  uint64_t bypassed;    /**< reads sent to the database because the cache could not be trusted */
+  uint64_t fills;       /**< records taken in */
+  uint64_t invalidations; /**< notifications received */
+  uint64_t flushes;     /**< times it was emptied (listener up or down) */
+  uint64_t ups;         /**< times its listener came up */
+} kotte_session_pg_cache_stats;
+
+/**
+ * Fills @p out from a postgresql backend made with the cache (also after a
+ * store took it, while the store lives). Loop thread. 0, KOTTE_EINVAL (not
+ * such a backend), KOTTE_EVERSION.
+ */
+KOTTE_EXTERN int kotte_session_backend_postgresql_cache_stats(const kotte_session_backend *be,
+                                                              kotte_session_pg_cache_stats *out);
 
 /** Frees a backend that no store took. NULL is a no-op. */
 KOTTE_EXTERN void kotte_session_backend_free(kotte_session_backend *backend);
@@ -268,7 +364,10 @@ KOTTE_EXTERN int kotte_session_create(kotte_session_store *store, const char *us
                                       const char *data_json, kotte_session_cb cb, void *userdata);
 
 /**
- * Returns the session and slides its idle expiry. KOTTE_ENOTFOUND when it
+ * Returns the session and slides its idle expiry (written back once per
+ * touch interval, see kotte_session_options.touch_interval_s: inside the
+ * interval the session comes back with its stored last activity and
+ * expiry). KOTTE_ENOTFOUND when it
  * is unknown, deleted or expired; KOTTE_EBADID for an id of the wrong shape.
  */
 KOTTE_EXTERN int kotte_session_get(kotte_session_store *store, const char *id,
@@ -301,7 +400,10 @@ KOTTE_EXTERN int kotte_session_set(kotte_session_store *store, const char *id,
 KOTTE_EXTERN int kotte_session_delete(kotte_session_store *store, const char *id,
                                       kotte_session_status_cb cb, void *userdata);
 
-/** Slides the idle expiry without returning the data. KOTTE_ENOTFOUND if dead. */
+/**
+ * Slides the idle expiry without returning the data (written back once per
+ * touch interval, as for kotte_session_get()). KOTTE_ENOTFOUND if dead.
+ */
 KOTTE_EXTERN int kotte_session_touch(kotte_session_store *store, const char *id,
                                      kotte_session_status_cb cb, void *userdata);
 

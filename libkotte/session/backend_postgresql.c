@@ -35,6 +35,7 @@
 #include "session/session_internal.h"
 #include "pg/pg_params.h"
 #include "keyring/id_keys.h"
+#include "session/pg_session_cache.h"
 
 #define HASH_LEN KOTTE__ID_HASH_LEN
 #define SEAL_LEN KOTTE__ID_SEALED_LEN
@@ -163,6 +164,8 @@ typedef struct pg_backend {
    * used by every request, stays read-only: two mprotect calls per request
    * (and their TLB shootdowns) cost more than the whole client side. */
   kotte__id_keys keys;
+  int use_cache;
+  kotte__pg_cache cache; /* backend_postgresql_cache.c; with use_cache only */
 } pg_backend;
 
 #define PGB(be) ((pg_backend *)(be))
@@ -185,10 +188,16 @@ typedef struct op {
   size_t patch_len;
   size_t max_size;
   unsigned int tries;
+  int touching;     /* get_touch: S_GET first, S_GET_SLIDE only once the interval passed */
+  kotte_time touch; /* its interval (µs; negative: 1 % of the row's idle timeout) */
+  uint64_t seq;     /* the cache's sequence when the read was sent */
+  int forget;       /* a write: the cache forgets o->hash when it is done */
+  char *forget_user; /* remove_user: the cache forgets this user's records when it is done */
 } op;
 
 static void op_free(op *o) {
   kotte__free(o->patch);
+  kotte__free(o->forget_user);
   kotte__free(o);
 }
 
@@ -302,6 +311,21 @@ static int reap_then_not_found(op *o) {
   return KOTTE_ENOTFOUND;
 }
 
+/* Whether the live row of S_GET in @p res needs its slide written. */
+static int touch_due(const op *o, const kotte_pg_result *res) {
+  kotte_time last = kotte__pg_get_time(kotte_pg_result_value(res, 0, 3));
+  kotte_time idle = kotte__pg_get_be(kotte_pg_result_value(res, 0, 6), 4) * 1000000LL;
+  return kotte_session_touch_due(o->touch, last, idle, o->now);
+}
+
+static int send_slide(op *o) {
+  kotte__pg_params p = { 0 };
+  o->stmt = S_GET_SLIDE;
+  p_text(&p, o->hash);
+  kotte__pg_p_time(&p, o->now);
+  return send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
 /* The outcome of a statement that returns a record: 0 with the record's
  * column offset in @p col, an error, or 1 when a follow-up statement was
  * sent (the op lives on). */
@@ -314,6 +338,15 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   if (rc != 0) return rc;
   switch (o->stmt) {
   case S_GET:
+    if (kotte_pg_result_ntuples(res) > 0) {
+      if (!o->touching || !touch_due(o, res)) return 0;
+      /* the interval passed: slide in a second statement, which answers
+       * KOTTE_ENOTFOUND should a delete have come in between (logout wins) */
+      o->touching = 0;
+      rc = send_slide(o);
+      return rc == 0 ? 1 : rc;
+    }
+    return reap_then_not_found(o); /* absent or dead: delete it if dead */
   case S_GET_SLIDE:
     if (kotte_pg_result_ntuples(res) > 0) return 0;
     return reap_then_not_found(o); /* absent or dead: delete it if dead */
@@ -349,6 +382,8 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
   /* a failed S_REAP still answers KOTTE_ENOTFOUND: no error detail for it */
   int rc = o->stmt == S_REAP ? status : map_error(status, res);
   if (o->kind == CB_COUNT) {
+    if (b->use_cache && o->forget) kotte__pg_cache_forget(&b->cache, o->hash);
+    if (b->use_cache && o->forget_user) kotte__pg_cache_forget_user(&b->cache, o->forget_user);
     o->count_cb(rc, rc == 0 ? kotte_pg_result_affected(res) : 0, o->ctx);
   } else if (o->kind == CB_RECORD) {
     kotte_session_record rec;
@@ -358,6 +393,11 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
     rc = record_outcome(o, rc, res, &col);
     if (rc == 1) return; /* a follow-up statement reports */
     if (rc == 0) rc = decode(res, 0, col, &rec, &data);
+    if (b->use_cache) {
+      if (o->forget) kotte__pg_cache_forget(&b->cache, o->hash);
+      else if (rc == 0 && (o->stmt == S_GET || o->stmt == S_GET_SLIDE))
+        kotte__pg_cache_fill(&b->cache, o->hash, &rec, o->seq);
+    }
     rec.id = o->id;
     o->record_cb(rc, rc == 0 ? &rec : NULL, o->ctx);
     if (data) kotte__free(data);
@@ -401,6 +441,10 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
 
 static int prepare_all(pg_backend *b) {
   if (b->prepared) return 0;
+  if (b->use_cache) { /* the listener starts on the loop thread, with the first operation */
+    int rc = kotte__pg_cache_start(&b->cache);
+    if (rc != 0) return rc;
+  }
   for (int i = 0; i < S_COUNT; i++) {
     int rc = kotte_pg_pool_prepare(b->pool, &b->stmts[i], STMTS[i].sql, STMTS[i].n, STMTS[i].types);
     if (rc != 0) return rc;
@@ -453,6 +497,15 @@ static op *op_new(pg_backend *b, int stmt, cb_kind kind, void *cb, void *ctx, co
   return o;
 }
 
+/* A write: the cache forgets the key now (a read under way must not fill
+ * it) and again when the write is done (a read that came back meanwhile
+ * may have filled it with what the write replaced). */
+static void forget_now(pg_backend *b, op *o) {
+  if (!b->use_cache) return;
+  o->forget = 1;
+  kotte__pg_cache_forget(&b->cache, o->hash);
+}
+
 /* ---- the vtable ------------------------------------------------------------------------ */
 
 static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, int replace,
@@ -466,10 +519,11 @@ static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, in
     kotte__free(json);
     return KOTTE_ENOMEM;
   }
-  char hash[HASH_LEN + 1];
+  char *hash = o->hash;
   unsigned char sealed[SEAL_LEN];
   hash_id(b, rec->id, hash);
   seal_token(b, rec->id, hash, sealed);
+  forget_now(b, o);
   kotte__pg_params p = { 0 };
   p_text(&p, hash);
   p_text(&p, rec->user_id);
@@ -499,6 +553,33 @@ static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
+/* A read inside the touch interval is one SELECT; a slide due takes a
+ * second statement (once per interval per session). */
+static int pg_get_touch(kotte_session_backend *be, const char *id, kotte_time now,
+                        kotte_time touch, kotte_session_backend_record_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_GET, CB_RECORD, (void *)cb, ctx, id);
+  if (o == NULL) return KOTTE_ENOMEM;
+  hash_id(b, id, o->hash);
+  o->now = now;
+  o->touching = 1;
+  o->touch = touch;
+  if (b->use_cache && b->prepared) {
+    kotte_session_record rec;
+    if (kotte__pg_cache_get(&b->cache, o->hash, now, touch, &rec) == 0) {
+      rec.id = id; /* answered now: the store defers the callback */
+      cb(0, &rec, ctx);
+      op_free(o);
+      return 0;
+    }
+    o->seq = b->cache.seq;
+  }
+  kotte__pg_params p = { 0 };
+  p_text(&p, o->hash);
+  kotte__pg_p_time(&p, now);
+  return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
 static int pg_update(kotte_session_backend *be, const char *id, kotte_time now, const char *patch,
                      size_t patch_len, size_t max_size, kotte_session_backend_record_cb cb,
                      void *ctx) {
@@ -511,6 +592,7 @@ static int pg_update(kotte_session_backend *be, const char *id, kotte_time now, 
     return KOTTE_ENOMEM;
   }
   hash_id(b, id, o->hash);
+  forget_now(b, o);
   o->now = now;
   o->patch_len = patch_len;
   o->max_size = max_size;
@@ -525,10 +607,10 @@ static int pg_remove(kotte_session_backend *be, const char *id, kotte_session_ba
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_REMOVE, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
-  char hash[HASH_LEN + 1];
-  hash_id(b, id, hash);
+  hash_id(b, id, o->hash);
+  forget_now(b, o);
   kotte__pg_params p = { 0 };
-  p_text(&p, hash);
+  p_text(&p, o->hash);
   return run(b, o, &p, 0); /* a second run would count 0 */
 }
 
@@ -537,10 +619,12 @@ static int pg_rename(kotte_session_backend *be, const char *old_id, const char *
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_RENAME, CB_RECORD, (void *)cb, ctx, new_id);
   if (o == NULL) return KOTTE_ENOMEM;
-  char old_hash[HASH_LEN + 1], new_hash[HASH_LEN + 1];
+  char *old_hash = o->hash, new_hash[HASH_LEN + 1];
   unsigned char sealed[SEAL_LEN];
   hash_id(b, old_id, old_hash);
   hash_id(b, new_id, new_hash);
+  forget_now(b, o);
+  if (b->use_cache) kotte__pg_cache_forget(&b->cache, new_hash);
   seal_token(b, new_id, new_hash, sealed);
   kotte__pg_params p = { 0 };
   p_text(&p, old_hash);
@@ -566,6 +650,13 @@ static int pg_remove_user(kotte_session_backend *be, const char *user_id,
   pg_backend *b = PGB(be);
   op *o = op_new(b, S_REMOVE_USER, CB_COUNT, (void *)cb, ctx, NULL);
   if (o == NULL) return KOTTE_ENOMEM;
+  if (b->use_cache) {
+    kotte__pg_cache_forget_user(&b->cache, user_id);
+    if ((o->forget_user = kotte__strdup(user_id)) == NULL) {
+      op_free(o);
+      return KOTTE_ENOMEM;
+    }
+  }
   kotte__pg_params p = { 0 };
   p_text(&p, user_id);
   return run(b, o, &p, 0);
@@ -584,6 +675,7 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
 
 static void pg_free(kotte_session_backend *be) {
   pg_backend *b = PGB(be);
+  if (b->use_cache) kotte__pg_cache_free(&b->cache);
   kotte__id_keys_free(&b->keys);
   kotte__free(b);
 }
@@ -592,11 +684,31 @@ kotte_pg_pool *kotte__session_backend_pg_pool(const kotte_session_backend *be) {
   return be && be->free == pg_free ? PGB(be)->pool : NULL;
 }
 
+int kotte_session_backend_postgresql_cache_stats(const kotte_session_backend *be,
+                                                 kotte_session_pg_cache_stats *out) {
+  if (be == NULL || out == NULL || be->free != pg_free || !PGB(be)->use_cache) return KOTTE_EINVAL;
+  if (out->version != KOTTE_SESSION_PG_CACHE_STATS_VERSION) return KOTTE_EVERSION;
+  *out = PGB(be)->cache.stats;
+  out->live = PGB(be)->cache.live;
+  return 0;
+}
+
 int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_pool *pool,
                                          const unsigned char *secret, size_t secret_len) {
+  return kotte_session_backend_postgresql_new_v2(out, pool, secret, secret_len, NULL);
+}
+
+int kotte_session_backend_postgresql_new_v2(kotte_session_backend **out, kotte_pg_pool *pool,
+                                            const unsigned char *secret, size_t secret_len,
+                                            const kotte_session_pg_options *opts) {
   kotte__clear_detail();
+  kotte_session_pg_options defaults = KOTTE_SESSION_PG_OPTIONS_INIT;
   if (out == NULL) return KOTTE_EINVAL;
   *out = NULL;
+  if (opts == NULL) opts = &defaults;
+  if (opts->version != KOTTE_SESSION_PG_OPTIONS_VERSION)
+    return kotte__fail(KOTTE_EVERSION, "kotte_session_pg_options.version %u is not supported",
+                       opts->version);
   if (pool == NULL)
     return kotte__fail(KOTTE_EINVAL, "postgresql session backend: pool and secret are required");
   if (kotte__init() != 0) return KOTTE_EINTERNAL;
@@ -611,6 +723,8 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   b->keys = keys;
   b->pool = pool;
   (void)kotte_session_backend_init(&b->base, KOTTE_SESSION_BACKEND_VERSION);
+  b->use_cache = opts->cache != 0;
+  if (b->use_cache) kotte__pg_cache_init(&b->cache, pool, opts->cache_max_entries);
   b->base.name = "postgresql";
   b->base.put = pg_put;
   b->base.get = pg_get;
@@ -621,6 +735,7 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   b->base.remove_user = pg_remove_user;
   b->base.purge = pg_purge;
   b->base.free = pg_free;
+  b->base.get_touch = pg_get_touch;
   *out = &b->base;
   return 0;
 }

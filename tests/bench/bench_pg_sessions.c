@@ -23,6 +23,10 @@
  * timestamp (-D now=...), and asyncpg does the same, so that the server does
  * the same work (the same HOT-able row updates) for all three clients.
  * KOTTE_BENCH_REAL_CLOCK=1 uses the real clock instead.
+ * KOTTE_BENCH_TOUCH_S=N sets the store's touch interval (default: the
+ * store's, 1 % of the idle timeout); with the clock stopped, a get inside
+ * it is one SELECT (tests/bench/session_cache.sh compares that with
+ * pgbench running the same SELECT).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -99,6 +103,8 @@ static void open_stack(bench *b, const char *conninfo, unsigned int max_size, un
   kotte_session_backend *be;
   kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
   so.clock = bench_clock;
+  const char *touch = getenv("KOTTE_BENCH_TOUCH_S");
+  if (touch && *touch) so.touch_interval_s = atoll(touch);
   if (kotte_session_backend_postgresql_new(&be, b->pool, secret, sizeof secret - 1) != 0 ||
       kotte_session_store_new(&b->store, &b->loop, be, &so) != 0) {
     fprintf(stderr, "store: %s\n", kotte_error_detail());

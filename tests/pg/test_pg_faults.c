@@ -23,60 +23,7 @@
 
 static const unsigned char secret[] = "fault-tests-session-secret-0123456";
 
-typedef struct server {
-  char dir[256];
-  char port[16];
-} server;
-
-static int sh(const char *args, char *out, size_t n) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "bash %s/tests/pg/pg.sh %s 2>&1", KOTTE_SOURCE_DIR, args);
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  size_t len = 0;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) {
-    if (out && len + got < n) {
-      memcpy(out + len, buf, got);
-      len += got;
-    }
-  }
-  if (out) out[len] = '\0';
-  return pclose(p);
-}
-
-static void grab(const char *env, const char *key, char *out, size_t n) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "export %s='", key);
-  const char *p = strstr(env, pat);
-  assert_non_null(p);
-  p += strlen(pat);
-  size_t i = 0;
-  while (p[i] && p[i] != '\'' && i + 1 < n) {
-    out[i] = p[i];
-    i++;
-  }
-  out[i] = '\0';
-}
-
-static void server_start(server *s, const char *args) {
-  char env[4096];
-  int rc = sh(args, env, sizeof env);
-  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, env);
-  assert_int_equal(rc, 0);
-  grab(env, "KOTTE_TEST_PG_DIR", s->dir, sizeof s->dir);
-  grab(env, "KOTTE_TEST_PG_PORT", s->port, sizeof s->port);
-}
-
-static void server_cmd(const char *cmd, const server *s, const char *extra) {
-  char args[512];
-  snprintf(args, sizeof args, "%s %s %s", cmd, s->dir, extra ? extra : "");
-  char out[2048];
-  int rc = sh(args, out, sizeof out);
-  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, out);
-  assert_int_equal(rc, 0);
-}
+#include "pg_servers.h"
 
 /* ---- blocking shell steps on a thread while the loop keeps running ---- */
 
@@ -490,13 +437,8 @@ static void restarts_end_every_query_promptly_with_pipelining(void **state) {
 static void a_failover_reaches_the_new_primary_within_seconds(void **state) {
   (void)state;
   server p, sb;
-  server_start(&p, "start");
-  char args[512];
-  snprintf(args, sizeof args, "start --standby-of %s", p.dir);
-  server_start(&sb, args);
   char ci[512];
-  snprintf(ci, sizeof ci, "host=127.0.0.1,127.0.0.1 port=%s,%s dbname=kotte user=kotte_app "
-                          "target_session_attrs=read-write", p.port, sb.port);
+  server_start_pair(&p, &sb, ci, sizeof ci);
   uv_loop_t loop;
   uv_loop_init(&loop);
   stack s;

@@ -7,15 +7,48 @@
 
 static kotte_time test_clock(void *ctx) { return ((fx *)ctx)->now; }
 
+int64_t fx_touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
+int fx_pg_cache = 0;
+/* The cache's counters over a group, printed by fx_variant_reset: a group
+ * "with the cache" that never hit it would test nothing. */
+static kotte_session_pg_cache_stats cache_total;
+
+int fx_variant_reset(void **state) {
+  (void)state;
+  if (fx_pg_cache) {
+    printf("  cache: %llu hits, %llu misses, %llu bypassed\n",
+           (unsigned long long)cache_total.hits, (unsigned long long)cache_total.misses,
+           (unsigned long long)cache_total.bypassed);
+    assert_true(cache_total.hits > 0);
+    memset(&cache_total, 0, sizeof cache_total);
+  }
+  fx_touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
+  fx_pg_cache = 0;
+  return 0;
+}
+int fx_variant_touch0(void **state) {
+  fx_variant_reset(state);
+  fx_touch_interval_s = 0;
+  return 0;
+}
+int fx_variant_cache(void **state) {
+  fx_variant_reset(state);
+  fx_pg_cache = 1;
+  return 0;
+}
+
 /* The key every PostgreSQL and json_file backend of the suite derives its
  * keys from. */
 static const unsigned char pg_secret[] = "conformance-suite-session-secret";
 
 kotte_session_backend *fx_backend(fx *f) {
   kotte_session_backend *be = NULL;
-  int rc = f->env.kind == FX_MEMORY   ? kotte_session_backend_memory_new(&be)
+  kotte_session_pg_options po = KOTTE_SESSION_PG_OPTIONS_INIT;
+  po.cache = fx_pg_cache;
+  int rc = f->env.kind == FX_MEMORY ? kotte_session_backend_memory_new(&be)
            : f->env.kind == FX_POSTGRESQL
-               ? kotte_session_backend_postgresql_new(&be, f->env.pool, pg_secret, sizeof pg_secret - 1)
+               ? kotte_session_backend_postgresql_new_v2(&be, f->env.pool, pg_secret,
+                                                         sizeof pg_secret - 1, &po)
                : kotte_session_backend_json_file_new(&be, &f->env.loop, f->env.path, pg_secret,
                                                      sizeof pg_secret - 1);
   assert_int_equal(rc, 0);
@@ -33,6 +66,28 @@ void fx_reopen(fx *f) {
   close_store(f);
   kotte_session_backend *be = fx_backend(f);
   assert_int_equal(kotte_session_store_new(&f->store, &f->env.loop, be, &f->opts), 0);
+  f->be = be;
+  if (f->env.kind == FX_POSTGRESQL && fx_pg_cache) fx_wait_cache_live(f);
+}
+
+static void tick(uv_timer_t *t) { (void)t; }
+
+void fx_wait_cache_live(fx *f) {
+  /* the first operation starts the cache's listener; a referenced timer
+   * paces the loop (the listener's own handles do not hold it) */
+  assert_int_equal(fx_check(f), 0);
+  uv_timer_t t;
+  uv_timer_init(&f->env.loop, &t);
+  uv_timer_start(&t, tick, 5, 5);
+  kotte_session_pg_cache_stats s = { .version = KOTTE_SESSION_PG_CACHE_STATS_VERSION };
+  uint64_t end = uv_now(&f->env.loop) + 10000;
+  do {
+    uv_run(&f->env.loop, UV_RUN_ONCE);
+    assert_int_equal(kotte_session_backend_postgresql_cache_stats(f->be, &s), 0);
+  } while (!s.live && uv_now(&f->env.loop) < end);
+  uv_close((uv_handle_t *)&t, NULL);
+  uv_run(&f->env.loop, UV_RUN_NOWAIT);
+  assert_true(s.live);
 }
 
 static int setup(void **state, int kind) {
@@ -43,6 +98,7 @@ static int setup(void **state, int kind) {
   kotte_session_options o = KOTTE_SESSION_OPTIONS_INIT;
   o.clock = test_clock;
   o.clock_ctx = f;
+  o.touch_interval_s = fx_touch_interval_s;
   f->opts = o;
   fx_reopen(f);
   *state = f;
@@ -55,6 +111,13 @@ int fx_setup_postgresql(void **state) { return setup(state, FX_POSTGRESQL); }
 
 int fx_teardown(void **state) {
   fx *f = *state;
+  kotte_session_pg_cache_stats s = { .version = KOTTE_SESSION_PG_CACHE_STATS_VERSION };
+  if (f->env.kind == FX_POSTGRESQL && fx_pg_cache && f->store &&
+      kotte_session_backend_postgresql_cache_stats(f->be, &s) == 0) {
+    cache_total.hits += s.hits;
+    cache_total.misses += s.misses;
+    cache_total.bypassed += s.bypassed;
+  }
   close_store(f);
   bh_env_close(&f->env);
   free(f);

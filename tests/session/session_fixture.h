@@ -22,9 +22,20 @@ typedef struct fx {
   kotte_session_store *store;
   kotte_time now;
   kotte_session_options opts;
+  kotte_session_backend *be; /* the store's backend (borrowed) */
 } fx;
 
 enum { FX_MEMORY = BH_MEMORY, FX_JSON_FILE = BH_JSON_FILE, FX_POSTGRESQL = BH_POSTGRESQL };
+
+/* What the next setup applies (a group's setup sets them, fx_variant_reset
+ * restores the defaults): the store's touch interval, and on PostgreSQL
+ * whether the backend keeps its cache (then setup waits until the cache is
+ * live, so that the tests exercise it). */
+extern int64_t fx_touch_interval_s; /* KOTTE_SESSION_TOUCH_DEFAULT by default */
+extern int fx_pg_cache;             /* 0 by default */
+int fx_variant_reset(void **state);
+int fx_variant_touch0(void **state);
+int fx_variant_cache(void **state);
 
 /* The backend kinds the conformance suite runs over. */
 int fx_setup_memory(void **state);
@@ -37,6 +48,9 @@ int fx_teardown(void **state);
 
 /* (Re)creates the store with fx->opts (after a test changed them). */
 void fx_reopen(fx *f);
+
+/* PostgreSQL with the cache: runs the loop until the cache is live (10 s at most). */
+void fx_wait_cache_live(fx *f);
 
 /* Creates a backend of the fixture's kind on its loop (json_file: same path). */
 kotte_session_backend *fx_backend(fx *f);

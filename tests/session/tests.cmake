@@ -9,6 +9,8 @@ endfunction()
 
 kotte_session_test(test_session_conformance session/test_session_conformance.c
                    session/session_fixture.c backend/backend_helpers.c)
+kotte_session_test(test_session_touch session/test_session_touch.c
+                   session/session_fixture.c backend/backend_helpers.c)
 kotte_session_test(test_session_json_file session/test_session_json_file.c
                    backend/json_file_helpers.c)
 # the journal libkotte 0.1 wrote (fixtures/make_sessions_v1.c)
@@ -18,13 +20,15 @@ kotte_session_test(test_session_secrets session/test_session_secrets.c backend/j
 kotte_session_test(crash_session_json_file session/crash_session_json_file.c backend/crash_harness.c)
 
 add_test(NAME session_conformance COMMAND test_session_conformance)
+add_test(NAME session_touch COMMAND test_session_touch)
 add_test(NAME json_file COMMAND test_session_json_file)
 add_test(NAME session_secrets COMMAND test_session_secrets)
 # SIGKILL at random moments while writing (ASan run only)
 add_test(NAME json_file_crash COMMAND crash_session_json_file 200)
 # No suite may hang CI: each gets a bound well above its normal run time.
-set_tests_properties(session_conformance json_file session_secrets PROPERTIES TIMEOUT 300)
+set_tests_properties(session_conformance session_touch json_file session_secrets
+  PROPERTIES TIMEOUT 300)
 set_tests_properties(json_file_crash PROPERTIES TIMEOUT 600)
-# With KOTTE_TEST_PG_CONNINFO set this also runs on PostgreSQL: one at a
+# With KOTTE_TEST_PG_CONNINFO set these also run on PostgreSQL: one at a
 # time with the other suites that share that database.
-set_tests_properties(session_conformance PROPERTIES RESOURCE_LOCK kotte_postgresql)
+set_tests_properties(session_conformance session_touch PROPERTIES RESOURCE_LOCK kotte_postgresql)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # layers.sh SOURCE_DIR [OBJECT_DIR]: checks the layer picture of
-# /work/shared/DESIGN.md on the sources (and, given the static library's
+# docs/architecture.md on the sources (and, given the static library's
 # object folder, on the compiled objects):
 #   - session/ and credential/ never include each other's files, and no
 #     object of one calls a function the other defines;
@@ -38,8 +38,16 @@ rule "keyring/ includes only core/ and keyring/" keyring '(session|credential|pg
 # must not be defined by the other's (a declaration written by hand instead
 # of an include would pass the check above).
 if [ -n "$objs" ]; then
-  defined() { nm -g --defined-only "$objs/$1"/*.o | awk 'NF == 3 {print $3}' | sort -u; }
-  undefined() { nm -g --undefined-only "$objs/$1"/*.o | awk '{print $NF}' | sort -u; }
+  # objs DIR: DIR's objects whose source still exists (a build folder keeps
+  # the objects of renamed or removed files)
+  objs_of() {
+    local o
+    for o in "$objs/$1"/*.o; do
+      [ -e "$src/$1/$(basename "$o" .o)" ] && printf '%s\n' "$o"
+    done
+  }
+  defined() { objs_of "$1" | xargs -r nm -g --defined-only | awk 'NF == 3 {print $3}' | sort -u; }
+  undefined() { objs_of "$1" | xargs -r nm -g --undefined-only | awk '{print $NF}' | sort -u; }
   for pair in "session credential" "credential session"; do
     set -- $pair
     nd=$(defined "$2" | wc -l)

@@ -9,11 +9,11 @@ kotte_pg_env=$(bash tests/pg/pg.sh start 2>&1)
 if [ $? -eq 0 ]; then
   eval "$kotte_pg_env"
   suite "PostgreSQL suites (ASan+UBSan)" \
-    ctest --test-dir build-asan --output-on-failure -R '^(pg_.*|runtime|session_conformance|credential_conformance|credential_tamper)$'
+    ctest --test-dir build-asan --output-on-failure -R '^(pg_.*|runtime|session_conformance|session_touch|credential_conformance|credential_tamper)$'
   suite "kotte-migrate on the bootstrapped database" \
     ./build-asan/examples/kotte-migrate/kotte-migrate "$KOTTE_TEST_PG_OWNER_CONNINFO"
   suite "PostgreSQL suites (TSan)" \
-    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|pg_migrate|pg_sessions|pg_faults|runtime|session_conformance|credential_conformance)$'
+    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|pg_migrate|pg_sessions|pg_faults|pg_listen|pg_session_cache|runtime|session_conformance|session_touch|credential_conformance)$'
   bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"
   unset KOTTE_TEST_PG_DIR KOTTE_TEST_PG_PORT KOTTE_TEST_PG_BIN KOTTE_TEST_PG_CONNINFO \
     KOTTE_TEST_PG_OWNER_CONNINFO KOTTE_TEST_PG_SUPER_CONNINFO

@@ -83,6 +83,14 @@ class SessionStore:
             journal is opened): records are keyed by keyed hashes of the
             session ids and the ids themselves are stored sealed under it,
             so the file or table never holds a usable id.
+        touch_interval: seconds; a get or touch writes its slide back only
+            once the session's stored last activity is this old (a session
+            may then expire up to one interval early, never late). None:
+            1 % of the idle timeout (libkotte's default); 0: every read
+            writes.
+        cache: postgresql only: keep a per-process cache of sessions kept
+            true by LISTEN/NOTIFY (one more connection; see
+            docs/session-cache.md). Off by default.
         keyring: a :class:`libkotte.credentials.KeyRing`: values written as
             ``{"$secret": value}`` anywhere in session data are then sealed
             by the C store before any backend sees them, and read back as
@@ -97,7 +105,8 @@ class SessionStore:
                  idle_timeout: int = 1800, max_age: int = 3600, max_data_size: int = 65536,
                  timeout: Optional[float] = None, runtime: Optional[Runtime] = None,
                  pool: Any = None, secret: Optional[bytes | str] = None,
-                 keyring: Any = None) -> None:
+                 keyring: Any = None, touch_interval: Optional[int] = None,
+                 cache: bool = False) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown session backend {backend!r}: use one of {', '.join(BACKENDS)}")
         if idle_timeout <= 0 or max_age <= 0:
@@ -119,11 +128,15 @@ class SessionStore:
             be = capi.kotte_session_backend_json_file_new(capi.kotte_runtime_loop(rt), path,
                                                           _secret_bytes(secret))
         else:
-            be = _postgresql_backend(pool, self._runtime, secret)
+            be = _postgresql_backend(pool, self._runtime, secret, cache)
         opts = capi.kotte_session_options()
         opts.idle_timeout_s = int(idle_timeout)
         opts.max_age_s = int(max_age)
         opts.max_data_size = int(max_data_size)
+        if touch_interval is not None:
+            if not 0 <= int(touch_interval) <= int(idle_timeout):
+                raise ValueError("touch_interval must be between 0 and idle_timeout")
+            opts.touch_interval_s = int(touch_interval)
         if keyring is not None:
             opts.keyring = keyring._kr  # the store takes its own reference
         try:
@@ -309,14 +322,18 @@ class AsyncSessionStore:
         return await self._start(_aio.S_PURGE)
 
 
-def _postgresql_backend(pool: Any, runtime: Runtime, secret: Optional[bytes | str]) -> Any:
+def _postgresql_backend(pool: Any, runtime: Runtime, secret: Optional[bytes | str],
+                        cache: bool = False) -> Any:
     from .pg import PgPool
 
     if not isinstance(pool, PgPool):
         raise TypeError("the postgresql backend needs pool=libkotte.pg.PgPool(...)")
     if pool.runtime is not runtime:
         raise ValueError("the store and its pool must run on the same runtime")
-    return capi.kotte_session_backend_postgresql_new(pool.handle, _secret_bytes(secret, "postgresql"))
+    opts = capi.kotte_session_pg_options()
+    opts.cache = 1 if cache else 0
+    return capi.kotte_session_backend_postgresql_new_v2(pool.handle,
+                                                        _secret_bytes(secret, "postgresql"), opts)
 
 
 def _secret_bytes(secret: Optional[bytes | str], backend: str = "json_file") -> bytes:

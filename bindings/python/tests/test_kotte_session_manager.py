@@ -96,13 +96,27 @@ async def test_session_shape_after_login(manager: SessionManager):
     assert default["connection_config"] == {}
 
 
-async def test_get_slides_last_activity(manager: SessionManager):
+async def test_get_slides_last_activity(backend: str, tmp_path: Path):
+    """Every get slides with SESSION_TOUCH_INTERVAL=0 (Kotte's behaviour)."""
+    m = SessionManager(settings_for(backend, tmp_path, session_touch_interval=0))
+    try:
+        sid = await m.create_session("u")
+        first = (await m.get_session(sid))["last_activity"]
+        await asyncio.sleep(0.02)
+        second = await m.get_session(sid)
+        assert second["last_activity"] > first
+        assert second["created_at"] <= first
+    finally:
+        m.close()
+
+
+async def test_gets_inside_the_touch_interval_keep_last_activity(manager: SessionManager):
+    """By default (1 % of SESSION_IDLE_TIMEOUT: 18 s) a get inside the
+    interval writes nothing and answers the stored last_activity."""
     sid = await manager.create_session("u")
     first = (await manager.get_session(sid))["last_activity"]
     await asyncio.sleep(0.02)
-    second = await manager.get_session(sid)
-    assert second["last_activity"] > first
-    assert second["created_at"] <= first
+    assert (await manager.get_session(sid))["last_activity"] == first
 
 
 async def test_update_of_a_dead_session_is_a_no_op(manager: SessionManager):

@@ -12,6 +12,10 @@ SESSION_STORAGE_TYPE       memory                        memory | json_file | po
 SESSION_STORAGE_PATH       ./data/sessions.journal       json_file sessions
 SESSION_IDLE_TIMEOUT       1800                          seconds, slid by every read
 SESSION_MAX_AGE            3600                          seconds, never extended
+SESSION_TOUCH_INTERVAL     (1 % of the idle timeout)     seconds between written slides
+                                                         (0: every read writes)
+SESSION_CACHE              false                         postgresql sessions: a per-process
+                                                         cache kept true by LISTEN/NOTIFY
 CREDENTIAL_STORAGE_TYPE    json_file                     memory | json_file | postgresql
 CREDENTIAL_STORAGE_PATH    ./data/connections.json       json_file credentials
 MASTER_ENCRYPTION_KEY      (none; a dev key file)        seals saved passwords
@@ -29,6 +33,10 @@ KOTTE_MIGRATE_ON_START     false                         migrate before serving 
                                                          must be the database owner)
 KOTTE_SQL_DIR              (the installed sql/)          what the migration applies
 =========================  ============================  =====================
+
+SESSION_CACHE is off here (on in kotte-server): behind Kotte's middleware a
+PostgreSQL read is a small part of a request, and the cache costs one more
+database connection per worker process (docs/session-cache.md).
 
 The DB_FOLLOW_* settings bound the graph database connections a replica
 re-opens for sessions connected on another replica (see
@@ -54,6 +62,8 @@ class KotteSettings:
     session_storage_path: str = "./data/sessions.journal"
     session_idle_timeout: int = 1800
     session_max_age: int = 3600
+    session_touch_interval: int = -1  # -1: libkotte's default, 1 % of the idle timeout
+    session_cache: bool = False
     credential_storage_type: str = "json_file"
     credential_storage_path: str = "./data/connections.json"
     master_encryption_key: str = ""
@@ -83,6 +93,8 @@ class KotteSettings:
                      "db_follow_max_pools", "db_follow_idle_timeout", "db_follow_check_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.upper()} must be positive")
+        if not -1 <= self.session_touch_interval <= self.session_idle_timeout:
+            raise ValueError("SESSION_TOUCH_INTERVAL must be between 0 and SESSION_IDLE_TIMEOUT")
         if self.db_follow_retry_after < 0:
             raise ValueError("DB_FOLLOW_RETRY_AFTER must not be negative")
 

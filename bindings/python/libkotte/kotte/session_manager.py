@@ -80,8 +80,9 @@ def _jsonable(value: Any) -> bool:
 def open_session_store(settings: KotteSettings) -> SessionStore:
     """The store SESSION_STORAGE_TYPE asks for."""
     kind = settings.session_storage_type
+    touch = settings.session_touch_interval
     common = dict(idle_timeout=settings.session_idle_timeout, max_age=settings.session_max_age,
-                  keyring=_secrets.keyring(settings))
+                  keyring=_secrets.keyring(settings), touch_interval=None if touch < 0 else touch)
     if kind == "memory":
         return SessionStore("memory", **common)
     if kind == "json_file":
@@ -90,7 +91,7 @@ def open_session_store(settings: KotteSettings) -> SessionStore:
     from ._pg import session_secret, shared_pool
 
     return SessionStore("postgresql", pool=shared_pool(settings), secret=session_secret(settings),
-                        **common)
+                        cache=settings.session_cache, **common)
 
 
 class SessionManager:
