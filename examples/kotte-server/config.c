@@ -193,7 +193,7 @@ int ks_config_load(ks_config *cfg, int argc, char **argv, char *err, size_t errl
     return -1;
   }
   /* on by default here: see docs/session-cache.md */
-  if (env_bool(&cfg->session_cache, "SESSION_CACHE", 1, err, errlen) != 0) return -1;
+  if (env_bool(&cfg->session_cache, "SESSION_CACHE", 0, err, errlen) != 0) return -1;
   STR(session_cookie_name, "SESSION_COOKIE_NAME", "kotte_session");
   if (!ks_cookie_name_valid(cfg->session_cookie_name)) {
     snprintf(err, errlen, "SESSION_COOKIE_NAME must be a cookie name (letters, digits, !#$%%&'*+-.^_`|~)");

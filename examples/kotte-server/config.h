@@ -26,7 +26,7 @@ typedef struct ks_config {
   int64_t session_max_age;       /* SESSION_MAX_AGE (3600) */
   int64_t session_idle_timeout;  /* SESSION_IDLE_TIMEOUT (1800) */
   int64_t session_touch_interval; /* SESSION_TOUCH_INTERVAL (-1: 1 % of the idle timeout) */
-  int session_cache;             /* SESSION_CACHE (true; postgresql sessions only) */
+  int session_cache;             /* SESSION_CACHE (false; postgresql sessions only) */
   char session_cookie_name[65];  /* SESSION_COOKIE_NAME (kotte_session) */
   char db_host[256], db_name[128], db_user[128];
   int db_port;

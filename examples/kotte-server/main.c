@@ -48,7 +48,7 @@ static void usage(FILE *out) {
       "json_file), SESSION_STORAGE_PATH (./data/sessions.journal), CREDENTIAL_STORAGE_PATH\n"
       "(./data/connections.json), SESSION_MAX_AGE (3600), SESSION_IDLE_TIMEOUT (1800),\n"
       "SESSION_TOUCH_INTERVAL (1 % of the idle timeout; 0: every read writes), SESSION_CACHE\n"
-      "(true: postgresql sessions read through a LISTEN/NOTIFY-invalidated cache),\n"
+      "(false; true: postgresql sessions read through a LISTEN/NOTIFY-kept cache),\n"
       "SESSION_SECRET_KEY (signs the session cookie), SESSION_COOKIE_NAME (kotte_session),\n"
       "KOTTE_MIGRATE_ON_START (false: a missing or older schema stops the start) and\n"
       "KOTTE_SQL_DIR (the sql/ folder it applies),\n"

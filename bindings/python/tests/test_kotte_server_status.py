@@ -39,7 +39,7 @@ def server_binary() -> str:
 def status_soon(c, status: int, js_want=None, within: float = 2.0):
     """GET /api/v1/session/status until it answers as wanted (at most
     `within` seconds): kotte-server reads postgresql sessions through its
-    cache (SESSION_CACHE, on by default), which learns of a change made by
+    cache when SESSION_CACHE is on, which learns of a change made by
     another process when that change's NOTIFY arrives, milliseconds after
     the commit (docs/session-cache.md), not at the commit itself."""
     deadline = time.monotonic() + within
