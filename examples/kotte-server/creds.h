@@ -15,6 +15,13 @@
 
 typedef struct ks_creds ks_creds;
 
+/* The key ring of MASTER_ENCRYPTION_KEY (and _KEYS_PREVIOUS), or, outside
+ * production, of the development key file described below. The credential
+ * store seals with it; the session store opens with it the secrets libkotte's
+ * Python drop-in seals into sessions (the password of connection_config).
+ * The caller frees it with kotte_keyring_free(). */
+int ks_keyring_open(const ks_config *cfg, kotte_keyring **kr, char *err, size_t errlen);
+
 /* Opens the store configured by CREDENTIAL_STORAGE_TYPE (postgresql: on
  * table kotte_credentials through @p pool, which it borrows). Without
  * MASTER_ENCRYPTION_KEY, outside production, the key is the development

@@ -303,16 +303,54 @@ void ks_h_csrf_token(ks_ex *ex) {
 
 /* ---- session/status ----------------------------------------------------------- */
 
+static const char *nonempty(const cJSON *obj, const char *key) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+  return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* The port of a connection_config: 0 when absent (Kotte's default applies),
+ * -1 when it is no port. */
+static long config_port(const cJSON *cfg) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "port");
+  if (v == NULL || cJSON_IsNull(v)) return 0;
+  double d = -1;
+  if (cJSON_IsNumber(v)) {
+    d = v->valuedouble;
+  } else if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) <= 5 &&
+             strspn(v->valuestring, "0123456789") == strlen(v->valuestring)) {
+    d = strtod(v->valuestring, NULL);
+  }
+  return d >= 1 && d <= 65535 && d == (double)(long)d ? (long)d : -1;
+}
+
 void ks_h_session_status(ks_ex *ex) {
-  /* The server holds no graph database connection for a session (that is
-   * Kotte's /session/connect), so "connected" is false. */
+  /* Kotte says "connected" when its process holds the session's graph
+   * database connection. Every replica of libkotte's drop-in (re)opens it
+   * from the shared session's connection_config, so the shared session says
+   * it: connected when connection_config names a host, a database, a user
+   * and a valid port, the rule of the drop-in's libkotte.kotte.db_pools.
+   * target_of (the login's {"username": ...} is not a connection). This
+   * server itself opens no graph database connection. */
   const cJSON *graph = cJSON_GetObjectItemCaseSensitive(ex->sdata, "graph_context");
+  const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(ex->sdata, "connection_config");
+  const char *host = nonempty(cfg, "host"), *db = nonempty(cfg, "database");
+  long port = cJSON_IsObject(cfg) ? config_port(cfg) : -1;
+  int connected = cJSON_IsObject(cfg) && host && db && nonempty(cfg, "user") && port >= 0;
   cJSON *b = cJSON_CreateObject();
   if (b) {
-    cJSON_AddBoolToObject(b, "connected", 0);
-    cJSON_AddNullToObject(b, "database");
-    cJSON_AddNullToObject(b, "host");
-    cJSON_AddNullToObject(b, "port");
+    cJSON_AddBoolToObject(b, "connected", connected);
+    if (connected) {
+      cJSON_AddStringToObject(b, "database", db);
+      cJSON_AddStringToObject(b, "host", host);
+      if (port > 0)
+        cJSON_AddNumberToObject(b, "port", (double)port);
+      else /* Kotte answers the config's port as it is: absent is null */
+        cJSON_AddNullToObject(b, "port");
+    } else {
+      cJSON_AddNullToObject(b, "database");
+      cJSON_AddNullToObject(b, "host");
+      cJSON_AddNullToObject(b, "port");
+    }
     if (cJSON_IsString(graph))
       cJSON_AddStringToObject(b, "current_graph", graph->valuestring);
     else

@@ -281,7 +281,9 @@ static int open_sessions(ks_server *srv, char *err, size_t errlen) {
     return -1;
   }
   /* The CSRF token is kept in the session as a sealed secret
-   * (handlers_auth.c): no backend ever holds it in clear. */
+   * (handlers_auth.c): no backend ever holds it in clear. Sessions the
+   * Python drop-in connected hold a sealed password too: without the key
+   * ring every read of them would fail with KOTTE_EKEY. */
   kotte_keyring *kr;
   if (ks_keyring_open(&srv->cfg, &kr, err, errlen) != 0) {
     kotte_session_backend_free(be);

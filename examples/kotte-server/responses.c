@@ -55,7 +55,7 @@ static void finish(ks_ex *ex, int status, const char *content_type, const char *
   ks_log(status >= 500 ? KOTTE_LOG_WARN : KOTTE_LOG_INFO, "http_request", f, "request handled");
 
   kotte_session_free(ex->session);
-  cJSON_Delete(ex->sdata); /* session data holds the CSRF token */
+  ks_json_wipe_delete(ex->sdata); /* session data holds the CSRF token */
   srv->exchanges--;
   sodium_memzero(ex->cookie_id, sizeof ex->cookie_id);
   sodium_memzero(ex->cookie_csrf, sizeof ex->cookie_csrf);

@@ -177,9 +177,32 @@ static int limit_user(ks_ex *ex) {
 
 /* ---- sessions --------------------------------------------------------- */
 
+/* Wipes and removes every {"$secret": ...} the store opened under @p node
+ * (the drop-in's connection_config password): no handler needs one. The
+ * top-level csrf_token stays: the CSRF check reads it (ks_session_csrf);
+ * the parsed copy is wiped when the exchange ends, the store's own copy
+ * when the session is freed. */
+static void drop_secrets(cJSON *node, int depth) {
+  if (depth > 64) return; /* as deep as the store looks for them */
+  cJSON *c = node->child;
+  while (c) {
+    cJSON *next = c->next;
+    if (depth == 0 && c->string && strcmp(c->string, "csrf_token") == 0) {
+      /* kept */
+    } else if (cJSON_IsObject(c) && cJSON_GetObjectItemCaseSensitive(c, "$secret")) {
+      ks_json_wipe_delete(cJSON_DetachItemViaPointer(node, c));
+    } else if (cJSON_IsObject(c) || cJSON_IsArray(c)) {
+      drop_secrets(c, depth + 1);
+    }
+    c = next;
+  }
+}
+
 static int load_session(ks_ex *ex, kotte_session *s) {
   ex->session = s;
-  ex->sdata = cJSON_Parse(kotte_session_data(s));
+  const char *data = kotte_session_data(s);
+  ex->sdata = cJSON_Parse(data);
+  if (ex->sdata && strstr(data, "\"$secret\"")) drop_secrets(ex->sdata, 0);
   return ex->sdata ? 0 : -1;
 }
 

@@ -310,6 +310,124 @@ typedef struct kotte_pg_pool_state {
  */
 KOTTE_EXTERN int kotte_pg_pool_get_state(kotte_pg_pool *pool, kotte_pg_pool_state *out);
 
+/* ---- LISTEN ---------------------------------------------------------------------- */
+
+/**
+ * A listener: PostgreSQL's LISTEN on a connection of its own, kept up for
+ * as long as the listener lives.
+ *
+ *  - the connection is not one of the pool's (it is not counted in
+ *    max_size and never carries a query of kotte_pg_pool_query()); it is
+ *    made from the pool's conninfo, so target_session_attrs=read-write and
+ *    a multi-host list lead it to the primary as they lead the pool, and
+ *    it uses the pool's connect_timeout_ms and reconnect_min_ms /
+ *    reconnect_max_ms backoff (a timed-out attempt, or a LISTEN refused by
+ *    a standby, starts the next one a host further on);
+ *  - "up": every channel's LISTEN was confirmed by the server on the
+ *    current connection. From then on every NOTIFY committed on those
+ *    channels reaches the listener, in commit order;
+ *  - "down": the connection was lost (closed, reset, the server restarted
+ *    or failed over, a killed backend, or no answer to a ping within
+ *    ping_timeout_ms: a silent network break is noticed within
+ *    ping_interval_ms + ping_timeout_ms). Notifications sent while it is
+ *    down are lost for good: whatever relied on them must stop trusting
+ *    what it learned before (a cache empties itself). The listener then
+ *    reconnects on its own (at once after an up, then with backoff) and
+ *    says "up" again once its LISTENs are confirmed on the new connection;
+ *  - every event (a notification, up, down) is delivered on the loop
+ *    thread from a libuv callback of its own, never inside a libkotte call,
+ *    in the order the connection saw them; up and down alternate, starting
+ *    with up (a listener that never came up never says down).
+ *
+ * Threads: everything on the pool's loop thread. Free every listener
+ * before its pool. The notification payload comes from any client of the
+ * database that may NOTIFY: treat it as input.
+ */
+typedef struct kotte_pg_listener kotte_pg_listener;
+
+/**
+ * Receives one notification: its channel, its payload ("" when none) and
+ * the process id of the server backend that sent it. The strings are valid
+ * during the call only. The callback may free the listener.
+ */
+typedef void (*kotte_pg_notify_cb)(const char *channel, const char *payload, int backend_pid,
+                                   void *userdata);
+
+/**
+ * Receives "up" (@p up 1, @p reason "") or "down" (@p up 0, @p reason: the
+ * pool's step and libpq's first line, never a password). Valid during the
+ * call only. The callback may free the listener.
+ */
+typedef void (*kotte_pg_listener_state_cb)(int up, const char *reason, void *userdata);
+
+#define KOTTE_PG_LISTENER_OPTIONS_VERSION 1
+
+/** Listener options. Initialise with KOTTE_PG_LISTENER_OPTIONS_INIT; fields are only ever appended. */
+typedef struct kotte_pg_listener_options {
+  unsigned int version;
+  /** The channels to LISTEN on (1 to 63 bytes each, used as quoted identifiers). Copied. */
+  const char *const *channels;
+  size_t n_channels;
+  /** Called for each notification (NULL: none). */
+  kotte_pg_notify_cb on_notify;
+  /** Called at each up and down (NULL: none). */
+  kotte_pg_listener_state_cb on_state;
+  void *userdata;
+  /** While up, an empty query proves the link this often (ms, default 1000)... */
+  unsigned int ping_interval_ms;
+  /** ...and a ping unanswered for this long counts as a lost connection (ms, default 3000). */
+  unsigned int ping_timeout_ms;
+} kotte_pg_listener_options;
+
+#define KOTTE_PG_LISTENER_OPTIONS_INIT \
+  { KOTTE_PG_LISTENER_OPTIONS_VERSION, NULL, 0, NULL, NULL, NULL, 1000, 3000 }
+
+/**
+ * Creates a listener on @p pool's loop; it starts connecting on the next
+ * loop turn. Loop thread. Returns 0, KOTTE_EINVAL (no channel, a channel
+ * name empty or longer than 63 bytes, a zero ping setting), KOTTE_EVERSION,
+ * KOTTE_ECLOSED (the pool is being freed) or KOTTE_ENOMEM. Free with
+ * kotte_pg_listener_free().
+ */
+KOTTE_EXTERN int kotte_pg_listener_new(kotte_pg_listener **out, kotte_pg_pool *pool,
+                                       const kotte_pg_listener_options *opts);
+
+/**
+ * 1 when the listener is up and has delivered everything its connection
+ * received, so that whatever its callbacks keep up to date is as current
+ * as the connection: first it reads what already reached its socket
+ * (without calling back; a notification found there is delivered on a
+ * later loop turn and makes this 0 until then, the end of the connection
+ * makes it down). 0 otherwise. Cheap (one non-blocking read). Loop thread.
+ */
+KOTTE_EXTERN int kotte_pg_listener_is_current(kotte_pg_listener *l);
+
+#define KOTTE_PG_LISTENER_STATS_VERSION 1
+
+/** A listener's counters. Fields are only ever appended. */
+typedef struct kotte_pg_listener_stats {
+  unsigned int version;   /**< set to KOTTE_PG_LISTENER_STATS_VERSION before the call */
+  int up;                 /**< 1 while up */
+  int backend_pid;        /**< the server process of the current connection while up, else 0 */
+  uint64_t connects;      /**< connection attempts */
+  uint64_t ups;           /**< times it came up */
+  uint64_t downs;         /**< times an up connection was lost */
+  uint64_t notifications; /**< notifications received */
+  uint64_t pings;         /**< pings sent */
+} kotte_pg_listener_stats;
+
+/** Fills @p out (whose version the caller set). Loop thread. 0, KOTTE_EINVAL or KOTTE_EVERSION. */
+KOTTE_EXTERN int kotte_pg_listener_get_stats(const kotte_pg_listener *l,
+                                             kotte_pg_listener_stats *out);
+
+/**
+ * Frees the listener: closes its connection; events not yet delivered are
+ * dropped, no callback runs after this returns. Loop thread (also from
+ * inside one of its callbacks); keep running the loop until libuv's close
+ * callbacks ran. NULL is a no-op.
+ */
+KOTTE_EXTERN void kotte_pg_listener_free(kotte_pg_listener *l);
+
 /* ---- migrations ------------------------------------------------------------------ */
 
 #define KOTTE_PG_MIGRATE_OPTIONS_VERSION 1

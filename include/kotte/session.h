@@ -50,11 +50,16 @@ typedef struct kotte_session_list kotte_session_list;
 /** Length of a session id (a kotte token), without the NUL. */
 #define KOTTE_SESSION_ID_LEN KOTTE_TOKEN_LEN
 
-#define KOTTE_SESSION_OPTIONS_VERSION 2
+#define KOTTE_SESSION_OPTIONS_VERSION 3
+
+/** touch_interval_s: 1 % of each session's own idle timeout (the default). */
+#define KOTTE_SESSION_TOUCH_DEFAULT (-1)
 
 /**
  * Store options. Initialise with KOTTE_SESSION_OPTIONS_INIT; fields are only
- * ever appended. Version 1 ended after clock_ctx; version 2 adds keyring.
+ * ever appended. Version 1 ended after clock_ctx; version 2 adds keyring;
+ * version 3 adds touch_interval_s (options of an older version get its
+ * default).
  */
 typedef struct kotte_session_options {
   unsigned int version;
@@ -82,10 +87,28 @@ typedef struct kotte_session_options {
    * sealed data.
    */
   kotte_keyring *keyring;
+  /**
+   * The touch interval (v3), in seconds: a get or touch writes the slid idle
+   * expiry back only when the session's stored last activity is at least
+   * this old; a read inside the interval writes nothing (on PostgreSQL it is
+   * one SELECT) and answers the stored times. 0: every read writes, as
+   * before version 3. KOTTE_SESSION_TOUCH_DEFAULT (-1, the default): 1 % of
+   * the session's own idle timeout (18 s for Kotte's 1800 s), so that short
+   * timeouts stay nearly exact. update, set and regenerate always write.
+   *
+   * The bound this gives: the stored last activity lags the last read by
+   * less than one interval, so a session may expire up to one interval
+   * early (on any replica, this one included), never late; and it never
+   * outlives its absolute expiry. Backends of version 1 or 2 (without
+   * get_touch) write on every read whatever the interval. Must be -1 or
+   * between 0 and the idle timeout.
+   */
+  int64_t touch_interval_s;
 } kotte_session_options;
 
 #define KOTTE_SESSION_OPTIONS_INIT                                           \
-  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL, NULL }
+  { KOTTE_SESSION_OPTIONS_VERSION, 1800, 3600, 65536, 500, NULL, NULL, NULL, \
+    KOTTE_SESSION_TOUCH_DEFAULT }
 
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */
@@ -275,7 +298,10 @@ KOTTE_EXTERN int kotte_session_create(kotte_session_store *store, const char *us
                                       const char *data_json, kotte_session_cb cb, void *userdata);
 
 /**
- * Returns the session and slides its idle expiry. KOTTE_ENOTFOUND when it
+ * Returns the session and slides its idle expiry (written back once per
+ * touch interval, see kotte_session_options.touch_interval_s: inside the
+ * interval the session comes back with its stored last activity and
+ * expiry). KOTTE_ENOTFOUND when it
  * is unknown, deleted or expired; KOTTE_EBADID for an id of the wrong shape.
  */
 KOTTE_EXTERN int kotte_session_get(kotte_session_store *store, const char *id,
@@ -308,7 +334,10 @@ KOTTE_EXTERN int kotte_session_set(kotte_session_store *store, const char *id,
 KOTTE_EXTERN int kotte_session_delete(kotte_session_store *store, const char *id,
                                       kotte_session_status_cb cb, void *userdata);
 
-/** Slides the idle expiry without returning the data. KOTTE_ENOTFOUND if dead. */
+/**
+ * Slides the idle expiry without returning the data (written back once per
+ * touch interval, as for kotte_session_get()). KOTTE_ENOTFOUND if dead.
+ */
 KOTTE_EXTERN int kotte_session_touch(kotte_session_store *store, const char *id,
                                      kotte_session_status_cb cb, void *userdata);
 

@@ -37,6 +37,7 @@ struct job {
   size_t data_len;
   kotte_session_record rec; /* put: times */
   int flag;                 /* put: replace; get: slide */
+  kotte_time touch;         /* get with flag 2: the touch interval (get_touch) */
   kotte_time now;
   size_t max_size;
   unsigned int limit;
@@ -169,19 +170,24 @@ static int run_job(void *ctx, kotte__journal_job *j, kotte__journal_buf *b, size
     jb->link.status = copy_entry(jb, e, jb->id);
     return 1;
   }
-  case J_GET:
-    jb->link.status = kotte__session_table_get(t, hash, jb->now, jb->flag, &e, &removed);
+  case J_GET: {
+    int slid = jb->flag == 1;
+    jb->link.status = jb->flag == 2 ? kotte__session_table_get_touch(t, hash, jb->now, jb->touch,
+                                                                     &e, &removed, &slid)
+                                    : kotte__session_table_get(t, hash, jb->now, jb->flag, &e,
+                                                               &removed);
     if (removed) {
       kotte__session_journal_del(b, hash);
       (*lines)++;
     }
     if (jb->link.status != 0) return 0;
-    if (jb->flag) {
+    if (slid) {
       kotte__session_journal_touch(b, e); /* a lost slide only shortens a session: no fsync */
       (*lines)++;
     }
     jb->link.status = copy_entry(jb, e, jb->id);
     return 0;
+  }
   case J_UPDATE:
     jb->link.status =
         kotte__session_table_update(t, hash, jb->now, jb->data, jb->data_len, jb->max_size, &e);
@@ -307,6 +313,20 @@ static int jf_get(kotte_session_backend *be, const char *id, kotte_time now, int
   return submit(JF(be), jb);
 }
 
+/* A get whose slide is written (unsynced, as every slide) only once the
+ * touch interval has passed: inside it the journal does not grow. */
+static int jf_get_touch(kotte_session_backend *be, const char *id, kotte_time now,
+                        kotte_time touch, kotte_session_backend_record_cb cb, void *ctx) {
+  job *jb = job_new(J_GET, ctx);
+  if (jb == NULL) return KOTTE_ENOMEM;
+  jb->record_cb = cb;
+  memcpy(jb->id, id, KOTTE_SESSION_ID_LEN);
+  jb->now = now;
+  jb->flag = 2;
+  jb->touch = touch;
+  return submit(JF(be), jb);
+}
+
 static int jf_update(kotte_session_backend *be, const char *id, kotte_time now,
                      const char *patch, size_t patch_len, size_t max,
                      kotte_session_backend_record_cb cb, void *ctx) {
@@ -412,6 +432,7 @@ static const kotte_session_backend jf_vtable = {
   .purge = jf_purge,
   .free = jf_free,
   .check = jf_check,
+  .get_touch = jf_get_touch,
 };
 
 static const kotte__journal_queue_ops jf_queue_ops = {

@@ -38,6 +38,15 @@ static int mem_get(kotte_session_backend *be, const char *id, kotte_time now, in
   return reply_unlock(MEM(be), rc, e, cb, ctx);
 }
 
+static int mem_get_touch(kotte_session_backend *be, const char *id, kotte_time now,
+                         kotte_time touch, kotte_session_backend_record_cb cb, void *ctx) {
+  kotte__session_entry *e = NULL;
+  int slid;
+  uv_mutex_lock(&MEM(be)->mu);
+  int rc = kotte__session_table_get_touch(&MEM(be)->table, id, now, touch, &e, NULL, &slid);
+  return reply_unlock(MEM(be), rc, e, cb, ctx);
+}
+
 static int mem_update(kotte_session_backend *be, const char *id, kotte_time now,
                       const char *patch, size_t patch_len, size_t max,
                       kotte_session_backend_record_cb cb, void *ctx) {
@@ -112,6 +121,7 @@ static const kotte_session_backend mem_vtable = {
   .remove_user = mem_remove_user,
   .purge = mem_purge,
   .free = mem_free,
+  .get_touch = mem_get_touch,
 };
 
 int kotte_session_backend_memory_new(kotte_session_backend **out) {

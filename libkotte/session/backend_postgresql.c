@@ -185,6 +185,8 @@ typedef struct op {
   size_t patch_len;
   size_t max_size;
   unsigned int tries;
+  int touching;     /* get_touch: S_GET first, S_GET_SLIDE only once the interval passed */
+  kotte_time touch; /* its interval (µs; negative: 1 % of the row's idle timeout) */
 } op;
 
 static void op_free(op *o) {
@@ -302,6 +304,21 @@ static int reap_then_not_found(op *o) {
   return KOTTE_ENOTFOUND;
 }
 
+/* Whether the live row of S_GET in @p res needs its slide written. */
+static int touch_due(const op *o, const kotte_pg_result *res) {
+  kotte_time last = kotte__pg_get_time(kotte_pg_result_value(res, 0, 3));
+  kotte_time idle = kotte__pg_get_be(kotte_pg_result_value(res, 0, 6), 4) * 1000000LL;
+  return kotte_session_touch_due(o->touch, last, idle, o->now);
+}
+
+static int send_slide(op *o) {
+  kotte__pg_params p = { 0 };
+  o->stmt = S_GET_SLIDE;
+  p_text(&p, o->hash);
+  kotte__pg_p_time(&p, o->now);
+  return send_op(o->be, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
 /* The outcome of a statement that returns a record: 0 with the record's
  * column offset in @p col, an error, or 1 when a follow-up statement was
  * sent (the op lives on). */
@@ -314,6 +331,15 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   if (rc != 0) return rc;
   switch (o->stmt) {
   case S_GET:
+    if (kotte_pg_result_ntuples(res) > 0) {
+      if (!o->touching || !touch_due(o, res)) return 0;
+      /* the interval passed: slide in a second statement, which answers
+       * KOTTE_ENOTFOUND should a delete have come in between (logout wins) */
+      o->touching = 0;
+      rc = send_slide(o);
+      return rc == 0 ? 1 : rc;
+    }
+    return reap_then_not_found(o); /* absent or dead: delete it if dead */
   case S_GET_SLIDE:
     if (kotte_pg_result_ntuples(res) > 0) return 0;
     return reap_then_not_found(o); /* absent or dead: delete it if dead */
@@ -499,6 +525,23 @@ static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int
   return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
 }
 
+/* A read inside the touch interval is one SELECT; a slide due takes a
+ * second statement (once per interval per session). */
+static int pg_get_touch(kotte_session_backend *be, const char *id, kotte_time now,
+                        kotte_time touch, kotte_session_backend_record_cb cb, void *ctx) {
+  pg_backend *b = PGB(be);
+  op *o = op_new(b, S_GET, CB_RECORD, (void *)cb, ctx, id);
+  if (o == NULL) return KOTTE_ENOMEM;
+  hash_id(b, id, o->hash);
+  o->now = now;
+  o->touching = 1;
+  o->touch = touch;
+  kotte__pg_params p = { 0 };
+  p_text(&p, o->hash);
+  kotte__pg_p_time(&p, now);
+  return run(b, o, &p, KOTTE_PG_IDEMPOTENT);
+}
+
 static int pg_update(kotte_session_backend *be, const char *id, kotte_time now, const char *patch,
                      size_t patch_len, size_t max_size, kotte_session_backend_record_cb cb,
                      void *ctx) {
@@ -621,6 +664,7 @@ int kotte_session_backend_postgresql_new(kotte_session_backend **out, kotte_pg_p
   b->base.remove_user = pg_remove_user;
   b->base.purge = pg_purge;
   b->base.free = pg_free;
+  b->base.get_touch = pg_get_touch;
   *out = &b->base;
   return 0;
 }

@@ -123,7 +123,7 @@ static void on_list(int status, const kotte_session_record *recs, size_t n, void
 /* ---- lifecycle ---------------------------------------------------------- */
 
 static int check_options(const kotte_session_options *opts) {
-  if (opts->version != 1 && opts->version != KOTTE_SESSION_OPTIONS_VERSION)
+  if (opts->version < 1 || opts->version > KOTTE_SESSION_OPTIONS_VERSION)
     return kotte__fail(KOTTE_EVERSION, "kotte_session_options.version %u is not supported",
                        opts->version);
   if (opts->idle_timeout_s <= 0 || opts->max_age_s <= 0 || opts->max_data_size == 0 ||
@@ -131,6 +131,10 @@ static int check_options(const kotte_session_options *opts) {
       opts->max_age_s > INT64_MAX / 2000000)
     return kotte__fail(KOTTE_EINVAL, "session options: timeouts, size limit and purge batch "
                                      "must be positive");
+  if (opts->version >= 3 && (opts->touch_interval_s < KOTTE_SESSION_TOUCH_DEFAULT ||
+                             opts->touch_interval_s > opts->idle_timeout_s))
+    return kotte__fail(KOTTE_EINVAL, "session options: touch_interval_s must be -1 (default) "
+                                     "or between 0 and idle_timeout_s");
   return 0;
 }
 
@@ -152,8 +156,11 @@ static int store_make(kotte_session_store **out, uv_loop_t *loop, kotte_runtime 
   }
   st->be = be;
   /* Copy only the fields the caller's version has. */
-  memcpy(&st->opts, opts, opts->version == 1 ? offsetof(kotte_session_options, keyring)
-                                             : sizeof st->opts);
+  memset(&st->opts, 0, sizeof st->opts);
+  memcpy(&st->opts, opts, opts->version == 1   ? offsetof(kotte_session_options, keyring)
+                         : opts->version == 2 ? offsetof(kotte_session_options, touch_interval_s)
+                                              : sizeof st->opts);
+  if (opts->version < 3) st->opts.touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
   st->opts.version = KOTTE_SESSION_OPTIONS_VERSION;
   if (st->opts.keyring) kotte__keyring_ref(st->opts.keyring);
   *out = st;
@@ -271,7 +278,11 @@ static int get_common(kotte_session_store *st, const char *id, void (*call)(kott
   if (rc != 0) return rc;
   op *o = op_new(st, call, cb, userdata);
   if (o == NULL) return KOTTE_ENOMEM;
-  return started(o, st->be->get(st->be, id, now_of(st), 1, on_record, o));
+  kotte_session_backend *be = st->be;
+  kotte_time touch = st->opts.touch_interval_s < 0 ? -1 : st->opts.touch_interval_s * 1000000;
+  if (be->version >= 3 && be->get_touch)
+    return started(o, be->get_touch(be, id, now_of(st), touch, on_record, o));
+  return started(o, be->get(be, id, now_of(st), 1, on_record, o));
 }
 
 int kotte_session_get(kotte_session_store *st, const char *id, kotte_session_cb cb,

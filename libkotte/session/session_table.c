@@ -152,6 +152,21 @@ int kotte__session_table_get(kotte__session_table *t, const char *id, kotte_time
   return 0;
 }
 
+int kotte__session_table_get_touch(kotte__session_table *t, const char *id, kotte_time now,
+                                   kotte_time touch, kotte__session_entry **out, int *removed,
+                                   int *slid) {
+  *slid = 0;
+  int rc = kotte__session_table_get(t, id, now, 0, out, removed);
+  if (rc != 0) return rc;
+  kotte__session_entry *e = *out;
+  if (kotte_session_touch_due(touch, e->last_activity, e->idle_timeout, now)) {
+    e->last_activity = now;
+    e->expires_at = cap(now + e->idle_timeout, e->max_expires_at);
+    *slid = 1;
+  }
+  return 0;
+}
+
 int kotte__session_table_update(kotte__session_table *t, const char *id, kotte_time now,
                                 const char *patch, size_t patch_len, size_t max,
                                 kotte__session_entry **out) {

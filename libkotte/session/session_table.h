@@ -58,6 +58,13 @@ int kotte__session_table_put(kotte__session_table *t, const kotte_session_record
 int kotte__session_table_get(kotte__session_table *t, const char *id, kotte_time now, int slide,
                              kotte__session_entry **out, int *removed);
 
+/* The backend `get_touch` contract: like get, sliding only when the touch
+ * interval @p touch (µs; negative: 1 % of the entry's idle timeout) has
+ * passed since its last activity; *slid says whether it did. */
+int kotte__session_table_get_touch(kotte__session_table *t, const char *id, kotte_time now,
+                                   kotte_time touch, kotte__session_entry **out, int *removed,
+                                   int *slid);
+
 /* Merge + slide; KOTTE_ENOTFOUND, KOTTE_ETOOBIG, KOTTE_EBADJSON, KOTTE_ENOMEM. */
 int kotte__session_table_update(kotte__session_table *t, const char *id, kotte_time now,
                                 const char *patch, size_t patch_len, size_t max,

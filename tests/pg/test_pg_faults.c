@@ -23,60 +23,7 @@
 
 static const unsigned char secret[] = "fault-tests-session-secret-0123456";
 
-typedef struct server {
-  char dir[256];
-  char port[16];
-} server;
-
-static int sh(const char *args, char *out, size_t n) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "bash %s/tests/pg/pg.sh %s 2>&1", KOTTE_SOURCE_DIR, args);
-  FILE *p = popen(cmd, "r");
-  assert_non_null(p);
-  size_t len = 0;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) {
-    if (out && len + got < n) {
-      memcpy(out + len, buf, got);
-      len += got;
-    }
-  }
-  if (out) out[len] = '\0';
-  return pclose(p);
-}
-
-static void grab(const char *env, const char *key, char *out, size_t n) {
-  char pat[64];
-  snprintf(pat, sizeof pat, "export %s='", key);
-  const char *p = strstr(env, pat);
-  assert_non_null(p);
-  p += strlen(pat);
-  size_t i = 0;
-  while (p[i] && p[i] != '\'' && i + 1 < n) {
-    out[i] = p[i];
-    i++;
-  }
-  out[i] = '\0';
-}
-
-static void server_start(server *s, const char *args) {
-  char env[4096];
-  int rc = sh(args, env, sizeof env);
-  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, env);
-  assert_int_equal(rc, 0);
-  grab(env, "KOTTE_TEST_PG_DIR", s->dir, sizeof s->dir);
-  grab(env, "KOTTE_TEST_PG_PORT", s->port, sizeof s->port);
-}
-
-static void server_cmd(const char *cmd, const server *s, const char *extra) {
-  char args[512];
-  snprintf(args, sizeof args, "%s %s %s", cmd, s->dir, extra ? extra : "");
-  char out[2048];
-  int rc = sh(args, out, sizeof out);
-  if (rc != 0) fprintf(stderr, "pg.sh %s: %s\n", args, out);
-  assert_int_equal(rc, 0);
-}
+#include "pg_servers.h"
 
 /* ---- blocking shell steps on a thread while the loop keeps running ---- */
 
@@ -433,18 +380,18 @@ static void restarts_with_queries_in_flight(unsigned int depth) {
          (unsigned long long)st.retries, (unsigned long long)st.query_timeouts);
   size_t late = 0;
   for (size_t i = 0; i < l->n; i++) {
-    op_rec *o = &l->ops[i];
+    op_rec *rec = &l->ops[i];
     /* due PROMPT_MS after it started, or after the end of a restart that
      * began before it ended, whichever is later */
-    uint64_t from = o->start;
+    uint64_t from = rec->start;
     for (int k = 0; k < RESTARTS; k++)
-      if (ms_since(l, b.step_start[k]) <= o->end && ms_since(l, b.step_end[k]) > from)
+      if (ms_since(l, b.step_start[k]) <= rec->end && ms_since(l, b.step_end[k]) > from)
         from = ms_since(l, b.step_end[k]);
-    if (o->end > from + PROMPT_MS && late++ < 5)
+    if (rec->end > from + PROMPT_MS && late++ < 5)
       printf("  LATE: %s started at %llu ms, ended at %llu ms (%s), %llu ms after its bound\n",
-             o->is_create ? "create" : "get", (unsigned long long)o->start,
-             (unsigned long long)o->end, o->status ? kotte_err_name(o->status) : "ok",
-             (unsigned long long)(o->end - from - PROMPT_MS));
+             rec->is_create ? "create" : "get", (unsigned long long)rec->start,
+             (unsigned long long)rec->end, rec->status ? kotte_err_name(rec->status) : "ok",
+             (unsigned long long)(rec->end - from - PROMPT_MS));
   }
   /* back by itself after each restart: a query succeeded soon after it */
   size_t slow_back = 0;

@@ -413,6 +413,7 @@ static void slides_within_an_expiry_bucket_are_hot_updates(void **state) {
   F;
   kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT;
   so.clock = fake_clock;
+  so.touch_interval_s = 0; /* every get writes its slide: the subject here */
   /* expires_at = now + 1800 s lands 100 s into a bucket; the slides below
    * move it by 10 ms each, 10 s in all */
   fake_now = (1700000000LL / BUCKET_S * BUCKET_S + 100) * SEC;
@@ -737,6 +738,37 @@ static void a_miss_that_cannot_delete_still_says_not_found(void **state) {
   sql(f, "DELETE FROM kotte_sessions");
 }
 
+/* The point of the touch interval: gets inside it write no row (each is
+ * one SELECT); the first get after it writes one. */
+static void gets_inside_the_touch_interval_write_nothing(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT; /* default: 18 s of 1800 */
+  so.clock = fake_clock;
+  fake_now = 1700000000LL * SEC;
+  open_fx(f, 1, &so);
+  sql(f, "DELETE FROM kotte_sessions");
+  sess_call c = { 0 };
+  assert_int_equal(kotte_session_create(f->store, "reader", "{}", on_sess, &c), 0);
+  pg_wait(&f->loop, &c.done, 1);
+  assert_int_equal(c.status, 0);
+  char id[KOTTE_SESSION_ID_LEN + 1];
+  snprintf(id, sizeof id, "%s", kotte_session_id(c.s));
+  kotte_session_free(c.s);
+  wait_alone(f);
+  long long upd0, hot0, upd1, hot1, upd2, hot2;
+  update_stats(f, &upd0, &hot0);
+  for (int i = 0; i < 100; i++) {
+    fake_now += 100000; /* 10 s in all */
+    get_ok(f, id);
+  }
+  update_stats(f, &upd1, &hot1);
+  assert_int_equal(upd1 - upd0, 0);
+  fake_now += 8 * SEC; /* 18 s after the create */
+  get_ok(f, id);
+  update_stats(f, &upd2, &hot2);
+  assert_int_equal(upd2 - upd1, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -747,6 +779,7 @@ int main(void) {
     T(gets_stay_fast_while_100k_expired_rows_are_purged),
     T(two_replicas_purging_at_once_share_the_work),
     T(slides_within_an_expiry_bucket_are_hot_updates),
+    T(gets_inside_the_touch_interval_write_nothing),
     T(purge_removes_exactly_the_expired_rows),
     T(an_update_of_a_row_deleted_meanwhile_says_not_found),
     T(an_update_of_a_row_grown_meanwhile_says_too_big),

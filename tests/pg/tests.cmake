@@ -26,6 +26,13 @@ target_compile_definitions(test_pg_faults PRIVATE KOTTE_SOURCE_DIR="${CMAKE_SOUR
 add_test(NAME pg_faults COMMAND test_pg_faults)
 set_tests_properties(pg_faults PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
 
+# The LISTEN facility; the restart and failover cases start servers of their own.
+kotte_test(test_pg_listen pg/test_pg_listen.c)
+target_include_directories(test_pg_listen PRIVATE ${CMAKE_SOURCE_DIR}/tests/pg)
+target_compile_definitions(test_pg_listen PRIVATE KOTTE_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+add_test(NAME pg_listen COMMAND test_pg_listen)
+set_tests_properties(pg_listen PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77 RESOURCE_LOCK kotte_postgresql)
+
 # For tests/bench/bench_pg.sh: the backend's SQL, for pgbench and asyncpg.
 add_executable(pg_dump_sql pg/pg_dump_sql.c)
 target_link_libraries(pg_dump_sql PRIVATE kotte_static PkgConfig::KOTTE_DEP_SODIUM PkgConfig::KOTTE_DEP_PQ)

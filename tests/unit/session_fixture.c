@@ -7,6 +7,26 @@
 
 static kotte_time test_clock(void *ctx) { return ((fx *)ctx)->now; }
 
+int64_t fx_touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
+int fx_pg_cache = 0;
+
+int fx_variant_reset(void **state) {
+  (void)state;
+  fx_touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
+  fx_pg_cache = 0;
+  return 0;
+}
+int fx_variant_touch0(void **state) {
+  fx_variant_reset(state);
+  fx_touch_interval_s = 0;
+  return 0;
+}
+int fx_variant_cache(void **state) {
+  fx_variant_reset(state);
+  fx_pg_cache = 1;
+  return 0;
+}
+
 /* The key every PostgreSQL and json_file backend of the suite derives its
  * keys from. */
 static const unsigned char pg_secret[] = "conformance-suite-session-secret";
@@ -69,6 +89,7 @@ static int setup(void **state, int kind) {
   kotte_session_options o = KOTTE_SESSION_OPTIONS_INIT;
   o.clock = test_clock;
   o.clock_ctx = f;
+  o.touch_interval_s = fx_touch_interval_s;
   f->opts = o;
   if (kind == FX_POSTGRESQL) {
     kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;

@@ -30,6 +30,16 @@ typedef struct fx {
 
 enum { FX_MEMORY = 1, FX_JSON_FILE = 2, FX_POSTGRESQL = 3 };
 
+/* What the next setup applies (a group's setup sets them, fx_variant_reset
+ * restores the defaults): the store's touch interval, and on PostgreSQL
+ * whether the backend keeps its cache (then setup waits until the cache is
+ * live, so that the tests exercise it). */
+extern int64_t fx_touch_interval_s; /* KOTTE_SESSION_TOUCH_DEFAULT by default */
+extern int fx_pg_cache;             /* 0 by default */
+int fx_variant_reset(void **state);
+int fx_variant_touch0(void **state);
+int fx_variant_cache(void **state);
+
 /* The backend kinds the conformance suite runs over. */
 int fx_setup_memory(void **state);
 int fx_setup_json_file(void **state);

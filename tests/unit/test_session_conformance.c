@@ -544,9 +544,16 @@ int main(void) {
   int failed = 0;
   failed += cmocka_run_group_tests_name("session conformance: memory", memory, NULL, NULL);
   failed += cmocka_run_group_tests_name("session conformance: json_file", json_file, NULL, NULL);
+  /* touch interval 0: every read writes, as before the interval existed */
+  failed += cmocka_run_group_tests_name("session conformance: memory, touch 0", memory,
+                                        fx_variant_touch0, fx_variant_reset);
+  failed += cmocka_run_group_tests_name("session conformance: json_file, touch 0", json_file,
+                                        fx_variant_touch0, fx_variant_reset);
   if (fx_postgresql_conninfo()) {
     const struct CMUnitTest postgresql[] = CONFORMANCE(fx_setup_postgresql);
     failed += cmocka_run_group_tests_name("session conformance: postgresql", postgresql, NULL, NULL);
+    failed += cmocka_run_group_tests_name("session conformance: postgresql, touch 0", postgresql,
+                                          fx_variant_touch0, fx_variant_reset);
   } else {
     printf("session conformance: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
            "(tests/suites.d/20-postgresql.sh starts a server and sets it)\n");

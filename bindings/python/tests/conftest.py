@@ -146,6 +146,13 @@ def store(backend: str, tmp_path: Path) -> Iterator[libkotte.SessionStore]:
         st.close()
 
 
+def env_of(settings: KotteSettings) -> dict[str, str]:
+    """The environment variables that give ``settings`` to a child process."""
+    import dataclasses
+
+    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for a child Python process that must import this libkotte."""
     env = dict(os.environ)

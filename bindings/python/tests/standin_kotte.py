@@ -7,8 +7,13 @@ own: ``app.core.config.settings``, ``app.core.auth`` (an in-memory
 ``session_manager``, the ``SessionManager`` alias, ``_local_session_objects``
 and a ``get_session(request)`` dependency that reads the module-level
 manager at call time), ``app.core.connection_storage`` (a JSON-file store
-that records that it was imported), route modules that bind
-``session_manager`` / ``connection_storage`` at import time, and
+that records that it was imported), ``app.core.errors`` (``APIException``
+answered as ``{"error": {...}}``), ``app.core.database.DatabaseConnection``
+(a real psycopg pool whose every connection the app configures itself, as
+Kotte's runs ``LOAD 'age'``), ``app.core.deps.get_db_connection``, route
+modules that bind ``session_manager`` / ``connection_storage`` at import
+time (``session/connect``, ``disconnect`` and ``status`` as Kotte answers
+them), a stand-in route that runs a query through ``get_db_connection``, and
 ``app.main.app`` with Starlette's SessionMiddleware configured as Kotte's
 ``main.py`` configures it (SESSION_SECRET_KEY, SESSION_MAX_AGE, same_site
 "lax", https_only in production, SESSION_COOKIE_NAME) and Kotte's CSRF rule
@@ -93,6 +98,103 @@ FILES = {
                 raise HTTPException(status_code=401, detail="AUTH_SESSION_EXPIRED")
             return session
     ''',
+    "app/core/errors.py": '''
+        from fastapi.responses import JSONResponse
+
+
+        class APIException(Exception):
+            def __init__(self, code, message, category="internal", status_code=500,
+                         details=None, retryable=False):
+                self.code, self.message, self.category = code, message, category
+                self.status_code, self.details, self.retryable = status_code, details or {}, retryable
+                super().__init__(message)
+
+
+        async def _answer(request, exc):
+            return JSONResponse(status_code=exc.status_code, content={"error": {
+                "code": exc.code, "category": exc.category, "message": exc.message,
+                "details": exc.details, "retryable": exc.retryable}})
+
+
+        def setup_error_handlers(app):
+            app.add_exception_handler(APIException, _answer)
+    ''',
+    "app/core/database/__init__.py": '''
+        import os
+
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        from app.core.errors import APIException
+
+
+        class DatabaseConnection:
+            """One pool per connect(), every connection configured by the app."""
+
+            opened = 0  # successful connect() calls in this process
+            live = set()  # connected instances
+
+            def __init__(self, host, port, database, user, password, sslmode=None):
+                self.host, self.port, self.database = host, port, database
+                self.user, self.password, self.sslmode = user, password, sslmode
+                self._pool = None
+
+            async def _configure(self, conn):
+                async with conn.cursor() as cur:
+                    await cur.execute("SET search_path = standin_graphs, public")
+                    await cur.execute("SET application_name = 'standin-kotte'")
+                await conn.commit()
+
+            async def connect(self):
+                timeout = float(os.environ.get("STANDIN_CONNECT_TIMEOUT", "3"))
+                kwargs = dict(host=self.host, port=self.port, dbname=self.database,
+                              user=self.user, password=self.password,
+                              connect_timeout=max(1, int(timeout)), row_factory=dict_row)
+                if self.sslmode:
+                    kwargs["sslmode"] = self.sslmode
+                pool = AsyncConnectionPool(kwargs=kwargs, min_size=1, max_size=4, timeout=timeout,
+                                           configure=self._configure, open=False)
+                try:
+                    await pool.open()
+                    await pool.wait(timeout=timeout)
+                except Exception as e:
+                    await pool.close()
+                    raise APIException("DB_CONNECT_FAILED", f"Failed to connect to database: {e}",
+                                       "upstream", 500, retryable=True) from e
+                self._pool = pool
+                type(self).opened += 1
+                type(self).live.add(self)
+
+            async def disconnect(self):
+                if self._pool is not None:
+                    pool, self._pool = self._pool, None
+                    type(self).live.discard(self)
+                    await pool.close()
+
+            async def execute_query(self, query, params=None):
+                if self._pool is None:
+                    raise APIException("DB_UNAVAILABLE", "Database connection pool not initialized",
+                                       "upstream", 500)
+                async with self._pool.connection() as conn:
+                    async with conn.cursor() as cur:
+                        await cur.execute(query, params)
+                        return await cur.fetchall()
+    ''',
+    "app/core/deps.py": '''
+        from fastapi import Depends
+
+        from app.core.auth import get_session
+        from app.core.database import DatabaseConnection
+        from app.core.errors import APIException
+
+
+        async def get_db_connection(session: dict = Depends(get_session)) -> DatabaseConnection:
+            db = session.get("db_connection")
+            if not db:
+                raise APIException("DB_UNAVAILABLE", "Database connection not established",
+                                   "upstream", 500)
+            return db
+    ''',
     "app/core/connection_storage.py": '''
         import json
         import os
@@ -131,12 +233,13 @@ FILES = {
     "app/api/v1/__init__.py": '''
         from fastapi import APIRouter
 
-        from app.api.v1 import auth, connections, session
+        from app.api.v1 import auth, connections, session, standin
 
         router = APIRouter()
         router.include_router(auth.router, prefix="/auth")
         router.include_router(session.router, prefix="/session")
         router.include_router(connections.router, prefix="/connections")
+        router.include_router(standin.router, prefix="/standin")
     ''',
     "app/api/v1/auth.py": '''
         from fastapi import APIRouter, Depends, HTTPException, Request
@@ -180,37 +283,72 @@ FILES = {
         from fastapi import APIRouter, Depends, Request
 
         from app.core.auth import get_session, session_manager
+        from app.core.database import DatabaseConnection
 
         router = APIRouter()
 
 
-        class DatabaseConnection:
-            """A live connection object: not JSON-serialisable, as in Kotte."""
-
-            def __init__(self, **config):
-                self.config = config
-                self.connected = True
-
-            async def disconnect(self):
-                self.connected = False
-
-
-        @router.post("/connect")
+        @router.post("/connect", status_code=201)
         async def connect(body: dict, request: Request, session: dict = Depends(get_session)):
-            cfg = body["connection"]
-            await session_manager.update_session(
-                request.session["session_id"],
-                {"connection_config": cfg, "db_connection": DatabaseConnection(**cfg)})
-            return {"connected": True, "database": cfg["database"]}
+            cfg = {"port": 5432, "sslmode": None, **body["connection"]}
+            db = DatabaseConnection(**cfg)
+            await db.connect()
+            sid = request.session["session_id"]
+            await session_manager.update_session(sid, {"connection_config": cfg,
+                                                       "db_connection": db})
+            return {"session_id": sid, "connected": True, "database": cfg["database"],
+                    "host": cfg["host"], "port": cfg["port"]}
+
+
+        @router.post("/disconnect")
+        async def disconnect(request: Request, session: dict = Depends(get_session)):
+            db = session.get("db_connection")
+            if db:
+                await db.disconnect()
+            sid = request.session.get("session_id")
+            if sid:
+                await session_manager.delete_session(sid)
+            request.session.clear()
+            return {"disconnected": True}
 
 
         @router.get("/status")
         async def status(session: dict = Depends(get_session)):
-            db = session.get("db_connection")
-            return {"connected": db is not None,
-                    "database": session["connection_config"].get("database"),
-                    "has_password": "password" in session["connection_config"],
+            cfg = session.get("connection_config", {})
+            connected = session.get("db_connection") is not None
+            return {"connected": connected,
+                    "database": cfg.get("database") if connected else None,
+                    "host": cfg.get("host") if connected else None,
+                    "port": cfg.get("port") if connected else None,
                     "current_graph": session.get("graph_context")}
+    ''',
+    "app/api/v1/standin.py": '''
+        from fastapi import APIRouter, Depends
+
+        from app.core import auth
+        from app.core.database import DatabaseConnection
+        from app.core.deps import get_db_connection
+
+        router = APIRouter()
+
+
+        @router.get("/query")
+        async def query(db: DatabaseConnection = Depends(get_db_connection)):
+            rows = await db.execute_query(
+                "SELECT pg_backend_pid() AS pid, current_setting('search_path') AS search_path,"
+                " current_setting('application_name') AS application_name, current_user AS db_user")
+            return rows[0]
+
+
+        @router.get("/pools")
+        async def pools():
+            """What this process holds (the tests' window into a replica)."""
+            m = auth.session_manager
+            holding = [sid for sid, objs in list(auth._local_session_objects.items())
+                       if objs.get("db_connection") is not None]
+            return {"live": len(DatabaseConnection.live), "opened": DatabaseConnection.opened,
+                    "holding": len(holding),
+                    "follow": m.follow.stats() if hasattr(m, "follow") else None}
     ''',
     "app/api/v1/connections.py": '''
         from fastapi import APIRouter, Depends, HTTPException
@@ -249,6 +387,9 @@ FILES = {
                 raise HTTPException(status_code=404, detail="CONNECTION_NOT_FOUND")
     ''',
     "app/main.py": '''
+        import logging
+        import os
+
         from fastapi import FastAPI
         from fastapi.responses import JSONResponse
         from starlette.middleware.base import BaseHTTPMiddleware
@@ -256,6 +397,11 @@ FILES = {
 
         from app.api.v1 import router
         from app.core.config import settings
+        from app.core.errors import setup_error_handlers
+
+
+        # Kotte sets its logging up in app.main as well
+        logging.basicConfig(level=os.environ.get("STANDIN_LOG_LEVEL", "WARNING"))
 
 
         class CSRFMiddleware(BaseHTTPMiddleware):
@@ -285,6 +431,7 @@ FILES = {
                                max_age=settings.session_max_age, same_site="lax",
                                https_only=settings.environment == "production",
                                session_cookie=settings.session_cookie_name)
+            setup_error_handlers(app)
             app.include_router(router, prefix="/api/v1")
             return app
 

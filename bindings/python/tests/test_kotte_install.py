@@ -9,18 +9,16 @@ other ends it on the first.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import child_env, free_port, require_pg, settings_for, wait_http
+from conftest import child_env, env_of, require_pg, settings_for
 from libkotte import capi
+from replicas import free_port, replicas
 from standin_kotte import write_standin
 
 HAS_CREDENTIALS = hasattr(capi, "kotte_cred_store_open")
@@ -55,13 +53,24 @@ async def main():
         h = {"X-CSRF-Token": r.json()["csrf_token"]}  # Kotte's CSRF rule
         me = (await c.get("/api/v1/auth/me")).json()
         assert me["user_id"] == "admin" and me["role"] == "admin" and me["created_at"].endswith("+00:00")
-        cfg = {"host": "db", "port": 5432, "database": "graphs", "user": "u", "password": "s3cret-connect-password"}
+        # nothing listens on this port: Kotte's connect fails as Kotte answers it
+        cfg = {"host": "127.0.0.1", "port": int(os.environ["CLOSED_PORT"]), "database": "graphs",
+               "user": "u", "password": "s3cret-connect-password"}
         assert (await c.post("/api/v1/session/connect", json={"connection": cfg})).status_code == 403
-        assert (await c.post("/api/v1/session/connect", json={"connection": cfg}, headers=h)).status_code == 200
-        st = (await c.get("/api/v1/session/status")).json()
-        assert st == {"connected": True, "database": "graphs", "has_password": True,
-                      "current_graph": None}, st
+        r = await c.post("/api/v1/session/connect", json={"connection": cfg}, headers=h)
+        assert r.status_code == 500 and r.json()["error"]["code"] == "DB_CONNECT_FAILED", r.text
         sid = next(iter(mgr._sessions.keys()))
+        # as if another replica had connected: this one cannot open the connection
+        await mgr.update_session(sid, {"connection_config": cfg})
+        st = (await c.get("/api/v1/session/status")).json()
+        assert st == {"connected": False, "database": None, "host": None, "port": None,
+                      "current_graph": None}, st
+        r = await c.get("/api/v1/standin/query")
+        err = r.json()["error"]
+        if ORDER == "install-first":  # answered as Kotte answers a failed connect
+            assert r.status_code == 500 and err["code"] == "DB_CONNECT_FAILED" and err["retryable"], r.text
+        else:  # routes imported before install() kept Kotte's own get_db_connection
+            assert r.status_code == 500 and err["code"] == "DB_UNAVAILABLE", r.text
         stored = mgr.store.get(sid).data
         assert "db_connection" not in stored
         assert stored["connection_config"]["password"] == {"$secret": "s3cret-connect-password"}
@@ -80,16 +89,13 @@ asyncio.run(main())
 """
 
 
-def _env_of(settings) -> dict[str, str]:
-    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-
-
 @pytest.mark.parametrize("order", ["install-first", "routes-first"])
 def test_install_puts_libkotte_stores_into_kotte(order: str, tmp_path: Path):
     standin = write_standin(tmp_path / "backend")
     marker = tmp_path / "kotte-storage-imported"
     env = child_env(STANDIN_DIR=str(standin), ORDER=order, STANDIN_IMPORT_MARKER=str(marker),
-                    **_env_of(settings_for("json_file", tmp_path)))
+                    CLOSED_PORT=str(free_port()), STANDIN_CONNECT_TIMEOUT="1",
+                    **env_of(settings_for("json_file", tmp_path)))
     p = subprocess.run([sys.executable, "-c", SCENARIO], env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -102,11 +108,6 @@ def test_install_puts_libkotte_stores_into_kotte(order: str, tmp_path: Path):
         assert "storage: app.core.connection_storage" in p.stdout
 
 
-def _wait_ready(base: str, proc: subprocess.Popen, deadline: float) -> None:
-    wait_http(base + "/api/v1/auth/me", proc, deadline,
-              lambda: proc.stderr.read().decode())  # type: ignore[union-attr]
-
-
 @pytest.mark.parametrize("backend", ["json_file", "postgresql"])
 def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
     if backend == "postgresql":
@@ -114,19 +115,9 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
     standin = write_standin(tmp_path / "backend")
     # Replicas share SESSION_SECRET_KEY (cookie signing; and row keys for postgresql).
     settings = settings_for(backend, tmp_path, session_secret_key="shared-cookie-secret-" * 2)
-    env = child_env(KOTTE_BACKEND_DIR=str(standin), **_env_of(settings))
-    ports = [free_port(), free_port()]
-    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "libkotte.kotte.asgi:app",
-                               "--host", "127.0.0.1", "--port", str(p), "--log-level", "warning"],
-                              env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-             for p in ports]
-    a, b = (f"http://127.0.0.1:{p}" for p in ports)
-    try:
-        deadline = time.monotonic() + 60
-        for base, proc in zip((a, b), procs):
-            _wait_ready(base, proc, deadline)
-        with httpx.Client(base_url=a, timeout=10) as ca, httpx.Client(base_url=b, timeout=10) as cb:
+    env = child_env(KOTTE_BACKEND_DIR=str(standin), **env_of(settings))
+    with replicas(2, env, tmp_path) as (a, b):
+        with a.client() as ca, b.client() as cb:
             r = ca.post("/api/v1/auth/login", json={"username": "alice", "password": "wonderland"})
             assert r.status_code == 200, r.text
             cb.cookies.update(ca.cookies)  # the load balancer sends the next request to B
@@ -136,15 +127,6 @@ def test_two_uvicorn_replicas_share_logins(backend: str, tmp_path: Path):
             csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
             assert cb.post("/api/v1/auth/logout", headers=csrf).status_code == 200
             assert ca.get("/api/v1/auth/me").status_code == 401  # logged out everywhere
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 KOTTE_STYLE_TEST = """
@@ -182,7 +164,7 @@ def test_pytest_plugin_runs_a_kotte_style_suite_on_libkotte(tmp_path: Path):
     (standin / "tests" / "conftest.py").write_text(KOTTE_STYLE_CONFTEST)
     (standin / "tests" / "test_kotte_style.py").write_text(KOTTE_STYLE_TEST)
     (standin / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
-    env = child_env(**_env_of(settings_for("json_file", tmp_path)))
+    env = child_env(**env_of(settings_for("json_file", tmp_path)))
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         "-p", "libkotte.kotte.pytest_plugin", "tests"],
                        env=env, cwd=standin, capture_output=True, text=True, timeout=120)

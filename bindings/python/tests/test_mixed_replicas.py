@@ -21,7 +21,6 @@ sets it), which makes that a failure.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
@@ -33,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import child_env, free_port, require_pg, settings_for, wait_http
+from conftest import child_env, env_of, free_port, require_pg, settings_for, wait_http
 from libkotte import capi
 from standin_kotte import write_standin
 
@@ -85,10 +84,6 @@ class Browser:
         self.http.close()
 
 
-def _env_of(settings) -> dict[str, str]:
-    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-
-
 class Replicas:
     """A kotte-server and a uvicorn replica on the same store and keys."""
 
@@ -97,7 +92,7 @@ class Replicas:
         settings = settings_for(backend, tmp, session_secret_key=SECRET,
                                 credential_storage_type=backend,
                                 environment="development")
-        self.env = child_env(**_env_of(settings))
+        self.env = child_env(**env_of(settings))
         self.env.update(KOTTE_BACKEND_DIR=str(write_standin(tmp / "backend")),
                         RATE_LIMIT_ENABLED="false")
         self.binary = server_binary()

@@ -17,7 +17,6 @@ Each test works on a fresh database of its own on the tests/pg/pg.sh server.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import child_env, free_port, pg_connect_kwargs, require_pg, settings_for
+from conftest import child_env, env_of, free_port, pg_connect_kwargs, require_pg, settings_for
 from libkotte import SessionStore
 from libkotte.credentials import CredentialStore, KeyRing
 from libkotte.errors import DatabaseError, SchemaError
@@ -130,13 +129,9 @@ async def test_a_failed_statement_says_sqlstate_message_and_hint(fresh_db):
         pool.close()
 
 
-def _env_of(settings) -> dict[str, str]:
-    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-
-
 def _dropin_env(tmp: Path, db: str, **extra: str) -> dict[str, str]:
     s = settings_for("postgresql", tmp, db_name=db, session_secret_key="schema-tests-secret-key")
-    env = child_env(**_env_of(s))
+    env = child_env(**env_of(s))
     env["KOTTE_BACKEND_DIR"] = str(write_standin(tmp / "backend"))
     env.update(extra)
     return env

@@ -9,7 +9,6 @@ and then the deletion.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEST_KEY, child_env, settings_for
+from conftest import TEST_KEY, child_env, env_of, settings_for
 from libkotte.kotte import KotteSettings, SessionManager
 
 CHILD = r"""
@@ -41,10 +40,6 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def _env_of(settings: KotteSettings) -> dict[str, str]:
-    return {f.name.upper(): str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
-
-
 @pytest.mark.parametrize("backend", ["json_file", "postgresql"])
 async def test_create_here_read_update_delete_there(backend: str, tmp_path: Path):
     if backend == "postgresql":
@@ -55,7 +50,7 @@ async def test_create_here_read_update_delete_there(backend: str, tmp_path: Path
     m = SessionManager(settings)
     try:
         sid = await m.create_session("alice", {"username": "alice", "password": "pw-Ω"})
-        env = child_env(**_env_of(settings))
+        env = child_env(**env_of(settings))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", CHILD, sid, env=env, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -94,7 +89,7 @@ async def test_create_here_read_update_delete_there(backend: str, tmp_path: Path
 
 def test_environment_round_trip_of_the_settings(tmp_path: Path):
     s = settings_for("json_file", tmp_path)
-    assert KotteSettings.from_env(_env_of(s), env_file=None) == s
+    assert KotteSettings.from_env(env_of(s), env_file=None) == s
     assert s.master_encryption_key == TEST_KEY
 
 

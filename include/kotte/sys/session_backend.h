@@ -33,8 +33,9 @@
 extern "C" {
 #endif
 
-/* 2 added `check`; a version-1 backend is still accepted (without it). */
-#define KOTTE_SESSION_BACKEND_VERSION 2
+/* 2 added `check`, 3 `get_touch`; backends of versions 1 and 2 are still
+ * accepted (without them). */
+#define KOTTE_SESSION_BACKEND_VERSION 3
 
 /** A session as backends see it. */
 typedef struct kotte_session_record {
@@ -133,7 +134,29 @@ struct kotte_session_backend {
    * asks with a get of an id that does not exist.
    */
   int (*check)(kotte_session_backend *be, kotte_session_backend_status_cb cb, void *ctx);
+
+  /**
+   * Version 3. get with a touch interval: like get with @p slide, except
+   * that the slide is written only when now - last_activity >=
+   * @p touch_interval (µs); otherwise the live record is answered as stored
+   * and nothing is written. A negative @p touch_interval means 1 % of the
+   * record's own idle_timeout (KOTTE_SESSION_TOUCH_DEFAULT); 0 slides on
+   * every call. Optional: without it the store calls get with slide 1.
+   */
+  int (*get_touch)(kotte_session_backend *be, const char *id, kotte_time now,
+                   kotte_time touch_interval, kotte_session_backend_record_cb cb, void *ctx);
 };
+
+/**
+ * The rule of get_touch for backend writers: 1 when a read at @p now of a
+ * record last slid at @p last_activity with @p idle_timeout (µs) must write
+ * the slide back under @p touch_interval (µs; negative: 1 % of idle_timeout).
+ */
+static inline int kotte_session_touch_due(kotte_time touch_interval, kotte_time last_activity,
+                                          kotte_time idle_timeout, kotte_time now) {
+  kotte_time interval = touch_interval < 0 ? idle_timeout / 100 : touch_interval;
+  return now - last_activity >= interval;
+}
 
 #ifdef __cplusplus
 }

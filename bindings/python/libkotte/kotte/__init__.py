@@ -67,9 +67,11 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
     side table is Kotte's own ``_local_session_objects``; it registers a
     module ``app.core.connection_storage`` whose ``connection_storage`` is a
     libkotte :class:`ConnectionStorage` (Kotte's JSON-file module is then
-    never executed). Modules of ``package`` imported earlier that hold the
-    old objects are updated too. Idempotent: a second call returns the
-    first result.
+    never executed). It wraps ``app.core.deps.get_db_connection`` so that a
+    session whose graph database connection this replica cannot re-open
+    answers as a failed connect (:mod:`libkotte.kotte.db_follow`). Modules of
+    ``package`` imported earlier that hold the old objects are updated too.
+    Idempotent: a second call returns the first result.
 
     Args:
         settings: default: the environment and ``.env``, falling back to
@@ -85,22 +87,27 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
     auth = importlib.import_module(f"{package}.core.auth")
     old_manager = getattr(auth, "session_manager", None)
     side = getattr(auth, "_local_session_objects", None)
-    manager = SessionManager(settings, side_table=side if isinstance(side, dict) else None)
+    manager = SessionManager(settings, side_table=side if isinstance(side, dict) else None,
+                             kotte_package=package)
     auth.session_manager = manager
     auth.SessionManager = SessionManager
+    old_dep = _wrap_get_db_connection(package)
 
     storage = _install_connection_storage(settings, package)
 
     replaced = {id(old_manager): manager} if old_manager is not None else {}
     if storage.old is not None:
         replaced[id(storage.old)] = storage.new
+    if old_dep is not None:
+        replaced[id(old_dep.old)] = old_dep.new
     prefix = package + "."
     for name, mod in list(sys.modules.items()):
         if mod is None or not (name == package or name.startswith(prefix)):
             continue
         for attr, value in list(vars(mod).items()):
             new = replaced.get(id(value))
-            if new is not None and attr in ("session_manager", "connection_storage"):
+            if new is not None and attr in ("session_manager", "connection_storage",
+                                            "get_db_connection"):
                 setattr(mod, attr, new)
 
     # a database without libkotte's schema (or an older one) stops the
@@ -116,6 +123,24 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
 class _Swap:
     old: Any
     new: Any
+
+
+def _wrap_get_db_connection(package: str) -> Optional[_Swap]:
+    """Wraps Kotte's ``core.deps.get_db_connection`` so that a connection this
+    replica failed to re-open answers as a failed connect (see db_follow).
+    Routes imported before install() keep Kotte's (DB_UNAVAILABLE then)."""
+    from .db_follow import wrap_get_db_connection
+
+    try:
+        deps = importlib.import_module(f"{package}.core.deps")
+    except ImportError:
+        return None
+    old = getattr(deps, "get_db_connection", None)
+    if old is None or getattr(old, "__libkotte_original__", None) is not None:
+        return None
+    new = wrap_get_db_connection(old)
+    deps.get_db_connection = new  # type: ignore[attr-defined]
+    return _Swap(old, new)
 
 
 def _install_connection_storage(settings: KotteSettings, package: str) -> _Swap:

@@ -5,14 +5,18 @@
 Kotte's ``app`` package must be importable: run from Kotte's ``backend``
 directory (uvicorn puts the working directory on ``sys.path``), or set
 ``KOTTE_BACKEND_DIR`` to it. ``KOTTE_APP`` names another ``module:attribute``
-than ``app.main:app``.
+than ``app.main:app``. At shutdown, after Kotte's own lifespan, the graph
+database pools this replica re-opened for sessions connected elsewhere are
+closed (see :mod:`libkotte.kotte.db_follow`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+from typing import Any, AsyncIterator
 
 _backend = os.environ.get("KOTTE_BACKEND_DIR")
 if _backend and _backend not in sys.path:
@@ -52,3 +56,21 @@ async def app(scope, receive, send):  # type: ignore[no-untyped-def]
             await send({"type": "http.response.body", "body": body})
             return
     await _kotte_app(scope, receive, send)
+
+
+def _close_pools_at_shutdown(asgi_app: Any) -> None:
+    router = getattr(asgi_app, "router", None)
+    inner = getattr(router, "lifespan_context", None)
+    if inner is None:
+        return
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            yield state
+        await installed.session_manager.follow.aclose()
+
+    router.lifespan_context = lifespan
+
+
+_close_pools_at_shutdown(_kotte_app)

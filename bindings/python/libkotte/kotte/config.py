@@ -20,11 +20,19 @@ DB_HOST, DB_PORT, DB_NAME,                               the postgresql backends
 DB_USER, DB_PASSWORD
 DB_CONNECT_TIMEOUT         10                            seconds
 DB_POOL_MAX_SIZE           10                            connections per process
+DB_FOLLOW_MAX_POOLS        16                            graph pools re-opened per process
+DB_FOLLOW_IDLE_TIMEOUT     300                           seconds before an unused one closes
+DB_FOLLOW_CHECK_INTERVAL   30                            seconds between session re-checks
+DB_FOLLOW_RETRY_AFTER      5                             seconds a failed re-open is remembered
 ENVIRONMENT                development                   "production" requires a key
 KOTTE_MIGRATE_ON_START     false                         migrate before serving (DB_USER
                                                          must be the database owner)
 KOTTE_SQL_DIR              (the installed sql/)          what the migration applies
 =========================  ============================  =====================
+
+The DB_FOLLOW_* settings bound the graph database connections a replica
+re-opens for sessions connected on another replica (see
+:mod:`libkotte.kotte.db_follow`).
 
 With nothing set, the drop-in behaves as Kotte does today: memory sessions
 and json_file credentials.
@@ -57,6 +65,10 @@ class KotteSettings:
     db_password: str = "postgres"
     db_connect_timeout: int = 10
     db_pool_max_size: int = 10
+    db_follow_max_pools: int = 16
+    db_follow_idle_timeout: int = 300
+    db_follow_check_interval: int = 30
+    db_follow_retry_after: int = 5
     environment: str = "development"
     kotte_migrate_on_start: bool = False
     kotte_sql_dir: str = ""
@@ -67,9 +79,12 @@ class KotteSettings:
             if value not in STORAGE_TYPES:
                 raise ValueError(f"{name.upper()}={value!r} is not supported by libkotte: "
                                  f"use one of {', '.join(STORAGE_TYPES)}")
-        for name in ("session_idle_timeout", "session_max_age", "db_pool_max_size"):
+        for name in ("session_idle_timeout", "session_max_age", "db_pool_max_size",
+                     "db_follow_max_pools", "db_follow_idle_timeout", "db_follow_check_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name.upper()} must be positive")
+        if self.db_follow_retry_after < 0:
+            raise ValueError("DB_FOLLOW_RETRY_AFTER must not be negative")
 
     def __repr__(self) -> str:  # never print a secret
         shown = []

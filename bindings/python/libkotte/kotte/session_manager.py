@@ -28,7 +28,11 @@ Differences that come from sharing sessions between processes:
 * a store failure (database down, I/O error) raises a
   :class:`libkotte.KotteError` instead of looking like a logged-out session;
 * ``_sessions`` (which Kotte's tests use) is a view of the sessions this
-  process created or read that are still alive, not of every replica's.
+  process created or read that are still alive, not of every replica's;
+* a session connected on another replica gets its ``db_connection`` on this
+  one too, and loses it here when it ends anywhere
+  (:mod:`libkotte.kotte.db_follow`); ``get_session(..., follow=False)``
+  reads without that.
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional
 
 from ..errors import BadIdError, IntegrityError, KeyRingError, KotteError, NotFoundError
 from ..sessions import SessionStore, from_micros
 from . import _secrets
 from .config import KotteSettings
+from .db_follow import DB_CONNECTION, Follow
 
 log = logging.getLogger("libkotte.kotte")
 
@@ -96,11 +101,15 @@ class SessionManager:
         store: use this store instead of opening one from ``settings``.
         side_table: the dict that holds non-serialisable values per session
             (``install()`` passes Kotte's ``_local_session_objects``).
+        kotte_package: the name of Kotte's package (``install()`` passes it);
+            with it a session connected on another replica gets a
+            ``db_connection`` opened with that package's ``DatabaseConnection``.
     """
 
     def __init__(self, settings: Optional[KotteSettings] = None, *,
                  store: Optional[SessionStore] = None,
-                 side_table: Optional[dict[str, dict[str, Any]]] = None) -> None:
+                 side_table: Optional[dict[str, dict[str, Any]]] = None,
+                 kotte_package: Optional[str] = None) -> None:
         self.settings = settings if settings is not None else KotteSettings.from_env()
         self._given_store = store
         self._store: Optional[SessionStore] = None
@@ -113,6 +122,7 @@ class SessionManager:
         self._background: set[asyncio.Task[Any]] = set()
         self._last_purge = time.monotonic()
         self._sessions = SessionsView(self)
+        self.follow = Follow(self, kotte_package)
 
     # ---- plumbing -----------------------------------------------------------
 
@@ -176,9 +186,12 @@ class SessionManager:
         self._index[t[0]] = (t[1], t[6])
         return self._to_dict(t[0], t[1], json.loads(t[2]), from_micros(t[3]), from_micros(t[4]))
 
-    def _forget(self, sid: str) -> None:
+    def _forget(self, sid: str, *, ended: bool = False) -> Optional[Awaitable[Any]]:
+        """Drops what this process keeps of the session; returns the close of
+        its database connection, if any (see Follow.forget)."""
         self._index.pop(sid, None)
         self._side.pop(sid, None)
+        return self.follow.forget(sid, ended=ended)
 
     def _keep(self, task: "asyncio.Task[Any]") -> None:
         self._background.add(task)
@@ -199,12 +212,16 @@ class SessionManager:
             log.warning("purging expired sessions failed: %s", e)
             return 0
         now_us = int(time.time() * 1_000_000)
+        closing = []
         for sid, (_, max_exp) in list(self._index.items()):
             if max_exp < now_us:
-                self._forget(sid)
+                closing.append(self._forget(sid, ended=True))
         for sid in list(self._side):
             if sid not in self._index:
-                self._side.pop(sid, None)
+                closing.append(self._forget(sid, ended=True))
+        waits = [c for c in closing if c is not None]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
         return n
 
     # ---- Kotte's interface --------------------------------------------------
@@ -225,19 +242,28 @@ class SessionManager:
         self._maybe_purge()
         return sid
 
-    async def get_session(self, session_id: str) -> Optional[dict]:
+    async def get_session(self, session_id: str, *, follow: bool = True) -> Optional[dict]:
         if not isinstance(session_id, str) or not session_id:
             return None
+        gen = self.follow.gen(session_id)
         try:
             t = await self.store.aio.get_raw(session_id)
         except _GONE:
-            self._forget(session_id)
+            # ended here or on another replica: what we hold for it goes first
+            closing = self._forget(session_id, ended=True)
+            if closing is not None:
+                await closing
             return None
         except _UNREADABLE as e:
             log.warning("session %s... holds a secret this process cannot open (%s): "
                         "treated as invalid", session_id[:8], e.name)
             return None
-        return self._from_raw(t)
+        data = self._from_raw(t)
+        # A db_connection put or taken while we read was judged by whoever did
+        # it against a read at least as new as ours: leave it be.
+        if follow and self.follow.gen(session_id) == gen:
+            await self.follow.reconcile(session_id, data)
+        return data
 
     async def update_session(self, session_id: str, updates: dict) -> None:
         if not isinstance(session_id, str) or not session_id:
@@ -254,7 +280,9 @@ class SessionManager:
             else:  # nothing for the store: still a use of the session
                 await aio.touch(session_id)
         except _GONE:
-            self._forget(session_id)
+            closing = self._forget(session_id, ended=True)
+            if closing is not None:
+                await closing
             return
         except _UNREADABLE as e:
             log.warning("session %s... holds a secret this process cannot open (%s): "
@@ -264,21 +292,34 @@ class SessionManager:
         if side:
             for key in stored:
                 side.pop(key, None)
+        closing = None
+        if DB_CONNECTION in stored:
+            closing = self.follow.taken(session_id)
         if local:
             self._side.setdefault(session_id, {}).update(local)
+            if DB_CONNECTION in local:
+                closing = self.follow.attached(session_id, local[DB_CONNECTION],
+                                               updates.get("connection_config"))
+        if closing is not None:
+            await closing
 
     async def delete_session(self, session_id: str) -> None:
         if not isinstance(session_id, str) or not session_id:
             return
-        self._forget(session_id)
+        # Kotte's routes disconnect their db_connection before they delete;
+        # a shared pool of this process is let go here.
+        closing = self._forget(session_id)
         try:
             await self.store.aio.delete(session_id)
         except _GONE:
             return
+        finally:
+            if closing is not None:
+                await closing
         log.info("deleted session %s...", session_id[:8])
 
     async def get_user_id(self, session_id: str) -> Optional[str]:
-        session = await self.get_session(session_id)
+        session = await self.get_session(session_id, follow=False)
         return session["user_id"] if session else None
 
     def __repr__(self) -> str:
@@ -346,6 +387,7 @@ class SessionsView(Mapping[str, dict]):
                 pass
         m._index.clear()
         m._side.clear()
+        m.follow.forget_all()
 
     def __repr__(self) -> str:
         return f"<sessions view of {self._m!r}>"
