@@ -158,9 +158,12 @@ KOTTE_EXTERN int kotte_query_registry_open(kotte_query_registry **out, kotte_run
 
 /**
  * Frees the registry: operations in flight end with KOTTE_ECANCELED, the
- * listener stops, and (postgresql) this replica's rows are deleted on the
- * way out (best effort: rows left behind read as gone, see above). Same
- * thread rules as kotte_session_store_free(). Free it before its pool.
+ * listener stops, and (postgresql) this replica's rows are deleted and
+ * answers to other replicas still due are sent before the release (a
+ * failure leaves rows that read as gone, see above). Same thread rules as
+ * kotte_session_store_free(): from another thread (a runtime's registry)
+ * it returns once all of that is done; on the loop it returns at once and
+ * the rest runs on later turns, on the pool, so free the pool after them.
  * NULL is a no-op.
  */
 KOTTE_EXTERN void kotte_query_registry_free(kotte_query_registry *reg);

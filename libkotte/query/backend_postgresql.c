@@ -18,8 +18,8 @@
  * Parameters and results are text (one statement per operation; times as
  * microseconds since the epoch, converted by the server), so no value is
  * encoded by hand. The backend keeps itself alive while a statement it
- * sent is in flight (a NOTIFY answer, a delete after a cancel, the
- * deletion of its rows when it is freed): `inflight` below. */
+ * sent is in flight (a NOTIFY answer, a delete after a cancel): `inflight`
+ * below. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +205,8 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
     if (c->w) {
       if (status != 0) wait_finish(c->w, status);
       wait_unref(c->w);
+    } else if (c->status_cb) {
+      c->status_cb(status, c->ctx);
     }
     break;
   default:
@@ -327,13 +329,15 @@ static int be_purge(kotte__query_backend *be, kotte_time before, kotte__query_co
 
 /* ---- messages ---------------------------------------------------------------------- */
 
-static int notify(pgq *b, const char *channel, cJSON *msg, wait *w) {
+static int notify(pgq *b, const char *channel, cJSON *msg, wait *w, kotte__query_status_fn cb,
+                  void *ctx) {
   char *payload = cJSON_PrintUnformatted(msg);
   if (payload == NULL) return KOTTE_ENOMEM;
-  call *c = call_new(b, S_NOTIFY, NULL);
+  call *c = call_new(b, S_NOTIFY, ctx);
   int rc = KOTTE_ENOMEM;
   if (c) {
     c->w = w;
+    c->status_cb = cb;
     const char *v[] = { channel, payload };
     rc = send_call(b, c, v);
   }
@@ -389,7 +393,7 @@ static int be_ask(kotte__query_backend *be, const char *channel, const char *rid
   w->refs = 2; /* the timer's close, the NOTIFY */
   DL_APPEND(b->waits, w);
   uv_timer_start(&w->timer, on_wait_timeout, timeout_ms, 0);
-  rc = notify(b, channel, msg, w);
+  rc = notify(b, channel, msg, w, NULL, NULL);
   cJSON_Delete(msg);
   if (rc != 0) {
     w->refs--; /* no NOTIFY in flight */
@@ -403,19 +407,17 @@ static int be_ask(kotte__query_backend *be, const char *channel, const char *rid
   return 0;
 }
 
-static void be_reply(kotte__query_backend *be, const char *reply_to, const char *token,
-                     int status) {
+static int be_reply(kotte__query_backend *be, const char *reply_to, const char *token,
+                    int status, kotte__query_status_fn cb, void *ctx) {
   pgq *b = PGQ(be);
+  int rc = KOTTE_ENOMEM;
   cJSON *msg = cJSON_CreateObject();
   if (msg && cJSON_AddStringToObject(msg, "op", "result") &&
       cJSON_AddStringToObject(msg, "token", token) &&
-      cJSON_AddNumberToObject(msg, "status", status)) {
-    int rc = notify(b, reply_to, msg, NULL);
-    if (rc != 0)
-      kotte__log(KOTTE_LOG_WARN, "query registry: could not answer a cancel request: %s",
-                 kotte_strerror(rc));
-  }
+      cJSON_AddNumberToObject(msg, "status", status))
+    rc = notify(b, reply_to, msg, NULL, cb, ctx);
   cJSON_Delete(msg);
+  return rc;
 }
 
 static const char *str_of(const cJSON *msg, const char *key) {
@@ -468,6 +470,15 @@ static void on_state(int up, const char *reason, void *ud) {
   send_call(b, c, v);
 }
 
+static int be_remove_all(kotte__query_backend *be, kotte__query_status_fn cb, void *ctx) {
+  pgq *b = PGQ(be);
+  call *c = call_new(b, S_REPLICA_DOWN, ctx);
+  if (c == NULL) return KOTTE_ENOMEM;
+  c->status_cb = cb;
+  const char *v[] = { b->replica_id };
+  return send_call(b, c, v);
+}
+
 static int be_ready(const kotte__query_backend *be) {
   const pgq *b = (const pgq *)be;
   return b->up && b->published;
@@ -478,12 +489,6 @@ static void be_free(kotte__query_backend *be) {
   b->freeing = 1;
   kotte_pg_listener_free(b->listener);
   b->listener = NULL;
-  /* this replica's rows go with it (best effort: rows left read as gone) */
-  call *c = call_new(b, S_REPLICA_DOWN, NULL);
-  if (c) {
-    const char *v[] = { b->replica_id };
-    send_call(b, c, v);
-  }
   maybe_free(b);
 }
 
@@ -501,6 +506,7 @@ int kotte__query_backend_postgresql_new(kotte__query_backend **out, kotte_pg_poo
   b->base.purge = be_purge;
   b->base.ask = be_ask;
   b->base.reply = be_reply;
+  b->base.remove_all = be_remove_all;
   b->base.ready = be_ready;
   b->base.free = be_free;
   b->pool = pool;

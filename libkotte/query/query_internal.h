@@ -73,8 +73,11 @@ struct kotte__query_backend {
    * answer, or KOTTE_ETIMEDOUT after @p timeout_ms. */
   int (*ask)(kotte__query_backend *be, const char *channel, const char *request_id,
              const char *user_id, unsigned int timeout_ms, kotte__query_status_fn cb, void *ctx);
-  /* Answers a request of the inbox (fire and forget). */
-  void (*reply)(kotte__query_backend *be, const char *reply_to, const char *token, int status);
+  /* Answers a request of the inbox; @p cb hears whether it was sent. */
+  int (*reply)(kotte__query_backend *be, const char *reply_to, const char *token, int status,
+               kotte__query_status_fn cb, void *ctx);
+  /* Deletes this replica's rows (the registry is being freed). */
+  int (*remove_all)(kotte__query_backend *be, kotte__query_status_fn cb, void *ctx);
   /* 1 when other replicas can reach this one now. */
   int (*ready)(const kotte__query_backend *be);
   /* Releases the backend; no registry call is in flight. */

@@ -174,6 +174,29 @@ static void complete(op *o, int status) { kotte__op_complete(&o->base, status); 
 
 static void on_status(int status, void *ctx) { complete(ctx, status); }
 
+/* What nothing waits for (an answer to another replica, the delete of a row
+ * found dead or of a query just cancelled) is still an operation of the
+ * registry, so that its free waits until it went out. */
+static void log_failure(int status, void *what) {
+  if (status != 0 && status != KOTTE_ECANCELED)
+    kotte__log(KOTTE_LOG_WARN, "query registry: %s failed: %s", (const char *)what,
+               kotte_strerror(status));
+}
+
+static op *background_op(kotte_query_registry *r, const char *what) {
+  return op_new(r, call_status, (kotte__op_cb)log_failure, (void *)what, NULL, NULL);
+}
+
+static void send_reply(kotte_query_registry *r, const char *to, const char *token, int status) {
+  op *o = background_op(r, "answering another replica");
+  if (o) started(o, r->be->reply(r->be, to, token, status, on_status, o));
+}
+
+static void drop_row(kotte_query_registry *r, const char *rid, const char *replica) {
+  op *o = background_op(r, "deleting a query's row");
+  if (o) started(o, r->be->remove(r->be, rid, replica, on_status, o));
+}
+
 /* ---- argument checks ------------------------------------------------------ */
 
 static int id_check(const char *what, const char *s) {
@@ -269,7 +292,7 @@ int kotte_query_unregister(kotte_query_registry *r, const char *rid, kotte_query
 static int row_usable(kotte_query_registry *r, const kotte__query_row *row) {
   if (strcmp(row->replica_id, r->replica_id) == 0) return local_find(r, row->request_id) != NULL;
   if (row->alive) return 1;
-  if (row->has_replica) r->be->remove(r->be, row->request_id, row->replica_id, NULL, NULL);
+  if (row->has_replica) drop_row(r, row->request_id, row->replica_id);
   return 0;
 }
 
@@ -387,10 +410,10 @@ static void req_done(kotte__op *base) {
   if (status == 0) { /* Kotte unregisters a query it cancelled */
     entry *e = local_find(r, q->request_id);
     if (e) local_drop(r, e);
-    if (r->be) r->be->remove(r->be, q->request_id, r->replica_id, NULL, NULL);
+    if (r->be) drop_row(r, q->request_id, r->replica_id);
   }
   if (q->parent) cancel_finish(q->parent, status);
-  else r->be->reply(r->be, q->reply_to, q->token, status);
+  else send_reply(r, q->reply_to, q->token, status);
 }
 
 /* Hands a cancel of the local query @p e to the handler; 0 or a code that
@@ -440,14 +463,14 @@ static void inbox_request(void *owner, const char *rid, const char *user, const 
                           const char *reply_to) {
   kotte_query_registry *r = owner;
   if (r->base.closing) {
-    r->be->reply(r->be, reply_to, token, KOTTE_ENOTFOUND);
+    send_reply(r, reply_to, token, KOTTE_ENOTFOUND);
     return;
   }
   entry *e = local_find(r, rid);
   int rc = e == NULL                          ? KOTTE_ENOTFOUND
            : strcmp(e->user_id, user) != 0    ? KOTTE_EFORBIDDEN
                                               : req_start(r, e, NULL, token, reply_to);
-  if (rc != 0) r->be->reply(r->be, reply_to, token, rc);
+  if (rc != 0) send_reply(r, reply_to, token, rc);
 }
 
 static void inbox_republish(void *owner) {
@@ -455,7 +478,8 @@ static void inbox_republish(void *owner) {
   entry *e, *tmp;
   HASH_ITER(hh, r->local, e, tmp) {
     kotte__query_row row = row_of(r, e);
-    r->be->put(r->be, &row, NULL, NULL);
+    op *o = background_op(r, "registering a query again");
+    if (o) started(o, r->be->put(r->be, &row, on_status, o));
   }
 }
 
@@ -595,8 +619,26 @@ int kotte_query_registry_open(kotte_query_registry **out, kotte_runtime *rt,
   return rc != 0 ? rc : registry_make(out, NULL, rt, pool, opts);
 }
 
+/* This replica's rows go before the registry: an operation of its own
+ * (pending, so the free below waits for it), started on the loop. A
+ * failure (the database is away) leaves rows that read as gone. */
+static int start_down(void *arg) {
+  kotte_query_registry *r = arg;
+  if (r->be == NULL || r->base.closing) return 0;
+  op *o = background_op(r, "deleting this replica's rows");
+  if (o == NULL) return KOTTE_ENOMEM;
+  return started(o, r->be->remove_all(r->be, on_status, o));
+}
+
 void kotte_query_registry_free(kotte_query_registry *r) {
-  if (r) kotte__store_free(&r->base, "kotte_query_registry_free");
+  if (r == NULL) return;
+  if (r->be) {
+    if (r->base.rt && !kotte_runtime_on_loop_thread(r->base.rt))
+      kotte_runtime_run(r->base.rt, start_down, r);
+    else
+      start_down(r);
+  }
+  kotte__store_free(&r->base, "kotte_query_registry_free");
 }
 
 const char *kotte_query_registry_backend_name(const kotte_query_registry *r) {

@@ -378,8 +378,11 @@ static void a_silent_owner_times_out_within_the_bound(void **state) {
   assert_non_null(held);
   assert_int_equal(kotte_query_cancel_done(held, KOTTE_EDB), 0); /* late: nobody waits */
   assert_int_equal(kotte_query_get_sync(b.reg, "silent-1", NULL, -1), 0);
+  char a_id[64];
+  snprintf(a_id, sizeof a_id, "%s", kotte_query_registry_replica_id(a.reg));
   b_close(&b);
   b_close(&a);
+  assert_int_equal(rows_of(ci, a_id), 0); /* a registry's free deletes its rows */
 }
 
 int main(void) {

@@ -10,3 +10,11 @@ target_include_directories(test_pg_query_cancel PRIVATE ${CMAKE_SOURCE_DIR}/test
 add_test(NAME pg_query_cancel COMMAND test_pg_query_cancel)
 set_tests_properties(pg_query_cancel PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
   RESOURCE_LOCK kotte_postgresql)
+
+# The example program (examples/query-cancel), two processes.
+if(TARGET kotte-query-cancel)
+  add_test(NAME pg_query_cancel_example
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/example.sh $<TARGET_FILE:kotte-query-cancel>)
+  set_tests_properties(pg_query_cancel_example PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77
+    RESOURCE_LOCK kotte_postgresql)
+endif()
