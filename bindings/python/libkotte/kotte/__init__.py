@@ -98,32 +98,41 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
     old_dep = _wrap_get_db_connection(package)
 
     storage = _install_connection_storage(settings, package)
-    tracker = _install_query_tracker(settings, package)
 
     replaced = {id(old_manager): manager} if old_manager is not None else {}
     if storage.old is not None:
         replaced[id(storage.old)] = storage.new
-    if tracker.old is not None:
-        replaced[id(tracker.old)] = tracker.new
     if old_dep is not None:
         replaced[id(old_dep.old)] = old_dep.new
-    prefix = package + "."
-    for name, mod in list(sys.modules.items()):
-        if mod is None or not (name == package or name.startswith(prefix)):
-            continue
-        for attr, value in list(vars(mod).items()):
-            new = replaced.get(id(value))
-            if new is not None and attr in ("session_manager", "connection_storage",
-                                            "get_db_connection", "query_tracker"):
-                setattr(mod, attr, new)
+    _swap_references(package, replaced)
 
     # a database without libkotte's schema (or an older one) stops the
     # start here, with its remedy, not at the first login (_schema.py)
     from . import _schema
 
     _schema.startup(settings, manager, storage.new)
+    # after the schema is known good (or migrated): the registry's tables
+    tracker = _install_query_tracker(settings, package)
+    if tracker.old is not None:
+        _swap_references(package, {id(tracker.old): tracker.new})
     _installed = Installed(settings, manager, storage.new, tracker.new)
     return _installed
+
+
+_SWAPPED_NAMES = ("session_manager", "connection_storage", "get_db_connection", "query_tracker")
+
+
+def _swap_references(package: str, replaced: dict[int, Any]) -> None:
+    """Points every module of @p package already imported that holds an
+    old object (by identity) under one of Kotte's names at its replacement."""
+    prefix = package + "."
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == package or name.startswith(prefix)):
+            continue
+        for attr, value in list(vars(mod).items()):
+            new = replaced.get(id(value))
+            if new is not None and attr in _SWAPPED_NAMES:
+                setattr(mod, attr, new)
 
 
 @dataclass
