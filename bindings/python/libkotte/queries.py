@@ -45,12 +45,14 @@ def _info(t: tuple) -> QueryInfo:
 class CancelRequest:
     """A cancel handed to the owner's handler; answer it once with :meth:`done`."""
 
-    __slots__ = ("request_id", "user_id", "backend_pid", "_req", "_lock")
+    __slots__ = ("request_id", "user_id", "backend_pid", "_req", "_lock", "_unanswered")
 
-    def __init__(self, req: int, request_id: str, user_id: str, backend_pid: int) -> None:
+    def __init__(self, req: int, request_id: str, user_id: str, backend_pid: int,
+                 unanswered: "Optional[_Unanswered]" = None) -> None:
         self.request_id, self.user_id, self.backend_pid = request_id, user_id, backend_pid
         self._req: Optional[int] = req
         self._lock = threading.Lock()
+        self._unanswered = unanswered
 
     def done(self, status: int = 0) -> None:
         """0: cancelled; ``capi.KOTTE_ENOTFOUND``: no longer running; another
@@ -58,11 +60,48 @@ class CancelRequest:
         with self._lock:
             req, self._req = self._req, None
         if req is not None:
+            if self._unanswered is not None:
+                self._unanswered.discard(self)
             capi.kpy_query_cancel_done(req, int(status))
 
     @property
     def answered(self) -> bool:
         return self._req is None
+
+
+class _Unanswered:
+    """The requests handed to a handler and not answered yet. The registry's
+    free waits for their answers, so it answers them itself first ("not
+    found": the process is going), and every request that arrives after
+    that at once (an asyncio loop that already stopped would never run the
+    handler's work, and the free would wait forever)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reqs: set[CancelRequest] = set()
+        self.closing = False
+
+    def add(self, r: CancelRequest) -> bool:
+        with self._lock:
+            if not self.closing:
+                self._reqs.add(r)
+            return not self.closing
+
+    def discard(self, r: CancelRequest) -> None:
+        with self._lock:
+            self._reqs.discard(r)
+
+    def answer_all(self) -> None:
+        with self._lock:
+            self.closing = True
+            reqs = list(self._reqs)
+        for r in reqs:
+            r.done(capi.KOTTE_ENOTFOUND)
+
+
+def _free(k: Any, unanswered: _Unanswered) -> None:
+    unanswered.answer_all()
+    capi.kpy_query_registry_free(k)
 
 
 def _weak_handler(ref: "weakref.ref[QueryRegistry]") -> Callable[..., None]:
@@ -110,6 +149,7 @@ class QueryRegistry:
         self._timeout_ms = _ms(timeout)
         self._on_cancel = on_cancel
         self._guard = _Guard("the query registry")
+        self._unanswered = _Unanswered()
         # C keeps the handler until the registry is freed: through a weak
         # reference, so that it does not keep this object (whose finalizer
         # frees the registry) alive
@@ -122,12 +162,15 @@ class QueryRegistry:
         self.backend = capi.kpy_query_registry_backend_name(self._k)
         self.replica_id = capi.kpy_query_registry_replica_id(self._k)
         self._pool = pool
-        self._guard.own(self, functools.partial(capi.kpy_query_registry_free, self._k),
+        self._guard.own(self, functools.partial(_free, self._k, self._unanswered),
                         self._runtime, parent=pool._guard if pool is not None else None)
 
     # called by C on the loop thread, with the GIL
     def _handler(self, req: int, request_id: str, user_id: str, backend_pid: int) -> None:
-        r = CancelRequest(req, request_id, user_id, backend_pid)
+        r = CancelRequest(req, request_id, user_id, backend_pid, self._unanswered)
+        if not self._unanswered.add(r):  # being closed
+            r.done(capi.KOTTE_ENOTFOUND)
+            return
         try:
             self._on_cancel(r)  # type: ignore[misc]
         except BaseException:
@@ -183,7 +226,9 @@ class QueryRegistry:
 
     def close(self) -> None:
         """Frees the registry (this replica's rows go with it). Answer every
-        pending CancelRequest first: the free waits for their answers."""
+        pending CancelRequest first: the free waits for their answers (those
+        still unanswered get "not found" here)."""
+        self._unanswered.answer_all()
         self._guard.close()
 
     @property

@@ -63,6 +63,33 @@ def test_a_handler_that_raises_answers_not_found():
             reg.cancel("r1", "alice")
 
 
+def test_close_answers_what_the_handler_never_will():
+    held: list[CancelRequest] = []
+    reg = QueryRegistry(on_cancel=held.append)  # never answers
+    reg.register("r1", "alice")
+    out: dict[str, BaseException] = {}
+
+    def cancel() -> None:
+        try:
+            reg.cancel("r1", "alice", timeout=30)
+        except BaseException as e:  # noqa: BLE001
+            out["e"] = e
+
+    t = threading.Thread(target=cancel)
+    t.start()
+    import time
+
+    t0 = time.monotonic()
+    while not held:
+        assert time.monotonic() - t0 < 10
+        time.sleep(0.01)
+    reg.close()  # without the answer it gives, this would wait for ever
+    t.join(10)
+    assert not t.is_alive()
+    assert isinstance(out.get("e"), NotFoundError), out
+    assert held[0].answered
+
+
 def test_postgresql_cancel_reaches_the_other_registry():
     ci = require_pg()
     got: list[CancelRequest] = []
