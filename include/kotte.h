@@ -10,6 +10,7 @@
  *   kotte/session.h  the session store and its built-in backends
  *   kotte/credential.h  the credential store (saved connections)
  *   kotte/pg.h       the asynchronous PostgreSQL pool and the migration function
+ *   kotte/query.h    the query registry: running queries, cancel from any replica
  *
  * Backend writers additionally include kotte/sys/session_backend.h or
  * kotte/sys/credential_backend.h.
@@ -24,5 +25,6 @@
 #include "kotte/session.h"
 #include "kotte/credential.h"
 #include "kotte/pg.h"
+#include "kotte/query.h"
 
 #endif /* KOTTE_H */

@@ -48,7 +48,7 @@ suite "build (ASan+UBSan)" build build-asan address,undefined -DKOTTE_BUILD_BENC
 suite "C suites (ASan+UBSan)" ctest --test-dir build-asan --output-on-failure -j"$jobs"
 suite "build (TSan)" build build-tsan thread -DKOTTE_BUILD_BENCH=OFF
 suite "threaded suites (TSan)" ctest --test-dir build-tsan --output-on-failure \
-  -R '^(runtime|session_conformance|json_file|server_e2e|server_robustness|server_shutdown)$'
+  -R '^(runtime|session_conformance|json_file|query_registry|server_e2e|server_robustness|server_shutdown)$'
 suite "packaging" bash tests/packaging/run.sh
 suite "kubernetes manifests" bash tests/k8s/run.sh
 

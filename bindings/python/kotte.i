@@ -21,7 +21,64 @@
 #include <kotte.h>
 #include <kotte/pg.h>
 #include <kotte/credential.h>
+#include <kotte/query.h>
 #include "kpy_aio.h"
+
+/* A registered query as a tuple (request_id, user_id, replica_id,
+ * backend_pid, started_at, local). */
+static PyObject *kpy_query_tuple(const kotte_query_info *i) {
+  return Py_BuildValue("(sssiLO)", i->request_id, i->user_id, i->replica_id, i->backend_pid,
+                       (long long)i->started_at, i->local ? Py_True : Py_False);
+}
+
+static PyObject *kpy_query_list_py(const kotte_query_list *l) {
+  PyObject *list = PyList_New((Py_ssize_t)l->count);
+  for (size_t i = 0; list && i < l->count; i++) {
+    PyObject *t = kpy_query_tuple(l->items[i]);
+    if (t == NULL) {
+      Py_CLEAR(list);
+      break;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+  }
+  return list;
+}
+
+/* The query registry's cancel handler in Python. The C handler runs on the
+ * runtime's loop thread: it takes the GIL for the call only, and the
+ * Python callable must return at once (it schedules the cancel on its
+ * asyncio loop and answers later with kpy_query_cancel_done(), from any
+ * thread). A handler that raises, or an interpreter on its way out,
+ * answers KOTTE_ENOTFOUND at once, so the registry never waits for an
+ * answer nobody will give. */
+typedef struct kpy_query_registry {
+  kotte_query_registry *reg;
+  PyObject *handler; /* a strong reference, dropped by kpy_query_registry_free() */
+} kpy_query_registry;
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define KPY_FINALIZING() Py_IsFinalizing()
+#else
+#define KPY_FINALIZING() _Py_IsFinalizing() /* public only from 3.13 */
+#endif
+
+static void kpy_query_on_cancel(kotte_query_cancel_req *req, const char *rid, const char *user,
+                                int pid, void *ud) {
+  kpy_query_registry *k = ud;
+  if (k->handler == NULL || KPY_FINALIZING()) {
+    kotte_query_cancel_done(req, KOTTE_ENOTFOUND);
+    return;
+  }
+  PyGILState_STATE g = PyGILState_Ensure();
+  PyObject *r = PyObject_CallFunction(k->handler, "Kssi", (unsigned long long)(uintptr_t)req,
+                                      rid, user, pid);
+  if (r == NULL) { /* it raised before answering (libkotte.queries answers, then never raises) */
+    PyErr_WriteUnraisable(k->handler);
+    kotte_query_cancel_done(req, KOTTE_ENOTFOUND);
+  }
+  Py_XDECREF(r);
+  PyGILState_Release(g);
+}
 
 /* A saved connection as a tuple (id, user_id, name, host, port, database,
  * sslmode, username, password, key_id, created_at, updated_at,
@@ -176,6 +233,29 @@ KPY_OUT_HANDLE(kotte_keyring)
 KPY_OUT_HANDLE(kotte_cred_backend)
 KPY_OUT_HANDLE(kotte_cred_store)
 KPY_OUT_HANDLE(kpy_aioq)
+KPY_OUT_HANDLE(kpy_query_registry)
+
+%typemap(in, numinputs=0) kotte_query_info **out (kotte_query_info *tmp = NULL) "$1 = &tmp;";
+%typemap(argout) kotte_query_info **out {
+  PyObject *t = kpy_query_tuple(*$1);
+  kotte_query_info_free(*$1);
+  *$1 = NULL;
+  if (t == NULL) SWIG_fail;
+  Py_DECREF($result);
+  $result = t;
+}
+%typemap(freearg) kotte_query_info **out "kotte_query_info_free(*$1);";
+
+%typemap(in, numinputs=0) kotte_query_list **out (kotte_query_list *tmp = NULL) "$1 = &tmp;";
+%typemap(argout) kotte_query_list **out {
+  PyObject *l = kpy_query_list_py(*$1);
+  kotte_query_list_free(*$1);
+  *$1 = NULL;
+  if (l == NULL) SWIG_fail;
+  Py_DECREF($result);
+  $result = l;
+}
+%typemap(freearg) kotte_query_list **out "kotte_query_list_free(*$1);";
 
 %typemap(in, numinputs=0) kotte_session **out (kotte_session *tmp = NULL) "$1 = &tmp;";
 %typemap(argout) kotte_session **out {
@@ -305,6 +385,16 @@ KPY_OUT_HANDLE(kpy_aioq)
 %thread kotte_pg_pool_get_state;
 %thread kotte_pg_migrate;
 %thread kotte_pg_schema_check_sync;
+%thread kpy_query_registry_open;
+%thread kpy_query_registry_free;
+%thread kpy_query_registry_ready;
+%thread kotte_query_register_sync;
+%thread kotte_query_set_backend_pid_sync;
+%thread kotte_query_unregister_sync;
+%thread kotte_query_get_sync;
+%thread kotte_query_list_user_sync;
+%thread kotte_query_cancel_sync;
+%thread kotte_query_purge_sync;
 
 /* ---- what is not useful from Python --------------------------------------- */
 
@@ -385,6 +475,28 @@ KPY_OUT_HANDLE(kpy_aioq)
 %ignore kotte_pg_migrate_options::progress;
 %ignore kotte_pg_migrate_options::progress_ctx;
 %ignore kpy_session_tuple;
+/* The query registry: Python opens it through kpy_query_registry_open()
+ * (with a Python cancel handler) and uses the blocking calls. */
+%ignore kotte_query_registry_new;
+%ignore kotte_query_registry_open;
+%ignore kotte_query_registry_free;
+%ignore kotte_query_registry_ready;
+%ignore kotte_query_register;
+%ignore kotte_query_set_backend_pid;
+%ignore kotte_query_unregister;
+%ignore kotte_query_get;
+%ignore kotte_query_list_user;
+%ignore kotte_query_cancel;
+%ignore kotte_query_purge;
+%ignore kotte_query_cancel_done;
+%ignore kotte_query_cancel_fn;
+%ignore kotte_query_options;
+%ignore kotte_query_info;
+%ignore kotte_query_list;
+%ignore kotte_query_info_free;
+%ignore kotte_query_list_free;
+%ignore kotte_query_registry_backend_name;
+%ignore kotte_query_registry_replica_id;
 %ignore kpy_session_list_py;
 
 /* Options structs are created initialised, as their _INIT macros say. */
@@ -472,3 +584,72 @@ KPY_OUT_HANDLE(kpy_aioq)
 %include "kotte/pg.h"
 %include "kotte/credential.h"
 %include "kpy_aio.h"
+%include "kotte/query.h"
+
+%inline %{
+/* Opens a registry on @p rt (memory when @p pool is None) whose cancel
+ * handler is the Python callable @p handler (None: cancels of this
+ * replica's queries answer KOTTE_ENOTSUP): handler(req, request_id,
+ * user_id, backend_pid), req to be answered once with
+ * kpy_query_cancel_done(req, status). */
+int kpy_query_registry_open(kpy_query_registry **out, kotte_runtime *rt, kotte_pg_pool *pool,
+                            PyObject *handler, unsigned int cancel_timeout_ms,
+                            long long stale_after_s) {
+  *out = NULL;
+  kpy_query_registry *k = calloc(1, sizeof *k);
+  if (k == NULL) return KOTTE_ENOMEM;
+  kotte_query_options o = KOTTE_QUERY_OPTIONS_INIT;
+  if (handler != Py_None) {
+    PyGILState_STATE g = PyGILState_Ensure(); /* the wrapper released it */
+    Py_INCREF(handler);
+    PyGILState_Release(g);
+    k->handler = handler;
+    o.on_cancel = kpy_query_on_cancel;
+    o.cancel_userdata = k;
+  }
+  if (cancel_timeout_ms) o.cancel_timeout_ms = cancel_timeout_ms;
+  if (stale_after_s > 0) o.stale_after_s = stale_after_s;
+  int rc = kotte_query_registry_open(&k->reg, rt, pool, &o);
+  if (rc != 0) {
+    if (k->handler) {
+      PyGILState_STATE g = PyGILState_Ensure();
+      Py_DECREF(k->handler);
+      PyGILState_Release(g);
+    }
+    free(k);
+    return rc;
+  }
+  *out = k;
+  return 0;
+}
+
+void kpy_query_registry_free(kpy_query_registry *k) {
+  if (k == NULL) return;
+  kotte_query_registry_free(k->reg);
+  if (k->handler) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF(k->handler);
+    PyGILState_Release(g);
+  }
+  free(k);
+}
+
+kotte_query_registry *kpy_query_registry_handle(kpy_query_registry *k) { return k->reg; }
+
+const char *kpy_query_registry_replica_id(kpy_query_registry *k) {
+  return kotte_query_registry_replica_id(k->reg);
+}
+
+const char *kpy_query_registry_backend_name(kpy_query_registry *k) {
+  return kotte_query_registry_backend_name(k->reg);
+}
+
+int kpy_query_registry_ready(kpy_query_registry *k) {
+  return kotte_query_registry_ready(k->reg);
+}
+
+/* Answers a request handed to the Python handler; any thread, once. */
+int kpy_query_cancel_done(unsigned long long req, int status) {
+  return kotte_query_cancel_done((kotte_query_cancel_req *)(uintptr_t)req, status);
+}
+%}

@@ -54,7 +54,8 @@ extern "C" {
   X(EINTERNAL, -21, "internal error")                                        \
   X(ELOCK, -22, "could not lock the store file")                             \
   X(ECONFLICT, -23, "the record changed concurrently; try again")             \
-  X(ESCHEMA, -24, "the database schema is missing or older than this libkotte needs")
+  X(ESCHEMA, -24, "the database schema is missing or older than this libkotte needs")    \
+  X(EFORBIDDEN, -25, "not allowed: it belongs to another user")
 
 /** Error codes: 0 is success, everything else is negative. */
 typedef enum kotte_errno {
@@ -62,7 +63,7 @@ typedef enum kotte_errno {
 #define KOTTE__ERRNO_ENUM(name, val, desc) KOTTE_##name = (val),
   KOTTE_ERRNO_MAP(KOTTE__ERRNO_ENUM)
 #undef KOTTE__ERRNO_ENUM
-  KOTTE__ERRNO_LAST = -24
+  KOTTE__ERRNO_LAST = -25
 } kotte_errno;
 
 /**

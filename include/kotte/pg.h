@@ -467,7 +467,7 @@ KOTTE_EXTERN int kotte_pg_migrate(const char *conninfo, const char *sql_dir,
  * The schema version this libkotte needs: the newest migration of the
  * sql/migrations it was built with (kotte_schema_migrations.version).
  */
-#define KOTTE_PG_SCHEMA_VERSION 5
+#define KOTTE_PG_SCHEMA_VERSION 6
 
 /**
  * Receives the outcome of kotte_pg_schema_check(): 0 when the database's

@@ -357,9 +357,13 @@ static void finish_batch(kotte__pg_conn *c, uint64_t seg) {
         c->broken = 1;
         if (r->flags & KOTTE_PG_IDEMPOTENT) kotte__pg_requeue(r, 1);
         else kotte__pg_complete(r, KOTTE_EDB);
-      } else if (sqlstate_is(res, "57014") ||
-                 (count > 1 && (sqlstate_is(res, "40P01") || sqlstate_is(res, "40001")))) {
-        /* canceled for another query's timeout, or a conflict its batch caused */
+      } else if (count > 1 && (sqlstate_is(res, "57014") || sqlstate_is(res, "40P01") ||
+                               sqlstate_is(res, "40001"))) {
+        /* canceled for another query's timeout, or a conflict its batch
+         * caused. Alone on its Sync, a query canceled (57014) was canceled
+         * itself: its own timeout abandoned it above, so someone else
+         * canceled it (pg_cancel_backend(), a query registry's cancel), and
+         * running it again would undo that cancel. */
         kotte__pg_requeue(r, 0);
       } else {
         kotte__pg_complete(r, KOTTE_EDB);

@@ -68,6 +68,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON kotte_credentials TO kotte_app;
 GRANT SELECT, INSERT, UPDATE         ON kotte_users       TO kotte_app;
 GRANT INSERT                         ON kotte_audit_events TO kotte_app;
 GRANT SELECT                         ON kotte_schema_migrations TO kotte_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON kotte_queries     TO kotte_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON kotte_query_replicas TO kotte_app;
 
 -- bigserial ids: INSERT needs nextval() on the column's sequence.
 DO $$

@@ -3,7 +3,7 @@
 # needs one — the pool, the session conformance group "postgresql", four
 # threads sharing a store through the blocking facade, the fault and
 # failover tests, the credential conformance and tamper groups
-# "postgresql" — under ASan+UBSan, and all but the tamper group under TSan
+# "postgresql", the query registry across two processes — under ASan+UBSan, and all but the tamper group under TSan
 # too, and stops the server. Sourced by tests/run.sh (uses `suite`).
 kotte_pg_env=$(bash tests/pg/pg.sh start 2>&1)
 if [ $? -eq 0 ]; then
@@ -13,7 +13,7 @@ if [ $? -eq 0 ]; then
   suite "kotte-migrate on the bootstrapped database" \
     ./build-asan/examples/kotte-migrate/kotte-migrate "$KOTTE_TEST_PG_OWNER_CONNINFO"
   suite "PostgreSQL suites (TSan)" \
-    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|pg_migrate|pg_sessions|pg_faults|pg_listen|pg_session_cache|runtime|session_conformance|session_touch|credential_conformance)$'
+    ctest --test-dir build-tsan --output-on-failure -R '^(pg_pool|pg_migrate|pg_sessions|pg_faults|pg_listen|pg_session_cache|pg_query_cancel|runtime|session_conformance|session_touch|credential_conformance)$'
   bash tests/pg/pg.sh stop "$KOTTE_TEST_PG_DIR"
   unset KOTTE_TEST_PG_DIR KOTTE_TEST_PG_PORT KOTTE_TEST_PG_BIN KOTTE_TEST_PG_CONNINFO \
     KOTTE_TEST_PG_OWNER_CONNINFO KOTTE_TEST_PG_SUPER_CONNINFO

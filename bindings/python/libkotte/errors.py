@@ -153,6 +153,10 @@ class SchemaError(KotteError):
     """
 
 
+class ForbiddenError(KotteError, PermissionError):
+    """KOTTE_EFORBIDDEN: the object belongs to another user (a query's cancel: Kotte's 403)."""
+
+
 _BY_NAME: dict[str, type[KotteError]] = {
     "KOTTE_EINVAL": InvalidArgumentError,
     "KOTTE_ENOMEM": OutOfMemoryError,
@@ -178,6 +182,7 @@ _BY_NAME: dict[str, type[KotteError]] = {
     "KOTTE_ELOCK": LockError,
     "KOTTE_ECONFLICT": ConflictError,
     "KOTTE_ESCHEMA": SchemaError,
+    "KOTTE_EFORBIDDEN": ForbiddenError,
 }
 
 # code -> class, filled from the C library's own table on first use, so the

@@ -14,6 +14,9 @@ Kotte's runs ``LOAD 'age'``), ``app.core.deps.get_db_connection``, route
 modules that bind ``session_manager`` / ``connection_storage`` at import
 time (``session/connect``, ``disconnect`` and ``status`` as Kotte answers
 them), a stand-in route that runs a query through ``get_db_connection``, and
+``app.services.query_tracker`` (a one-process tracker with the interface of
+Kotte's, which install() replaces) with ``api/v1/queries`` that runs and
+cancels a query as Kotte's query and cancel routes do, and
 ``app.main.app`` with Starlette's SessionMiddleware configured as Kotte's
 ``main.py`` configures it (SESSION_SECRET_KEY, SESSION_MAX_AGE, same_site
 "lax", https_only in production, SESSION_COOKIE_NAME) and Kotte's CSRF rule
@@ -102,6 +105,16 @@ FILES = {
         from fastapi.responses import JSONResponse
 
 
+        class ErrorCode:
+            QUERY_CANCELLED = "QUERY_CANCELLED"
+
+
+        class ErrorCategory:
+            AUTHORIZATION = "authorization"
+            VALIDATION = "validation"
+            UPSTREAM = "upstream"
+
+
         class APIException(Exception):
             def __init__(self, code, message, category="internal", status_code=500,
                          details=None, retryable=False):
@@ -171,6 +184,31 @@ FILES = {
                     type(self).live.discard(self)
                     await pool.close()
 
+            def connection(self):
+                return self._pool.connection()
+
+            async def get_backend_pid(self, conn=None):
+                if conn is None:
+                    async with self._pool.connection() as c:
+                        return await self.get_backend_pid(c)
+                async with conn.cursor() as cur:
+                    await cur.execute("SELECT pg_backend_pid() AS pid")
+                    return (await cur.fetchone())["pid"]
+
+            async def cancel_backend(self, pid):
+                """pg_cancel_backend() on a connection of its own, as Kotte's."""
+                import psycopg
+
+                conn = await psycopg.AsyncConnection.connect(
+                    host=self.host, port=self.port, dbname=self.database, user=self.user,
+                    password=self.password, autocommit=True)
+                try:
+                    async with conn.cursor() as cur:
+                        await cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                        return bool((await cur.fetchone())[0])
+                finally:
+                    await conn.close()
+
             async def execute_query(self, query, params=None):
                 if self._pool is None:
                     raise APIException("DB_UNAVAILABLE", "Database connection pool not initialized",
@@ -233,9 +271,10 @@ FILES = {
     "app/api/v1/__init__.py": '''
         from fastapi import APIRouter
 
-        from app.api.v1 import auth, connections, session, standin
+        from app.api.v1 import auth, connections, queries, session, standin
 
         router = APIRouter()
+        router.include_router(queries.router, prefix="/queries")
         router.include_router(auth.router, prefix="/auth")
         router.include_router(session.router, prefix="/session")
         router.include_router(connections.router, prefix="/connections")
@@ -321,6 +360,98 @@ FILES = {
                     "host": cfg.get("host") if connected else None,
                     "port": cfg.get("port") if connected else None,
                     "current_graph": session.get("graph_context")}
+    ''',
+    "app/services/__init__.py": "",
+    "app/services/query_tracker.py": '''
+        """The stand-in's own tracker (one process), with the interface of Kotte's;
+        libkotte.kotte.install() replaces it."""
+        from datetime import datetime, timezone
+
+        from app.core.errors import APIException, ErrorCategory, ErrorCode
+
+
+        class QueryTracker:
+            def __init__(self):
+                self._active_queries = {}
+
+            def register_query(self, request_id, db_conn, query_text, user_id):
+                self._active_queries[request_id] = {
+                    "db_conn": db_conn, "query_text": query_text, "user_id": user_id,
+                    "started_at": datetime.now(timezone.utc), "backend_pid": None}
+
+            async def set_backend_pid(self, request_id, pid):
+                if request_id in self._active_queries:
+                    self._active_queries[request_id]["backend_pid"] = pid
+
+            async def cancel_query(self, request_id, user_id):
+                q = self._active_queries.get(request_id)
+                if q is None:
+                    return False
+                if q["user_id"] != user_id:
+                    raise APIException(ErrorCode.QUERY_CANCELLED, "another user's query",
+                                       ErrorCategory.AUTHORIZATION, 403)
+                ok = bool(q["backend_pid"]) and await q["db_conn"].cancel_backend(q["backend_pid"])
+                if ok:
+                    self.unregister_query(request_id)
+                return ok
+
+            def unregister_query(self, request_id):
+                self._active_queries.pop(request_id, None)
+
+            async def get_query_info(self, request_id):
+                return self._active_queries.get(request_id)
+
+            def cleanup_stale_queries(self, max_age_seconds=3600):
+                pass
+
+
+        query_tracker = QueryTracker()
+    ''',
+    "app/api/v1/queries.py": '''
+        """Runs a query the way Kotte's query route does (register, backend pid,
+        unregister) and cancels the way Kotte's cancel route does."""
+        import psycopg
+        from fastapi import APIRouter, Depends
+
+        from app.core.auth import get_session
+        from app.core.database import DatabaseConnection
+        from app.core.deps import get_db_connection
+        from app.core.errors import APIException, ErrorCategory, ErrorCode
+        from app.services.query_tracker import query_tracker  # bound at import, as Kotte's
+
+        router = APIRouter()
+
+
+        @router.post("/execute")
+        async def execute(body: dict, session: dict = Depends(get_session),
+                          db_conn: DatabaseConnection = Depends(get_db_connection)):
+            request_id = body["request_id"]
+            query_tracker.register_query(request_id=request_id, db_conn=db_conn,
+                                         query_text="SELECT pg_sleep(...)",
+                                         user_id=session["user_id"])
+            try:
+                async with db_conn.connection() as conn:
+                    pid = await db_conn.get_backend_pid(conn=conn)
+                    await query_tracker.set_backend_pid(request_id, pid)
+                    async with conn.cursor() as cur:
+                        await cur.execute("SELECT pg_sleep(%s)", (float(body["seconds"]),))
+                return {"status": "done", "backend_pid": pid}
+            except psycopg.Error as e:
+                return {"status": "error", "sqlstate": e.sqlstate}
+            finally:
+                query_tracker.unregister_query(request_id)
+
+
+        @router.post("/{request_id}/cancel")
+        async def cancel(request_id: str, session: dict = Depends(get_session)):
+            user_id = session.get("user_id", "unknown")
+            if not await query_tracker.get_query_info(request_id):
+                raise APIException(ErrorCode.QUERY_CANCELLED, "query not found",
+                                   ErrorCategory.VALIDATION, 404)
+            if not await query_tracker.cancel_query(request_id, user_id):
+                raise APIException(ErrorCode.QUERY_CANCELLED, "cancel failed",
+                                   ErrorCategory.UPSTREAM, 500)
+            return {"cancelled": True, "request_id": request_id}
     ''',
     "app/api/v1/standin.py": '''
         from fastapi import APIRouter, Depends

@@ -46,6 +46,7 @@ class Installed:
     settings: KotteSettings
     session_manager: SessionManager
     connection_storage: Any
+    query_tracker: Any = None
 
 
 _installed: Optional[Installed] = None
@@ -69,7 +70,10 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
     libkotte :class:`ConnectionStorage` (Kotte's JSON-file module is then
     never executed). It wraps ``app.core.deps.get_db_connection`` so that a
     session whose graph database connection this replica cannot re-open
-    answers as a failed connect (:mod:`libkotte.kotte.db_follow`). Modules of
+    answers as a failed connect (:mod:`libkotte.kotte.db_follow`). It replaces
+    ``app.services.query_tracker.query_tracker`` (and the ``QueryTracker``
+    class) with :class:`libkotte.kotte.query_tracker.QueryTracker`, whose
+    cancel works from every replica (:mod:`libkotte.kotte.query_tracker`). Modules of
     ``package`` imported earlier that hold the old objects are updated too.
     Idempotent: a second call returns the first result.
 
@@ -100,23 +104,35 @@ def install(settings: Optional[KotteSettings] = None, *, package: str = "app") -
         replaced[id(storage.old)] = storage.new
     if old_dep is not None:
         replaced[id(old_dep.old)] = old_dep.new
-    prefix = package + "."
-    for name, mod in list(sys.modules.items()):
-        if mod is None or not (name == package or name.startswith(prefix)):
-            continue
-        for attr, value in list(vars(mod).items()):
-            new = replaced.get(id(value))
-            if new is not None and attr in ("session_manager", "connection_storage",
-                                            "get_db_connection"):
-                setattr(mod, attr, new)
+    _swap_references(package, replaced)
 
     # a database without libkotte's schema (or an older one) stops the
     # start here, with its remedy, not at the first login (_schema.py)
     from . import _schema
 
     _schema.startup(settings, manager, storage.new)
-    _installed = Installed(settings, manager, storage.new)
+    # after the schema is known good (or migrated): the registry's tables
+    tracker = _install_query_tracker(settings, package)
+    if tracker.old is not None:
+        _swap_references(package, {id(tracker.old): tracker.new})
+    _installed = Installed(settings, manager, storage.new, tracker.new)
     return _installed
+
+
+_SWAPPED_NAMES = ("session_manager", "connection_storage", "get_db_connection", "query_tracker")
+
+
+def _swap_references(package: str, replaced: dict[int, Any]) -> None:
+    """Points every module of @p package already imported that holds an
+    old object (by identity) under one of Kotte's names at its replacement."""
+    prefix = package + "."
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not (name == package or name.startswith(prefix)):
+            continue
+        for attr, value in list(vars(mod).items()):
+            new = replaced.get(id(value))
+            if new is not None and attr in _SWAPPED_NAMES:
+                setattr(mod, attr, new)
 
 
 @dataclass
@@ -168,3 +184,23 @@ def _install_connection_storage(settings: KotteSettings, package: str) -> _Swap:
     mod.ConnectionStorage = ConnectionStorage  # type: ignore[attr-defined]
     mod.connection_storage = storage  # type: ignore[attr-defined]
     return _Swap(old, storage)
+
+
+def _install_query_tracker(settings: KotteSettings, package: str) -> _Swap:
+    """Kotte's ``services.query_tracker`` on libkotte's query registry (a
+    Kotte without that module keeps nothing to replace)."""
+    name = f"{package}.services.query_tracker"
+    try:
+        mod = importlib.import_module(name)
+    except ImportError as exc:
+        if exc.name is not None and name.startswith(exc.name):  # no such module
+            return _Swap(None, None)
+        raise
+    from .query_tracker import QueryTracker, shared_registry
+
+    shared_registry(settings)  # opened now: it answers other replicas from the start
+    old = getattr(mod, "query_tracker", None)
+    new = QueryTracker(package=package)
+    mod.query_tracker = new  # type: ignore[attr-defined]
+    mod.QueryTracker = QueryTracker  # type: ignore[attr-defined]
+    return _Swap(old, new)
