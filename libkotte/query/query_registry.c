@@ -207,11 +207,7 @@ static int id_check(const char *what, const char *s) {
   return 0;
 }
 
-#define CHECK(r, cb)                                                         \
-  do {                                                                       \
-    kotte__clear_detail();                                                   \
-    KOTTE__STORE_CHECK(r, cb);                                               \
-  } while (0)
+#define CHECK(r, cb) KOTTE__STORE_ENTER(r, cb)
 
 /* ---- register, set pid, unregister ---------------------------------------- */
 

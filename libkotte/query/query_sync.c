@@ -8,26 +8,20 @@
 typedef enum sync_op { Q_REGISTER, Q_SET_PID, Q_UNREGISTER, Q_GET, Q_LIST, Q_CANCEL, Q_PURGE } sync_op;
 
 typedef struct query_call {
-  kotte__sync base; /* first */
-  kotte_query_registry *reg;
-  sync_op op;
-  char *a, *b; /* the call's copies of its string arguments */
+  kotte__sync base; /* first; base.target is the registry, base.op a sync_op */
+  char *a, *b;      /* the call's copies of its string arguments */
   int pid;
 } query_call;
 
-static void on_info(int status, kotte_query_info *i, void *ud) {
-  kotte__sync_complete(ud, status, i, 0);
-}
-static void on_list(int status, kotte_query_list *l, void *ud) {
-  kotte__sync_complete(ud, status, l, 0);
-}
+KOTTE__SYNC_ON_RESULT(on_info, kotte_query_info)
+KOTTE__SYNC_ON_RESULT(on_list, kotte_query_list)
 static void on_count(int status, uint64_t n, void *ud) { kotte__sync_complete(ud, status, NULL, n); }
 #define on_status kotte__sync_on_status
 
 static int start(kotte__sync *base) {
   query_call *c = (query_call *)base;
-  kotte_query_registry *r = c->reg;
-  switch (c->op) {
+  kotte_query_registry *r = base->target;
+  switch ((sync_op)base->op) {
   case Q_REGISTER: return kotte_query_register(r, c->a, c->b, c->pid, on_status, c);
   case Q_SET_PID: return kotte_query_set_backend_pid(r, c->a, c->pid, on_status, c);
   case Q_UNREGISTER: return kotte_query_unregister(r, c->a, on_status, c);
@@ -48,10 +42,8 @@ static int call(kotte_query_registry *r, sync_op op, const char *a, const char *
   if (r == NULL) return KOTTE_EINVAL;
   kotte_runtime *rt = kotte__query_registry_runtime(r);
   int rc;
-  query_call *c = kotte__sync_call_new(rt, sizeof *c, start, &rc);
+  query_call *c = kotte__sync_call_new(rt, sizeof *c, start, r, op, &rc);
   if (c == NULL) return rc;
-  c->reg = r;
-  c->op = op;
   c->a = kotte__sync_copy(&c->base, a, 0);
   c->b = kotte__sync_copy(&c->base, b, 0);
   c->pid = pid;
