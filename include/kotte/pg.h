@@ -21,7 +21,11 @@
  * Failures: a query waits at most acquire_timeout_ms for a connection
  * (KOTTE_EPOOLTIMEOUT), no more than max_waiters wait (KOTTE_ETOOMANYWAITERS),
  * and runs at most its timeout (KOTTE_ETIMEDOUT; the server is sent a real
- * cancel request). A query refused because the server is read-only (a
+ * cancel request). A query canceled from outside (pg_cancel_backend(), a
+ * query registry's cancel: SQLSTATE 57014 while alone on its Sync) reports
+ * KOTTE_EDB with that SQLSTATE in its detail and is never run again; one
+ * canceled because it shared a pipeline segment with another query's
+ * timeout is run again. A query refused because the server is read-only (a
  * standby after a switchover, SQLSTATE 25006) did nothing, so it is always
  * run once more on a fresh connection, which libpq's
  * target_session_attrs=read-write points at the new primary.
