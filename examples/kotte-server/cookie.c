@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
@@ -65,6 +66,12 @@ int ks_cookie_sign(const ks_cookie_signer *s, const char *payload, size_t plen, 
   out[signed_len] = '.';
   memcpy(out + signed_len + 1, sig64, 27 + 1); /* 20 bytes: 27 characters, and the NUL */
   return (int)(signed_len + 1 + 27);
+}
+
+int64_t ks_cookie_now(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return (int64_t)time(NULL);
+  return (int64_t)ts.tv_sec;
 }
 
 int ks_cookie_unsign(const ks_cookie_signer *s, const char *value, size_t len, int64_t now,

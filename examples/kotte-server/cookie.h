@@ -46,6 +46,14 @@ void ks_cookie_signer_wipe(ks_cookie_signer *s);
 int ks_cookie_sign(const ks_cookie_signer *s, const char *payload, size_t plen, int64_t now,
                    char *out, size_t cap);
 
+/* The time cookies are signed and checked at: CLOCK_REALTIME in whole
+ * seconds, the clock of Python's time.time() that itsdangerous signs with.
+ * Not time(): glibc reads the coarse clock there, which turns to the next
+ * second a few milliseconds after CLOCK_REALTIME, so a cookie a Python
+ * replica signed in those milliseconds would be "from the future" here and
+ * refused (tests/server/cookie.py, a cookie signed just after a second turns). */
+int64_t ks_cookie_now(void);
+
 /* Checks @p value (@p len bytes). 0 with *plen = the payload's length (the
  * payload is the value's first *plen bytes) when the signature is right and
  * the age is within [0, max_age]; -1 otherwise. */

@@ -20,7 +20,7 @@ static void sign_cookie(ks_ex *ex, const char *payload, size_t plen) {
   const ks_config *cfg = &ex->srv->cfg;
   char value[KS_COOKIE_VALUE_MAX + 1];
   ex->set_cookie[0] = '\0';
-  if (ks_cookie_sign(&ex->srv->cookie_signer, payload, plen, (int64_t)time(NULL), value,
+  if (ks_cookie_sign(&ex->srv->cookie_signer, payload, plen, ks_cookie_now(), value,
                      sizeof value) < 0)
     return;
   snprintf(ex->set_cookie, sizeof ex->set_cookie,
@@ -52,7 +52,7 @@ void ks_session_cookie_read(ks_ex *ex) {
   if (!ks_cookie_value(ex->req, ex->srv->cfg.session_cookie_name, &v, &vl)) return;
   ex->cookie_state = -1; /* present; good only if what follows says so */
   size_t plen;
-  if (ks_cookie_unsign(&ex->srv->cookie_signer, v, vl, (int64_t)time(NULL),
+  if (ks_cookie_unsign(&ex->srv->cookie_signer, v, vl, ks_cookie_now(),
                        ex->srv->cfg.session_max_age, &plen) != 0)
     return;
   if (ks_cookie_session_read(v, plen, ex->cookie_id, ex->cookie_csrf) != 0) return;

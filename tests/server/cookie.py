@@ -175,6 +175,34 @@ def test_every_answer_signs_the_cookie_anew(binary):
         srv.stop()
 
 
+def test_a_cookie_signed_just_after_a_second_turns_is_good(binary):
+    """Python signs with time.time() (CLOCK_REALTIME); glibc's time() reads
+    the coarse clock, which turns to the next second a few milliseconds
+    later. A cookie a Python replica signed in those milliseconds, sent at
+    once to a server that checks it with time(), is "from the future" there
+    (age -1) and refused: a 401 in the middle of a mixed deployment's flow
+    (seen in test_mixed_replicas). Signed right after 8 second turns, each
+    must be a session."""
+    srv = Server(binary).start()
+    try:
+        a = Client(srv)
+        a.login()
+        sess = cookie_session(a.cookie)
+        b = Client(srv)
+        b.request("GET", "/api/v1/health")  # the connection is open before the turn
+        refused = 0
+        for _ in range(8):
+            second = int(time.time())
+            while int(time.time()) == second:
+                pass
+            b.cookie = signed(sess)
+            r, js, _ = b.request("GET", "/api/v1/auth/me")
+            refused += r.status != 200
+        check(refused == 0, f"{refused} of 8 cookies signed just after a second turned refused")
+    finally:
+        srv.stop()
+
+
 def test_cookie_name_and_production(binary):
     env = {"SESSION_COOKIE_NAME": "kotte_sid", "ENVIRONMENT": "production",
            "ADMIN_PASSWORD": "Prod-Adm1n-Passw0rd", "SESSION_MAX_AGE": "900"}
@@ -212,4 +240,5 @@ def test_cookie_name_and_production(binary):
 if __name__ == "__main__":
     run([test_login_cookie_is_starlettes, test_starlette_cookie_is_a_session,
          test_bad_cookies_are_no_session, test_every_answer_signs_the_cookie_anew,
+         test_a_cookie_signed_just_after_a_second_turns_is_good,
          test_cookie_name_and_production], sys.argv[1])
