@@ -122,7 +122,14 @@ class PgPair:
 
     def fail_over(self) -> None:
         """Switchover: the primary stops (fast: its WAL reaches the standby
-        first), the standby is promoted. The old primary stays down."""
+        first), the standby is promoted. The old primary stays down.
+        Only while the standby streams: a fast stop waits for a connected
+        standby to confirm the WAL, not for one still reconnecting after a
+        restart of the primary (the fault before this one), whose promotion
+        would lose the commits it never received, as an operator's
+        switchover onto a lagging standby would (a short run lost 76 saved
+        connections so)."""
+        self.wait_streaming()
         pg_sh("stop-server", self.primary[0], "fast")
         pg_sh("promote", self.standby[0])
         self.old_primary, self.primary, self.standby = self.primary, self.standby, None
