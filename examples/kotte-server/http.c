@@ -2,6 +2,7 @@
  * time per connection (see http.h for the model and the limits). */
 #include "http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -655,24 +657,11 @@ void ks_conn_respond(ks_conn *c, int status, const char *headers, const char *bo
 
 static void free_handle(uv_handle_t *hd) { free(hd); }
 
-static void on_connection(uv_stream_t *server, int status) {
-  ks_http *h = server->data;
-  if (status < 0) {
-    ks_logf(KOTTE_LOG_WARN, "accept_failed", "accept failed: %s", uv_strerror(status));
-    return;
-  }
-  if (h->draining) return;
-  if (h->nconns >= h->cfg->max_connections) {
-    /* over the limit: accept and close at once, so the backlog drains */
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (t == NULL) return;
-    uv_tcp_init(h->loop, t);
-    if (uv_accept(server, (uv_stream_t *)t) == 0) h->refused++;
-    uv_close((uv_handle_t *)t, free_handle);
-    return;
-  }
+/* A connection's bookkeeping, before its socket is attached (NULL when
+ * out of memory: the caller leaves the socket to the kernel). */
+static ks_conn *conn_new(ks_http *h) {
   ks_conn *c = calloc(1, sizeof *c);
-  if (c == NULL) return;
+  if (c == NULL) return NULL;
   c->h = h;
   uv_tcp_init(h->loop, &c->tcp);
   uv_timer_init(h->loop, &c->timer);
@@ -682,10 +671,12 @@ static void on_connection(uv_stream_t *server, int status) {
   if (h->conns) h->conns->prev = c;
   h->conns = c;
   h->nconns++;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-    close_now(c);
-    return;
-  }
+  return c;
+}
+
+/* The socket is attached: name the peer and wait for the first request. */
+static void conn_start(ks_conn *c) {
+  ks_http *h = c->h;
   h->accepted++;
   uv_tcp_nodelay(&c->tcp, 1);
   struct sockaddr_storage *ss = &c->peer;
@@ -706,6 +697,31 @@ static void on_connection(uv_stream_t *server, int status) {
    * within the keep-alive idle timeout */
   arm(c, h->cfg->read_timeout_ms);
   start_reading(c);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  ks_http *h = server->data;
+  if (status < 0) {
+    ks_logf(KOTTE_LOG_WARN, "accept_failed", "accept failed: %s", uv_strerror(status));
+    return;
+  }
+  if (h->draining) return;
+  if (h->nconns >= h->cfg->max_connections) {
+    /* over the limit: accept and close at once, so the backlog drains */
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t == NULL) return;
+    uv_tcp_init(h->loop, t);
+    if (uv_accept(server, (uv_stream_t *)t) == 0) h->refused++;
+    uv_close((uv_handle_t *)t, free_handle);
+    return;
+  }
+  ks_conn *c = conn_new(h);
+  if (c == NULL) return;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    close_now(c);
+    return;
+  }
+  conn_start(c);
 }
 
 int ks_http_listen(ks_http *h, int *port_out) {
@@ -755,10 +771,47 @@ static int input_waiting(ks_conn *c) {
   return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
+/* Connections the kernel completed before the signal that the loop had not
+ * accepted yet: closing the listener would reset them, and a client that
+ * had sent its request would see ECONNRESET with no answer. libuv accepts
+ * only from its connection callback, one socket per call, so the backlog is
+ * emptied here with accept4() on the listener's descriptor and each socket
+ * is handed to libuv with uv_tcp_open(). ks_http_drain() then treats them
+ * as every other connection: a request already in the socket is served,
+ * an empty one is closed like an idle keep-alive connection. */
+static void take_backlog(ks_http *h) {
+  uv_os_fd_t lfd;
+  if (uv_fileno((uv_handle_t *)&h->listener, &lfd) != 0) return;
+  for (;;) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return; /* EAGAIN: the backlog is empty; anything else: leave it */
+    }
+    if (h->nconns >= h->cfg->max_connections) {
+      close(fd);
+      h->refused++;
+      continue;
+    }
+    ks_conn *c = conn_new(h);
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+      close(fd);
+      close_now(c);
+      continue;
+    }
+    conn_start(c);
+  }
+}
+
 void ks_http_drain(ks_http *h) {
   if (h->draining) return;
   h->draining = 1;
   if (h->listening) {
+    take_backlog(h);
     uv_close((uv_handle_t *)&h->listener, NULL);
     h->listening = 0;
   }

@@ -244,7 +244,11 @@ def run(tests, binary):
             print(f"FAIL {t.__name__}: {exc}", flush=True)
     watchdog.cancel()
     print(f"{len(tests) - failed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+    sys.stderr.flush()
+    # os._exit, not sys.exit: a failed test may leave its client threads
+    # running, and the interpreter would wait for them until ctest's timeout
+    # (it did, in CI: a 300 s timeout that hid the one-line failure).
+    os._exit(1 if failed else 0)
 
 
 def raw_exchange(port, data, read_timeout=5.0, chunks=None, pause=0.0):
