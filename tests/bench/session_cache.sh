@@ -12,7 +12,9 @@
 #        postgresql with the default touch interval, SESSION_CACHE=true;
 #   2. bench_pg_sessions: gets inside the touch interval (one SELECT each)
 #      at 8 and 32 in flight, and pipelined at 8, beside pgbench -M prepared
-#      -j 1 running the backend's very SELECT with as many clients;
+#      -j 1 running the backend's very SELECT with as many clients, and
+#      beside pgbench's own pipeline mode with 8 in flight (the ceiling of
+#      pipelining on the machine);
 #   3. bench_visibility: 1000 logouts on one process while another reads
 #      the same sessions through its cache: p50/p99/max of the time until
 #      it answers "no session", and reads served from the cache after it
@@ -68,6 +70,12 @@ psql "$ci" -X -q -v ON_ERROR_STOP=1 -c "INSERT INTO kotte_sessions (session_id, 
 now=$(psql "$ci" -X -At -c "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00\"')")
 { echo '\set id random(1, 10000)'
   sed -e 's/\$1/:id/g; s/\$2/:now/g' "$work/select.sql"; } >"$work/pgbench-select.sql"
+for depth in 2 4; do # the same SELECT, DEPTH of them in one pipeline (pgbench >= 14)
+  { for ((i = 1; i <= depth; i++)); do echo "\\set id$i random(1, 10000)"; done
+    echo '\startpipeline'
+    for ((i = 1; i <= depth; i++)); do sed -e "s/\\\$1/:id$i/g; s/\\\$2/:now/g; s/\$/;/" "$work/select.sql"; done
+    echo '\endpipeline'; } >"$work/pgbench-pipe$depth.sql"
+done
 # the sessions bench_pg_sessions reads, created once; its clock stops at
 # the start of each run and the interval is the whole idle timeout, so
 # every get is the SELECT above
@@ -85,6 +93,16 @@ for ((round = 0; round < rounds; round++)); do
   KOTTE_BENCH_ONLY="get:8:pipeline" "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 |
     sed -n 's/^RESULT op=get conc=8 mode=pipeline ops_s=\([0-9]*\).*/RESULT pg pipeline8 \1/p' |
     tee -a "$results" >&2
+  # pgbench's own pipeline mode with 8 in flight (2 clients x 4 and 4 x 2;
+  # the better one is the reference): what pipelining buys on this machine
+  # with a client that does nothing but send the SELECT
+  for cd in "2 4" "4 2"; do
+    set -- $cd
+    tps=$(pgbench -n -M prepared -c "$1" -j 1 -T "$secs" -D "now=$now" -f "$work/pgbench-pipe$2.sql" \
+            "$ci" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
+    tps=${tps%.*}
+    echo "RESULT pg pgbenchpipe8x$1 $((${tps:-0} * $2))" | tee -a "$results" >&2
+  done
 done
 
 # ---- 3. visibility across processes -------------------------------------------------
@@ -121,6 +139,15 @@ print("| ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in (8, 32):
     pool, pipe, pgb = r.get(("pg", f"pool{c}"), 0), r.get(("pg", f"pipeline{c}"), 0), r.get(("pg", f"pgbench{c}"), 0)
     print(f"| {c} | {pool:,} | {f'{pipe:,}' if pipe else '-'} | {pgb:,} | {ratio(pool, pgb)} | {ratio(pipe, pgb) if pipe else '-'} |")
+print()
+pp = max(r.get(("pg", "pgbenchpipe8x2"), 0), r.get(("pg", "pgbenchpipe8x4"), 0))
+print("pipelined at 8 in flight vs pgbench's own pipeline mode (\\startpipeline, the better of")
+print("2 clients x 4 and 4 x 2 queries per pipeline), the ceiling pipelining reaches on this machine (ops/s):")
+print()
+print("| libkotte pipelined | pgbench pipelined | pgbench | libkotte pipelined / pgbench pipelined | pgbench pipelined / pgbench |")
+print("| ---: | ---: | ---: | ---: | ---: |")
+p8, g8 = r.get(("pg", "pipeline8"), 0), r.get(("pg", "pgbench8"), 0)
+print(f"| {p8:,} | {pp:,} | {g8:,} | {ratio(p8, pp)} | {ratio(pp, g8)} |")
 print()
 v = open(vis).read().strip()
 m = dict(kv.split("=") for kv in v.split()[2:])
