@@ -68,11 +68,18 @@ static void usage(FILE *out) {
 /* user subcommand                                                     */
 /* ------------------------------------------------------------------ */
 
+#define PASSWORD_MAX 4096
+
 /* Reads one line from stdin (without echo on a terminal) into a
- * sodium_malloc'd buffer. */
-static char *read_password(const char *prompt) {
+ * sodium_malloc'd buffer; NULL when out of memory. *why is set (and the
+ * buffer freed) when the line cannot be a password: a NUL byte (C strings
+ * would cut it there, and a login's JSON never carries one), more than
+ * PASSWORD_MAX bytes (never cut short in silence), or not UTF-8 (a login's
+ * JSON body could never carry it). */
+static char *read_password(const char *prompt, const char **why) {
   int tty = isatty(STDIN_FILENO);
   struct termios old, quiet;
+  *why = NULL;
   if (tty) {
     fputs(prompt, stderr);
     tcgetattr(STDIN_FILENO, &old);
@@ -80,20 +87,34 @@ static char *read_password(const char *prompt) {
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
   }
-  size_t cap = 4097;
+  size_t cap = PASSWORD_MAX + 2; /* a trailing \r and the terminator */
   char *buf = sodium_malloc(cap);
   size_t n = 0;
-  int ch;
+  int ch, nul = 0, over = 0;
   while (buf && (ch = getchar()) != EOF && ch != '\n') {
-    if (n + 1 < cap) buf[n++] = (char)ch;
+    if (ch == '\0') nul = 1;
+    if (n + 1 < cap)
+      buf[n++] = (char)ch;
+    else
+      over = 1;
   }
   if (buf) {
     if (n && buf[n - 1] == '\r') n--;
     buf[n] = '\0';
+    if (nul)
+      *why = "the password holds a NUL byte";
+    else if (over || n > PASSWORD_MAX)
+      *why = "the password is longer than 4096 bytes";
+    else if (kotte_utf8_check(buf, n) != n)
+      *why = "the password is not UTF-8";
   }
   if (tty) {
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
     fputc('\n', stderr);
+  }
+  if (*why) {
+    sodium_free(buf);
+    return NULL;
   }
   return buf;
 }
@@ -149,10 +170,11 @@ static int user_command(int argc, char **argv) {
             strerror(errno));
     return 1;
   }
-  char *pw = read_password("password: ");
+  const char *why;
+  char *pw = read_password("password: ", &why);
   if (pw == NULL) {
-    fprintf(stderr, "kotte-server: out of memory\n");
-    return 1;
+    fprintf(stderr, "kotte-server: %s\n", why ? why : "out of memory");
+    return why ? 2 : 1;
   }
   int replace = strcmp(verb, "passwd") == 0;
   int rc = pg ? ks_users_pg_put(&cfg, name, pw, replace, err, sizeof err)

@@ -317,6 +317,19 @@ def test_production_cookie_and_users_cli(binary):
     p = subprocess.run([binary, "user", "add", "alice"], env=srv.env, cwd=srv.dir,
                        input=b"x\n", capture_output=True, timeout=30)
     check(p.returncode == 1 and b"already exists" in p.stderr, "duplicate user refused")
+    # a password that a login could not carry, or that would be cut short, is
+    # refused, not stored as its prefix (carol is never created)
+    for pw, why in ((b"carol-pw\0tail", b"NUL byte"), (b"c" * 4097, b"longer than 4096"),
+                    (b"carol-\xff-pw", b"not UTF-8")):
+        p = subprocess.run([binary, "user", "add", "carol"], env=srv.env, cwd=srv.dir,
+                           input=pw + b"\n", capture_output=True, timeout=30)
+        check(p.returncode == 2 and why in p.stderr, f"password {pw[:12]!r}... refused: {p.stderr!r}")
+    p = subprocess.run([binary, "user", "add", "carol"], env=srv.env, cwd=srv.dir,
+                       input=b"c" * 4096 + b"\r\n", capture_output=True, timeout=30)
+    check(p.returncode == 0, f"a 4096-byte password (CRLF line) is taken: {p.stderr!r}")
+    p = subprocess.run([binary, "user", "del", "carol"], env=srv.env, cwd=srv.dir,
+                       capture_output=True, timeout=30)
+    check(p.returncode == 0, f"user del carol: {p.stderr!r}")
     p = subprocess.run([binary, "user", "list"], env=srv.env, cwd=srv.dir, capture_output=True,
                        timeout=30)
     check(p.stdout.decode().split() == ["alice", "bob"], f"list: {p.stdout!r}")
