@@ -15,10 +15,17 @@
 #include "core/json.h"
 #include "session/session_journal.h"
 
-static char path[64];
+static char path[4096];
 
 static void fuzz_journal(const uint8_t *d, size_t n) {
-  if (path[0] == '\0') snprintf(path, sizeof path, "/tmp/kotte-fuzz-%d.journal", (int)getpid());
+  if (path[0] == '\0') {
+    /* $KOTTE_FUZZ_DIR (tests/fuzz/run.sh: its own temporary folder), so that
+     * no other run's clean-up can remove the file between the write and the
+     * check (a shared /tmp pattern once did, seen as "changed on disk") */
+    const char *dir = getenv("KOTTE_FUZZ_DIR");
+    snprintf(path, sizeof path, "%s/kotte-fuzz-%d.journal", dir && *dir ? dir : "/tmp",
+             (int)getpid());
+  }
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0 || (n && write(fd, d, n) != (ssize_t)n)) abort();
   close(fd);

@@ -47,7 +47,9 @@ done
 # shellcheck disable=SC2086 # one --target per word
 cmake --build build-fuzz $build_targets -j"$(nproc)" >build-fuzz/build.log 2>&1 || { tail -30 build-fuzz/build.log; exit 1; }
 work=$(mktemp -d /tmp/kotte-fuzz-XXXXXX)
-trap 'rm -rf "$work" /tmp/kotte-fuzz-*.journal*' EXIT
+# only this run's folder: another run's files (a fuzzer's journal among
+# them) are that run's
+trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
 for t in $targets; do
   mkdir -p "$work/$t/corpus"
@@ -60,7 +62,7 @@ for t in $targets; do
   esac
   # detect_leaks stays on; -rss_limit guards against runaway inputs.
   # shellcheck disable=SC2086 # $limit and $opts are several options
-  if (cd "$work/$t" && "$root/build-fuzz/tests/fuzz_$t" $limit $opts -rss_limit_mb=2048 \
+  if (cd "$work/$t" && KOTTE_FUZZ_DIR="$work/$t" "$root/build-fuzz/tests/fuzz_$t" $limit $opts -rss_limit_mb=2048 \
         -print_final_stats=1 corpus >fuzz.log 2>&1); then
     echo "fuzz_$t: $(grep -E "^INFO: Seed:" "$work/$t/fuzz.log" | head -1)," \
       "$(grep -E "stat::number_of_executed_units" "$work/$t/fuzz.log" | tail -1)"
