@@ -220,7 +220,14 @@ typedef struct kotte_pg_pool kotte_pg_pool; /* kotte/pg.h */
  *  - data comes back as compact JSON in jsonb's key order (shorter keys
  *    first), which may differ from the order it was stored in;
  *  - a get or touch inside the touch interval (kotte_session_options) is
- *    one SELECT and writes nothing; the slide, once due, is one UPDATE more.
+ *    one SELECT and writes nothing; the slide, once due, is one UPDATE more;
+ *  - gathered reads: on a pool with pipeline_depth > 1, the gets and
+ *    touches of one loop turn go as one SELECT ... WHERE session_id =
+ *    ANY($1) per connection without such a read out (at most 64 ids each),
+ *    sent when the turn ends, with the turn's other queries. Each read
+ *    answers as if alone (its own expiry check, reap of a dead row, slide
+ *    when due); a failed statement answers each of its reads with the
+ *    error. On a pool without pipelining every read is its own SELECT;
  *
  * The table, the statements and why slides are HOT updates:
  * docs/postgresql-schema.md.

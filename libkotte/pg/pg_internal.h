@@ -134,6 +134,7 @@ struct kotte_pg_pool {
   int draining;
   int in_handler; /* in one of the pool's libuv callbacks: it drains on its way out */
   kotte__pg_conn *sync_head;
+  struct kotte__pg_turn_hook *turn_hooks; /* pg_turn.h: run first in the flush */
   uv_timer_t wake;     /* earliest deadline */
   uint64_t wake_due;   /* when wake is armed for (kotte__pg_now() ms), 0: not armed */
   uv_timer_t backoff;  /* next connection attempt after failures */

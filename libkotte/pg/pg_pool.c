@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pg/pg_internal.h"
+#include "pg/pg_turn.h"
 
 uint64_t kotte__pg_now(kotte_pg_pool *p) { return uv_now(p->loop); }
 
@@ -99,7 +100,8 @@ void kotte__pg_deadline_set(kotte__pg_req *r, uint64_t deadline, int is_query) {
 
 void kotte__pg_update_ref(kotte_pg_pool *p) {
   /* The pool keeps the loop alive only while it has work. */
-  int want = p->n_pending > 0 || p->n_cancels > 0 || (p->closing && !p->finalized);
+  int want = p->n_pending > 0 || p->n_cancels > 0 || p->turn_hooks != NULL ||
+             (p->closing && !p->finalized);
   if (want == p->defer_ref || p->finalized) return;
   p->defer_ref = want;
   if (want) uv_ref((uv_handle_t *)&p->defer);
@@ -397,10 +399,25 @@ void kotte__pg_connected(kotte_pg_pool *p) {
   p->lost_since_connect = 0;
 }
 
+/* pg_turn.h: each listed hook once, unlisted before it runs. */
+static void run_turn_hooks(kotte_pg_pool *p) {
+  kotte__pg_turn_hook *t;
+  while ((t = p->turn_hooks) != NULL) {
+    p->turn_hooks = t->next;
+    t->next = NULL;
+    t->listed = 0;
+    t->fn(t->arg);
+  }
+}
+
 /* Batches filled during this loop turn get their Sync before the loop polls. */
 static void on_flush(uv_prepare_t *h) {
   kotte_pg_pool *p = h->data;
   p->in_handler = 1;
+  /* first the hooks (their queries join this turn's batches; the flusher
+   * is still marked active, so they do not start it again) */
+  run_turn_hooks(p);
+  kotte__pg_update_ref(p);
   uv_prepare_stop(h);
   p->flusher_active = 0;
   kotte__pg_conn *c;
@@ -426,6 +443,33 @@ void kotte__pg_need_sync(kotte__pg_conn *c) {
     uv_prepare_start(&p->flusher, on_flush);
   }
 }
+
+void kotte__pg_at_turn_end(kotte_pg_pool *p, kotte__pg_turn_hook *h) {
+  if (h->listed) return;
+  h->listed = 1;
+  h->next = p->turn_hooks;
+  p->turn_hooks = h;
+  kotte__pg_update_ref(p); /* the loop must turn for the hook to run */
+  if (!p->flusher_active) {
+    p->flusher_active = 1;
+    uv_prepare_start(&p->flusher, on_flush);
+  }
+}
+
+void kotte__pg_turn_hook_cancel(kotte_pg_pool *p, kotte__pg_turn_hook *h) {
+  if (!h->listed) return;
+  for (kotte__pg_turn_hook **pp = &p->turn_hooks; *pp; pp = &(*pp)->next)
+    if (*pp == h) {
+      *pp = h->next;
+      break;
+    }
+  h->next = NULL;
+  h->listed = 0;
+  kotte__pg_update_ref(p);
+}
+
+unsigned int kotte__pg_pipeline_depth(const kotte_pg_pool *p) { return p->opts.pipeline_depth; }
+unsigned int kotte__pg_max_size(const kotte_pg_pool *p) { return p->opts.max_size; }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
@@ -534,6 +578,9 @@ static void free_on_loop(kotte_pg_pool *p) {
   uv_timer_stop(&p->backoff);
   uv_timer_stop(&p->maint);
   uv_prepare_stop(&p->flusher);
+  /* work listed for the end of this turn runs now: the queries it submits
+   * are refused (the pool is closing), and their users answered so */
+  run_turn_hooks(p);
   while (p->waiting.head) {
     kotte__pg_req *r = p->waiting.head;
     kotte__pg_list_remove(&p->waiting, r);

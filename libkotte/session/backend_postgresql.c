@@ -36,6 +36,7 @@
 #include "pg/pg_params.h"
 #include "keyring/id_keys.h"
 #include "session/pg_session_cache.h"
+#include "pg/pg_turn.h"
 
 #define HASH_LEN KOTTE__ID_HASH_LEN
 #define SEAL_LEN KOTTE__ID_SEALED_LEN
@@ -47,13 +48,17 @@
 #define T_TEXT 25u
 #define T_TSTZ 1184u
 #define T_JSONB 3802u
+#define T_TEXT_ARRAY 1009u
+
+/* Reads gathered into one S_GET_MANY at the most; more start another. */
+#define BATCH_MAX 64
 
 #define COLS "user_id, data, created_at, last_activity, expires_at, max_expires_at, idle_timeout_seconds"
 /* explicit casts: a client that does not declare parameter types (pgbench)
  * gets the same plan */
 #define SLIDE(now) "least(" now "::timestamptz + idle_timeout_seconds * interval '1 second', max_expires_at)"
 
-enum { S_GET_SLIDE, S_GET, S_REAP, S_PUT_NEW, S_PUT_REPLACE, S_UPDATE, S_REMOVE, S_RENAME, S_LIST,
+enum { S_GET_SLIDE, S_GET, S_GET_MANY, S_REAP, S_PUT_NEW, S_PUT_REPLACE, S_UPDATE, S_REMOVE, S_RENAME, S_LIST,
        S_REMOVE_USER, S_PURGE, S_COUNT };
 
 /* The update's size test on the merged document: jsonb's text has a blank
@@ -84,6 +89,12 @@ static const struct {
                     2, { T_TEXT, T_TSTZ } },
   [S_GET] = { "SELECT " COLS " FROM kotte_sessions WHERE session_id = $1 AND expires_at >= $2",
               2, { T_TEXT, T_TSTZ } },
+  /* The reads inside the touch interval of one loop turn, when the pool
+   * pipelines (backend_postgresql.c, "gathered reads"): one Bind/Execute
+   * and one executor run for all, the expiry checked by the client on each
+   * row as S_GET checks it in its WHERE. */
+  [S_GET_MANY] = { "SELECT " COLS ", session_id FROM kotte_sessions WHERE session_id = ANY($1)",
+                   1, { T_TEXT_ARRAY } },
   [S_REAP] = { "DELETE FROM kotte_sessions WHERE session_id = $1 AND expires_at < $2", 2,
                { T_TEXT, T_TSTZ } },
   /* A live record under the id blocks a create; a dead one is overwritten. */
@@ -166,6 +177,12 @@ typedef struct pg_backend {
   kotte__id_keys keys;
   int use_cache;
   kotte__pg_cache cache; /* backend_postgresql_cache.c; with use_cache only */
+  /* gathered reads: on with a pipelining pool (pipeline_depth > 1) */
+  int gather;
+  struct op *batch; /* this turn's reads, newest first */
+  unsigned int batch_n;
+  unsigned int batches_out; /* S_GET_MANY sent and not yet answered */
+  kotte__pg_turn_hook turn; /* sends them at the end of the turn */
 } pg_backend;
 
 #define PGB(be) ((pg_backend *)(be))
@@ -193,6 +210,7 @@ typedef struct op {
   uint64_t seq;     /* the cache's sequence when the read was sent */
   int forget;       /* a write: the cache forgets o->hash when it is done */
   char *forget_user; /* remove_user: the cache forgets this user's records when it is done */
+  struct op *batch_next; /* gathered reads */
 } op;
 
 static void op_free(op *o) {
@@ -312,9 +330,9 @@ static int reap_then_not_found(op *o) {
 }
 
 /* Whether the live row of S_GET in @p res needs its slide written. */
-static int touch_due(const op *o, const kotte_pg_result *res) {
-  kotte_time last = kotte__pg_get_time(kotte_pg_result_value(res, 0, 3));
-  kotte_time idle = kotte__pg_get_be(kotte_pg_result_value(res, 0, 6), 4) * 1000000LL;
+static int touch_due(const op *o, const kotte_pg_result *res, int row) {
+  kotte_time last = kotte__pg_get_time(kotte_pg_result_value(res, row, 3));
+  kotte_time idle = kotte__pg_get_be(kotte_pg_result_value(res, row, 6), 4) * 1000000LL;
   return kotte_session_touch_due(o->touch, last, idle, o->now);
 }
 
@@ -339,7 +357,7 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   switch (o->stmt) {
   case S_GET:
     if (kotte_pg_result_ntuples(res) > 0) {
-      if (!o->touching || !touch_due(o, res)) return 0;
+      if (!o->touching || !touch_due(o, res, 0)) return 0;
       /* the interval passed: slide in a second statement, which answers
        * KOTTE_ENOTFOUND should a delete have come in between (logout wins) */
       o->touching = 0;
@@ -376,6 +394,25 @@ static int record_outcome(op *o, int rc, const kotte_pg_result *res, int *col) {
   }
 }
 
+/* Answers a record operation: with the record at @p row, @p col of @p res
+ * when @p rc is 0, else with @p rc. Frees @p o. */
+static void answer_record(op *o, int rc, const kotte_pg_result *res, int row, int col) {
+  pg_backend *b = o->be;
+  kotte_session_record rec;
+  char *data = NULL;
+  memset(&rec, 0, sizeof rec);
+  if (rc == 0) rc = decode(res, row, col, &rec, &data);
+  if (b->use_cache) {
+    if (o->forget) kotte__pg_cache_forget(&b->cache, o->hash);
+    else if (rc == 0 && (o->stmt == S_GET || o->stmt == S_GET_SLIDE))
+      kotte__pg_cache_fill(&b->cache, o->hash, &rec, o->seq);
+  }
+  rec.id = o->id;
+  o->record_cb(rc, rc == 0 ? &rec : NULL, o->ctx);
+  if (data) kotte__free(data);
+  op_free(o);
+}
+
 static void on_result(int status, const kotte_pg_result *res, void *ud) {
   op *o = ud;
   pg_backend *b = o->be;
@@ -386,21 +423,11 @@ static void on_result(int status, const kotte_pg_result *res, void *ud) {
     if (b->use_cache && o->forget_user) kotte__pg_cache_forget_user(&b->cache, o->forget_user);
     o->count_cb(rc, rc == 0 ? kotte_pg_result_affected(res) : 0, o->ctx);
   } else if (o->kind == CB_RECORD) {
-    kotte_session_record rec;
-    char *data = NULL;
     int col;
-    memset(&rec, 0, sizeof rec);
     rc = record_outcome(o, rc, res, &col);
     if (rc == 1) return; /* a follow-up statement reports */
-    if (rc == 0) rc = decode(res, 0, col, &rec, &data);
-    if (b->use_cache) {
-      if (o->forget) kotte__pg_cache_forget(&b->cache, o->hash);
-      else if (rc == 0 && (o->stmt == S_GET || o->stmt == S_GET_SLIDE))
-        kotte__pg_cache_fill(&b->cache, o->hash, &rec, o->seq);
-    }
-    rec.id = o->id;
-    o->record_cb(rc, rc == 0 ? &rec : NULL, o->ctx);
-    if (data) kotte__free(data);
+    answer_record(o, rc, res, 0, col);
+    return;
   } else {
     int n = rc == 0 ? kotte_pg_result_ntuples(res) : 0;
     kotte_session_record *recs = n ? kotte__calloc((size_t)n, sizeof *recs) : NULL;
@@ -540,6 +567,137 @@ static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, in
   return rc;
 }
 
+/* ---- gathered reads ------------------------------------------------------------------
+ *
+ * With a pipelining pool, the reads inside the touch interval that one loop
+ * turn starts (a server's requests of one turn, a benchmark's gets in
+ * flight) go as one S_GET_MANY at the end of the turn, just before the
+ * pool syncs the turn's batch: the server binds, plans and runs one
+ * statement where it ran one per read, which is most of its work for a
+ * read. Each read keeps its own answer: its row, checked against its own
+ * clock as S_GET's WHERE checks it; a miss or a dead row is reaped as
+ * after S_GET; a slide that is due follows as its own statement. A lone
+ * read goes as S_GET. */
+
+static void batch_one(op *o, const kotte_pg_result *res, int row) {
+  int rc;
+  if (row < 0 || kotte__pg_get_time(kotte_pg_result_value(res, row, 4)) < o->now) {
+    rc = reap_then_not_found(o); /* absent or dead: delete it if dead */
+    if (rc != 1) answer_record(o, rc, NULL, 0, 0);
+    return;
+  }
+  if (o->touching && touch_due(o, res, row)) {
+    o->touching = 0;
+    rc = send_slide(o);
+    if (rc != 0) answer_record(o, rc, NULL, 0, 0);
+    return;
+  }
+  answer_record(o, 0, res, row, 0);
+}
+
+static void answer_all(op *ops, int rc) {
+  for (op *o = ops, *next; o; o = next) {
+    next = o->batch_next;
+    o->batch_next = NULL;
+    answer_record(o, rc, NULL, 0, 0);
+  }
+}
+
+static void on_batch(int status, const kotte_pg_result *res, void *ud) {
+  op *ops = ud;
+  ops->be->batches_out--;
+  int rc = map_error(status, res);
+  if (rc != 0) {
+    answer_all(ops, rc);
+    return;
+  }
+  int nrows = kotte_pg_result_ntuples(res);
+  for (op *o = ops, *next; o; o = next) {
+    next = o->batch_next;
+    o->batch_next = NULL;
+    int row = -1;
+    for (int i = 0; i < nrows && row < 0; i++)
+      if (strcmp(kotte_pg_result_value(res, i, 7), o->hash) == 0) row = i;
+    batch_one(o, res, row);
+  }
+}
+
+static void send_batch(pg_backend *b, op *ops, unsigned int n) {
+  /* The hashes as a text[] in PostgreSQL's binary array form (array_recv:
+   * dimensions, null flag, element type, length and lower bound, then each
+   * element's length and bytes). Written here because libpq has no array
+   * encoder, and a text form would need quoting for nothing: the hashes
+   * are base64url. */
+  size_t len = 20 + (size_t)n * (4 + HASH_LEN);
+  unsigned char *buf = kotte__malloc(len);
+  if (buf == NULL) {
+    answer_all(ops, KOTTE_ENOMEM);
+    return;
+  }
+  kotte__pg_put_be(buf, 1, 4);
+  kotte__pg_put_be(buf + 4, 0, 4);
+  kotte__pg_put_be(buf + 8, T_TEXT, 4);
+  kotte__pg_put_be(buf + 12, n, 4);
+  kotte__pg_put_be(buf + 16, 1, 4);
+  unsigned char *w = buf + 20;
+  for (op *o = ops; o; o = o->batch_next) {
+    kotte__pg_put_be(w, HASH_LEN, 4);
+    memcpy(w + 4, o->hash, HASH_LEN);
+    w += 4 + HASH_LEN;
+  }
+  kotte__pg_params p = { 0 };
+  kotte__pg_p_bytes(&p, buf, len);
+  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
+  q.stmt = b->stmts[S_GET_MANY];
+  q.nparams = p.n;
+  q.values = p.values;
+  q.lengths = p.lengths;
+  q.formats = p.formats;
+  q.flags = KOTTE_PG_IDEMPOTENT | KOTTE_PG_BINARY_RESULT;
+  int rc = kotte_pg_pool_query(b->pool, &q, on_batch, ops); /* the pool copies the parameters */
+  kotte__free(buf);
+  if (rc == 0)
+    b->batches_out++;
+  else
+    answer_all(ops, rc);
+}
+
+/* Sends this turn's reads. One statement for all would leave the pool's
+ * other connections idle while the server runs it and the client waits:
+ * they are split over the connections that have no gathered reads out
+ * (one statement each), so that the server works on one part while the
+ * client reads the answer of another. */
+static void flush_batch(void *arg) {
+  pg_backend *b = arg;
+  op *ops = b->batch;
+  unsigned int n = b->batch_n;
+  b->batch = NULL;
+  b->batch_n = 0;
+  unsigned int conns = kotte__pg_max_size(b->pool);
+  unsigned int parts = conns > b->batches_out ? conns - b->batches_out : 1;
+  if (parts > n) parts = n;
+  while (ops) {
+    unsigned int take = (n + parts - 1) / parts; /* the rest, evenly */
+    op *head = ops, *last = ops;
+    for (unsigned int i = 1; i < take; i++) last = last->batch_next;
+    ops = last->batch_next;
+    last->batch_next = NULL;
+    send_batch(b, head, take);
+    n -= take;
+    parts--;
+  }
+}
+
+/* Adds @p o (prepared, not yet sent) to this turn's reads. */
+static void gather(pg_backend *b, op *o) {
+  o->batch_next = b->batch;
+  b->batch = o;
+  if (++b->batch_n >= BATCH_MAX)
+    flush_batch(b);
+  else
+    kotte__pg_at_turn_end(b->pool, &b->turn);
+}
+
 static int pg_get(kotte_session_backend *be, const char *id, kotte_time now, int slide,
                   kotte_session_backend_record_cb cb, void *ctx) {
   pg_backend *b = PGB(be);
@@ -573,6 +731,15 @@ static int pg_get_touch(kotte_session_backend *be, const char *id, kotte_time no
       return 0;
     }
     o->seq = b->cache.seq;
+  }
+  if (b->gather) {
+    int rc = prepare_all(b);
+    if (rc != 0) {
+      op_free(o);
+      return rc;
+    }
+    gather(b, o);
+    return 0;
   }
   kotte__pg_params p = { 0 };
   p_text(&p, o->hash);
@@ -675,6 +842,9 @@ static int pg_purge(kotte_session_backend *be, kotte_time now, unsigned int limi
 
 static void pg_free(kotte_session_backend *be) {
   pg_backend *b = PGB(be);
+  /* no read can be waiting (the store frees its backend once every
+   * operation answered), but the hook may still be listed */
+  kotte__pg_turn_hook_cancel(b->pool, &b->turn);
   if (b->use_cache) kotte__pg_cache_free(&b->cache);
   kotte__id_keys_free(&b->keys);
   kotte__free(b);
@@ -725,6 +895,9 @@ int kotte_session_backend_postgresql_new_v2(kotte_session_backend **out, kotte_p
   (void)kotte_session_backend_init(&b->base, KOTTE_SESSION_BACKEND_VERSION);
   b->use_cache = opts->cache != 0;
   if (b->use_cache) kotte__pg_cache_init(&b->cache, pool, opts->cache_max_entries);
+  b->gather = kotte__pg_pipeline_depth(pool) > 1;
+  b->turn.fn = flush_batch;
+  b->turn.arg = b;
   b->base.name = "postgresql";
   b->base.put = pg_put;
   b->base.get = pg_get;

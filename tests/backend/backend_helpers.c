@@ -37,6 +37,8 @@ static void empty_table(bh_env *e, const char *table) {
   assert_int_equal(c.status, 0);
 }
 
+unsigned int bh_pg_pipeline_depth = 1;
+
 void bh_env_open(bh_env *e, int kind, const char *file, const char *table) {
   memset(e, 0, sizeof *e);
   assert_int_equal(uv_loop_init(&e->loop), 0);
@@ -45,6 +47,7 @@ void bh_env_open(bh_env *e, int kind, const char *file, const char *table) {
     kotte_pg_pool_options po = KOTTE_PG_POOL_OPTIONS_INIT;
     po.conninfo = bh_postgresql_conninfo();
     po.min_size = 1;
+    po.pipeline_depth = bh_pg_pipeline_depth;
     assert_non_null(po.conninfo);
     assert_int_equal(kotte_pg_pool_new(&e->pool, &e->loop, &po), 0);
     empty_table(e, table);

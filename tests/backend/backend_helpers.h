@@ -29,6 +29,9 @@ const char *bh_postgresql_conninfo(void);
 /* Readies @p e for a store of @p kind: the loop; BH_JSON_FILE: a folder
  * with @p file's path in it; BH_POSTGRESQL: a pool and `DELETE FROM
  * @p table` (kotte_app may DELETE, not TRUNCATE). Asserts on failure. */
+/* The pipeline_depth of the pool bh_env_open() opens for BH_POSTGRESQL
+ * (1, no pipelining, unless a test group sets it). */
+extern unsigned int bh_pg_pipeline_depth;
 void bh_env_open(bh_env *e, int kind, const char *file, const char *table);
 
 /* After the store was freed: the pool, the loop (which must close), the

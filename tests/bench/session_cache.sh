@@ -11,7 +11,8 @@
 #        postgresql with the default touch interval, SESSION_CACHE=false,
 #        postgresql with the default touch interval, SESSION_CACHE=true;
 #   2. bench_pg_sessions: gets inside the touch interval (one SELECT each)
-#      at 8 and 32 in flight, and pipelined at 8, beside pgbench -M prepared
+#      at 8 and 32 in flight, without and with pipelining (then the reads
+#      of a loop turn are gathered into a few statements), beside pgbench -M prepared
 #      -j 1 running the backend's very SELECT with as many clients, and
 #      beside pgbench's own pipeline mode with 8 in flight (the ceiling of
 #      pipelining on the machine);
@@ -90,9 +91,11 @@ for ((round = 0; round < rounds; round++)); do
             "$ci" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
     echo "RESULT pg pgbench$c ${tps%.*}" | tee -a "$results" >&2
   done
-  KOTTE_BENCH_ONLY="get:8:pipeline" "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 |
-    sed -n 's/^RESULT op=get conc=8 mode=pipeline ops_s=\([0-9]*\).*/RESULT pg pipeline8 \1/p' |
-    tee -a "$results" >&2
+  for c in 8 32; do
+    KOTTE_BENCH_ONLY="get:$c:pipeline" "$build/tests/bench/bench_pg_sessions" "$ci" "$secs" 10000 |
+      sed -n "s/^RESULT op=get conc=$c mode=pipeline ops_s=\([0-9]*\).*/RESULT pg pipeline$c \1/p" |
+      tee -a "$results" >&2
+  done
   # pgbench's own pipeline mode with 8 in flight (2 clients x 4 and 4 x 2;
   # the better one is the reference): what pipelining buys on this machine
   # with a client that does nothing but send the SELECT

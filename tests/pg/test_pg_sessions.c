@@ -15,15 +15,21 @@ typedef struct fx {
   kotte_session_store *store;
 } fx;
 
-static void open_fx(fx *f, unsigned int max_size, const kotte_session_options *so) {
+static void open_fx_depth(fx *f, unsigned int max_size, const kotte_session_options *so,
+                          unsigned int depth) {
   kotte_pg_pool_options o = KOTTE_PG_POOL_OPTIONS_INIT;
   o.conninfo = conninfo;
   o.max_size = max_size;
+  o.pipeline_depth = depth;
   o.max_waiters = 100000;
   assert_int_equal(kotte_pg_pool_new(&f->pool, &f->loop, &o), 0);
   kotte_session_backend *be;
   assert_int_equal(kotte_session_backend_postgresql_new(&be, f->pool, secret, sizeof secret - 1), 0);
   assert_int_equal(kotte_session_store_new(&f->store, &f->loop, be, so), 0);
+}
+
+static void open_fx(fx *f, unsigned int max_size, const kotte_session_options *so) {
+  open_fx_depth(f, max_size, so, 1);
 }
 
 static void close_fx(fx *f) {
@@ -769,6 +775,145 @@ static void gets_inside_the_touch_interval_write_nothing(void **state) {
   assert_int_equal(upd2 - upd1, 1);
 }
 
+/* ---- gathered reads (pipelining pool) ---------------------------------------- */
+
+typedef struct read_call {
+  int done, status;
+  char user[32];
+  const char *want; /* the user id a live read must come back with; NULL: a miss */
+} read_call;
+
+static void on_read(int st, kotte_session *s, void *ud) {
+  read_call *c = ud;
+  c->done++;
+  c->status = st;
+  if (s) snprintf(c->user, sizeof c->user, "%s", kotte_session_user_id(s));
+  kotte_session_free(s);
+}
+
+static void on_status(int st, void *ud) {
+  sess_call *c = ud;
+  c->done++;
+  c->status = st;
+}
+
+static uint64_t pool_queries(fx *f) {
+  kotte_pg_pool_stats st = { .version = KOTTE_PG_STATS_VERSION };
+  assert_int_equal(kotte_pg_pool_get_stats(f->pool, &st), 0);
+  return st.queries;
+}
+
+#define G_LIVE 100
+#define G_EACH 10 /* dead, stale (slide due), deleted, never created */
+#define G_READS (2 * G_LIVE + 4 * G_EACH)
+
+/* With a pipelining pool the reads inside the touch interval that one loop
+ * turn starts go as a few S_GET_MANY statements (backend_postgresql.c),
+ * more than one statement's 64: each read still gets its own answer, as
+ * if it had gone alone: a live session twice in the turn answers twice,
+ * a dead row answers not found and is reaped, a read whose slide is due
+ * writes it, a deleted or unknown id answers not found. */
+static void gathered_reads_answer_each_read_as_if_alone(void **state) {
+  F;
+  kotte_session_options so = KOTTE_SESSION_OPTIONS_INIT; /* touch interval 18 s of 1800 */
+  so.clock = fake_clock;
+  fake_now = 1700000000LL * SEC;
+  open_fx_depth(f, 2, &so, 8);
+  sql(f, "DELETE FROM kotte_sessions");
+  static char ids[G_LIVE + 3 * G_EACH][KOTTE_SESSION_ID_LEN + 1];
+  static read_call calls[G_READS];
+  const char *kinds[] = { "live", "dead", "stale", "gone" };
+  int n_ids = 0;
+  for (int k = 0; k < 4; k++)
+    for (int i = 0; i < (k == 0 ? G_LIVE : G_EACH); i++) {
+      char user[32];
+      snprintf(user, sizeof user, "%s-%d", kinds[k], i);
+      sess_call c = { 0 };
+      assert_int_equal(kotte_session_create(f->store, user, "{}", on_sess, &c), 0);
+      pg_wait(&f->loop, &c.done, 1);
+      assert_int_equal(c.status, 0);
+      snprintf(ids[n_ids++], KOTTE_SESSION_ID_LEN + 1, "%s", kotte_session_id(c.s));
+      kotte_session_free(c.s);
+    }
+  sql(f, "UPDATE kotte_sessions SET expires_at = to_timestamp(1700000000) - interval '1 second' "
+         "WHERE user_id LIKE 'dead-%'");
+  sql(f, "UPDATE kotte_sessions SET last_activity = to_timestamp(1700000000) - interval '60 s' "
+         "WHERE user_id LIKE 'stale-%'");
+  for (int i = 0; i < G_EACH; i++) {
+    sess_call c = { 0 };
+    assert_int_equal(kotte_session_delete(f->store, ids[G_LIVE + 2 * G_EACH + i], on_status, &c), 0);
+    pg_wait(&f->loop, &c.done, 1);
+    assert_int_equal(c.status, 0);
+  }
+  uint64_t q0 = pool_queries(f);
+  /* every read in one turn: nothing runs the loop until all are asked */
+  int n = 0;
+  static char users[G_READS][32];
+  for (int rep = 0; rep < 2; rep++)
+    for (int i = 0; i < G_LIVE; i++) {
+      snprintf(users[n], sizeof users[n], "live-%d", i);
+      calls[n].want = users[n];
+      assert_int_equal(kotte_session_get(f->store, ids[i], on_read, &calls[n]), 0);
+      n++;
+    }
+  for (int i = 0; i < 3 * G_EACH; i++) {
+    int stale = i >= G_EACH && i < 2 * G_EACH;
+    if (stale) {
+      snprintf(users[n], sizeof users[n], "stale-%d", i - G_EACH);
+      calls[n].want = users[n];
+    }
+    assert_int_equal(kotte_session_get(f->store, ids[G_LIVE + i], on_read, &calls[n]), 0);
+    n++;
+  }
+  for (int i = 0; i < G_EACH; i++) {
+    char absent[KOTTE_SESSION_ID_LEN + 1];
+    memset(absent, 'A' + i, KOTTE_SESSION_ID_LEN);
+    absent[KOTTE_SESSION_ID_LEN - 1] = 'A'; /* a canonical last character */
+    absent[KOTTE_SESSION_ID_LEN] = '\0';
+    assert_int_equal(kotte_session_get(f->store, absent, on_read, &calls[n]), 0);
+    n++;
+  }
+  assert_int_equal(n, G_READS);
+  for (int i = 0; i < n; i++) pg_wait(&f->loop, &calls[i].done, 1);
+  uint64_t statements = pool_queries(f) - q0;
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(calls[i].done, 1);
+    if (calls[i].want) {
+      if (calls[i].status != 0) fail_msg("read %d (%s): %s", i, calls[i].want, kotte_strerror(calls[i].status));
+      assert_string_equal(calls[i].user, calls[i].want);
+    } else {
+      assert_int_equal(calls[i].status, KOTTE_ENOTFOUND);
+    }
+  }
+  /* one statement per read would be 240 reads + 30 reaps + 10 slides */
+  printf("  %d reads in one turn: %llu statements (reaps and slides included)\n", n,
+         (unsigned long long)statements);
+  assert_true(statements <= 3 * G_EACH + G_EACH + 10);
+  char v[32];
+  sql_value(f, "SELECT count(*) FROM kotte_sessions WHERE user_id LIKE 'dead-%'", v, sizeof v);
+  assert_string_equal(v, "0"); /* reaped */
+  sql_value(f, "SELECT count(*) FROM kotte_sessions WHERE user_id LIKE 'stale-%' AND "
+               "last_activity = to_timestamp(1700000000)", v, sizeof v);
+  assert_string_equal(v, "10"); /* slid */
+  sql_value(f, "SELECT count(*) FROM kotte_sessions WHERE user_id LIKE 'live-%' AND "
+               "last_activity = to_timestamp(1700000000)", v, sizeof v);
+  assert_string_equal(v, "100"); /* created at fake_now, not written again */
+
+  /* the statement fails (the role may not read the table): every read of
+   * the turn answers the error, once */
+  owner_exec("REVOKE SELECT ON kotte_sessions FROM kotte_app");
+  memset(calls, 0, sizeof calls);
+  for (int i = 0; i < 70; i++)
+    assert_int_equal(kotte_session_get(f->store, ids[i % G_LIVE], on_read, &calls[i]), 0);
+  for (int i = 0; i < 70; i++) pg_wait(&f->loop, &calls[i].done, 1);
+  owner_exec("GRANT SELECT ON kotte_sessions TO kotte_app");
+  for (int i = 0; i < 70; i++) {
+    assert_int_equal(calls[i].done, 1);
+    assert_int_equal(calls[i].status, KOTTE_EDB);
+  }
+  sql(f, "DELETE FROM kotte_sessions");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -787,6 +932,7 @@ int main(void) {
     T(an_update_that_keeps_meeting_a_changing_row_gives_up),
     T(a_miss_deletes_the_dead_record),
     T(a_miss_that_cannot_delete_still_says_not_found),
+    T(gathered_reads_answer_each_read_as_if_alone),
   };
   return cmocka_run_group_tests_name("pg sessions", tests, NULL, NULL);
 }

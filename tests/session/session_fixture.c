@@ -24,6 +24,17 @@ int fx_variant_reset(void **state) {
   }
   fx_touch_interval_s = KOTTE_SESSION_TOUCH_DEFAULT;
   fx_pg_cache = 0;
+  bh_pg_pipeline_depth = 1;
+  return 0;
+}
+int fx_variant_pipelined(void **state) {
+  fx_variant_reset(state);
+  bh_pg_pipeline_depth = 8; /* and so the backend's gathered reads */
+  return 0;
+}
+int fx_variant_pipelined_cache(void **state) {
+  fx_variant_pipelined(state);
+  fx_pg_cache = 1;
   return 0;
 }
 int fx_variant_touch0(void **state) {

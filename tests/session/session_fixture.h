@@ -35,6 +35,10 @@ extern int64_t fx_touch_interval_s; /* KOTTE_SESSION_TOUCH_DEFAULT by default */
 extern int fx_pg_cache;             /* 0 by default */
 int fx_variant_reset(void **state);
 int fx_variant_touch0(void **state);
+/* a pipelining pool (pipeline_depth 8): the PostgreSQL backend gathers the
+ * reads of a loop turn into one statement */
+int fx_variant_pipelined(void **state);
+int fx_variant_pipelined_cache(void **state);
 int fx_variant_cache(void **state);
 
 /* The backend kinds the conformance suite runs over. */

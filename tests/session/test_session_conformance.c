@@ -556,6 +556,10 @@ int main(void) {
                                           fx_variant_touch0, fx_variant_reset);
     failed += cmocka_run_group_tests_name("session conformance: postgresql, cache", postgresql,
                                           fx_variant_cache, fx_variant_reset);
+    failed += cmocka_run_group_tests_name("session conformance: postgresql, pipelined",
+                                          postgresql, fx_variant_pipelined, fx_variant_reset);
+    failed += cmocka_run_group_tests_name("session conformance: postgresql, pipelined, cache",
+                                          postgresql, fx_variant_pipelined_cache, fx_variant_reset);
   } else {
     printf("session conformance: postgresql: skipped: KOTTE_TEST_PG_CONNINFO is not set "
            "(tests/suites.d/20-postgresql.sh starts a server and sets it)\n");
