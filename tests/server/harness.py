@@ -156,6 +156,17 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
 
+    def wait_raw(self, pred, timeout=10.0):
+        """The stdout lines that satisfy pred, waiting up to timeout for the
+        first: the server writes its log line before it answers, but the
+        thread that reads its stdout may not have taken it in yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [l for l in list(self.raw) if pred(l)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
+
     def events(self, name):
         return [l for l in self.lines if l.get("event") == name]
 

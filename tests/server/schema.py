@@ -148,7 +148,7 @@ def test_ready_and_errors_say_what_is_wrong(binary):
         psql_db(db, "DROP TABLE kotte_sessions")
         r, js, _ = c.request("GET", "/api/v1/auth/me")
         check(r.status in (500, 503), f"me without kotte_sessions: {r.status} {js}")
-        lines = [l for l in srv.raw if "42P01" in l]
+        lines = srv.wait_raw(lambda l: "42P01" in l)
         check(lines and "kotte_sessions" in lines[0] and "hint" in lines[0]
               and "kotte-migrate" in lines[0], f"log line of the failure: {lines[:1]}")
     finally:
