@@ -577,7 +577,7 @@ static int pg_put(kotte_session_backend *be, const kotte_session_record *rec, in
  * read. Each read keeps its own answer: its row, checked against its own
  * clock as S_GET's WHERE checks it; a miss or a dead row is reaped as
  * after S_GET; a slide that is due follows as its own statement. A lone
- * read goes as S_GET. */
+ * read is a one-id S_GET_MANY. */
 
 static void batch_one(op *o, const kotte_pg_result *res, int row) {
   int rc;
