@@ -431,6 +431,14 @@ static void on_flush(uv_prepare_t *h) {
   kotte__pg_drain(p);
 }
 
+/* on_flush runs before the loop polls next. */
+static void arm_flusher(kotte_pg_pool *p) {
+  if (!p->flusher_active) {
+    p->flusher_active = 1;
+    uv_prepare_start(&p->flusher, on_flush);
+  }
+}
+
 void kotte__pg_need_sync(kotte__pg_conn *c) {
   kotte_pg_pool *p = c->pool;
   if (!c->sync_listed) {
@@ -438,10 +446,7 @@ void kotte__pg_need_sync(kotte__pg_conn *c) {
     c->sync_next = p->sync_head;
     p->sync_head = c;
   }
-  if (!p->flusher_active) {
-    p->flusher_active = 1;
-    uv_prepare_start(&p->flusher, on_flush);
-  }
+  arm_flusher(p);
 }
 
 void kotte__pg_at_turn_end(kotte_pg_pool *p, kotte__pg_turn_hook *h) {
@@ -450,10 +455,7 @@ void kotte__pg_at_turn_end(kotte_pg_pool *p, kotte__pg_turn_hook *h) {
   h->next = p->turn_hooks;
   p->turn_hooks = h;
   kotte__pg_update_ref(p); /* the loop must turn for the hook to run */
-  if (!p->flusher_active) {
-    p->flusher_active = 1;
-    uv_prepare_start(&p->flusher, on_flush);
-  }
+  arm_flusher(p);
 }
 
 void kotte__pg_turn_hook_cancel(kotte_pg_pool *p, kotte__pg_turn_hook *h) {

@@ -480,16 +480,22 @@ static int prepare_all(pg_backend *b) {
   return 0;
 }
 
-/* Submits @p o's statement; on failure @p o is still the caller's. */
-static int send_op(pg_backend *b, op *o, const kotte__pg_params *p, unsigned int flags) {
+/* Submits statement @p stmt with binary results; @p cb gets @p ud. */
+static int send_stmt(pg_backend *b, int stmt, const kotte__pg_params *p, unsigned int flags,
+                     kotte_pg_result_cb cb, void *ud) {
   kotte_pg_query q = KOTTE_PG_QUERY_INIT;
-  q.stmt = b->stmts[o->stmt];
+  q.stmt = b->stmts[stmt];
   q.nparams = p->n;
   q.values = p->values;
   q.lengths = p->lengths;
   q.formats = p->formats;
   q.flags = flags | KOTTE_PG_BINARY_RESULT;
-  return kotte_pg_pool_query(b->pool, &q, on_result, o);
+  return kotte_pg_pool_query(b->pool, &q, cb, ud); /* the pool copies the parameters */
+}
+
+/* Submits @p o's statement; on failure @p o is still the caller's. */
+static int send_op(pg_backend *b, op *o, const kotte__pg_params *p, unsigned int flags) {
+  return send_stmt(b, o->stmt, p, flags, on_result, o);
 }
 
 /* Submits @p o's statement; on failure @p o is freed. */
@@ -647,14 +653,7 @@ static void send_batch(pg_backend *b, op *ops, unsigned int n) {
   }
   kotte__pg_params p = { 0 };
   kotte__pg_p_bytes(&p, buf, len);
-  kotte_pg_query q = KOTTE_PG_QUERY_INIT;
-  q.stmt = b->stmts[S_GET_MANY];
-  q.nparams = p.n;
-  q.values = p.values;
-  q.lengths = p.lengths;
-  q.formats = p.formats;
-  q.flags = KOTTE_PG_IDEMPOTENT | KOTTE_PG_BINARY_RESULT;
-  int rc = kotte_pg_pool_query(b->pool, &q, on_batch, ops); /* the pool copies the parameters */
+  int rc = send_stmt(b, S_GET_MANY, &p, KOTTE_PG_IDEMPOTENT, on_batch, ops);
   kotte__free(buf);
   if (rc == 0)
     b->batches_out++;

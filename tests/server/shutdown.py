@@ -20,6 +20,21 @@ ENV = {"KOTTE_READ_TIMEOUT_MS": "1500", "KOTTE_IDLE_TIMEOUT_MS": "5000",
        "KOTTE_SHUTDOWN_TIMEOUT_MS": "4000"}
 
 
+def read_until_closed(s):
+    """Everything the server sends on @s until it closes: (bytes, reset)."""
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out, False
+            out += chunk
+    except ConnectionResetError:
+        return out, True
+    finally:
+        s.close()
+
+
 def test_sigterm_during_load(binary):
     srv = Server(binary, env=ENV).start()
     boot = Client(srv)
@@ -98,14 +113,8 @@ def sigterm_with_login_in_flight(srv):
     time.sleep(0.02)
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    check(status_of(out) == 200 and b"Connection: close" in out,
+    out, reset = read_until_closed(s)
+    check(not reset and status_of(out) == 200 and b"Connection: close" in out,
           f"in-flight login answered during shutdown: {out[:200]!r}")
     code = srv.stop(timeout=15)
     took = time.monotonic() - t0
@@ -128,13 +137,8 @@ def test_sigterm_with_slow_and_idle_clients(binary):
     srv.proc.send_signal(signal.SIGTERM)
     check(idle.recv(100) == b"", "idle connection closed at once")
     check(time.monotonic() - t0 < 1, "idle closed promptly")
-    out = b""
-    while True:
-        b = slow.recv(65536)
-        if not b:
-            break
-        out += b
-    check(status_of(out) == 408, f"the half-sent request times out: {out[:100]!r}")
+    out, reset = read_until_closed(slow)
+    check(not reset and status_of(out) == 408, f"the half-sent request times out: {out[:100]!r}")
     srv.stop(timeout=15)
     took = time.monotonic() - t0
     check(took < 6, f"exit within read timeout + linger: {took:.1f}s")
@@ -164,17 +168,8 @@ def test_sigterm_answers_connections_not_yet_accepted(binary):
         srv.proc.send_signal(signal.SIGCONT)
     answers = []
     for s in full:
-        out = b""
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-        except ConnectionResetError:
-            out += b"<reset>"
-        s.close()
-        answers.append(out)
+        out, reset = read_until_closed(s)
+        answers.append(out + (b"<reset>" if reset else b""))
     # the loop may answer some before it sees the signal (keep-alive, then
     # closed as idle): every one is answered and then closed
     bad = [a[:80] for a in answers if status_of(a) != 200]
@@ -203,19 +198,7 @@ def test_shutdown_bound_cancels_queued_work(binary):
         socks.append(s)
     time.sleep(0.2)
     srv.proc.send_signal(signal.SIGTERM)
-    statuses = []
-    for s in socks:
-        out = b""
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-        except ConnectionResetError:
-            pass
-        s.close()
-        statuses.append(status_of(out))
+    statuses = [status_of(read_until_closed(s)[0]) for s in socks]
     srv.stop(timeout=20)
     check(srv.events("shutdown_timeout"), "the bound was hit")
     check(set(statuses) <= {200, 503, None}, f"answers: {statuses}")
